@@ -1,0 +1,376 @@
+"""The bidirectional MaskGIT transformer (BERT-style, post-LN).
+
+Module and parameter names mirror google-research/maskgit so that the
+released checkpoints' ``params`` apply unchanged::
+
+    Embed_0/{word_embeddings,position_embeddings}/embedding, Embed_0/embeddings_ln
+    TransformerLayer_i/Attention_0/self_attention/{query,key,value,out}
+    TransformerLayer_i/Attention_0/attention_output_ln
+    TransformerLayer_i/Mlp_0/{intermediate_output,layer_output,layer_output_ln}
+    MlmLayer_0/{mlm_dense,mlm_ln,mlm_bias}
+
+Numerics follow the official code: LayerNorm eps 1e-12, tanh-approximate
+gelu, learned position embeddings, embedding LayerNorm, MLM head
+``LN(gelu(Dense(h)))`` whose output is tied to the word embedding plus a bias,
+truncated-normal init. Every parameter carries logical axis names
+(``vocab, embed, heads, kv, mlp, pos``) for sharding; activations are
+constrained to ``(batch, length, embed)`` and friends.
+
+Precision: ``dtype`` is the activation/compute dtype (bf16 on accelerators),
+``param_dtype`` the storage dtype (f32). Attention softmax, LayerNorm
+statistics and the output logits are float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from maskgit_jax import tokens as tokens_lib
+
+LAYERNORM_EPSILON = 1e-12
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
+
+Dtype = Any
+Initializer = Callable[..., jax.Array]
+
+_zeros = nn.initializers.zeros
+_ones = nn.initializers.ones
+
+
+def _layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
+  return nn.LayerNorm(
+      epsilon=LAYERNORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
+      scale_init=nn.with_logical_partitioning(_ones, ("embed",)),
+      bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
+      name=name)
+
+
+def _gelu(x):
+  # The official code calls jax.nn.gelu with its default (tanh) approximation.
+  return jax.nn.gelu(x, approximate=True)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention without masking (every token sees every token).
+
+  Attributes:
+    num_heads: number of heads; ``hidden_size`` must divide evenly.
+    dropout_rate: dropout on the attention weights.
+    kernel_init: initializer of the q/k/v/out kernels.
+    impl: "einsum" (plain einsum + f32 softmax), "xla" or "cudnn"
+      (``jax.nn.dot_product_attention`` with that implementation).
+  """
+
+  num_heads: int
+  dropout_rate: float
+  kernel_init: Initializer
+  impl: str = "einsum"
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    """``[batch, length, hidden]`` -> ``[batch, length, hidden]``."""
+    hidden = x.shape[-1]
+    if hidden % self.num_heads:
+      raise ValueError(
+          f"hidden size {hidden} is not divisible by num_heads {self.num_heads}")
+    head_dim = hidden // self.num_heads
+    proj = functools.partial(
+        nn.DenseGeneral, features=(self.num_heads, head_dim), axis=-1,
+        dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(
+            self.kernel_init, ("embed", "heads", "kv")),
+        bias_init=nn.with_logical_partitioning(_zeros, ("heads", "kv")))
+    q = proj(name="query")(x)
+    k = proj(name="key")(x)
+    v = proj(name="value")(x)
+    qkv_axes = ("batch", "length", "heads", "kv")
+    q, k, v = (nn.with_logical_constraint(t, qkv_axes) for t in (q, k, v))
+
+    use_dropout = not deterministic and self.dropout_rate > 0.0
+    if self.impl == "einsum" or use_dropout:
+      q = q / jnp.sqrt(head_dim).astype(q.dtype)
+      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+      weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+      weights = weights.astype(self.dtype)
+      if use_dropout:
+        weights = nn.Dropout(rate=self.dropout_rate)(
+            weights, deterministic=False)
+      out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    elif self.impl in ("xla", "cudnn"):
+      out = jax.nn.dot_product_attention(q, k, v, implementation=self.impl)
+    else:
+      raise ValueError(
+          f"attention impl must be one of {ATTENTION_IMPLS}, got {self.impl!r}")
+    out = nn.with_logical_constraint(out, qkv_axes)
+    return nn.DenseGeneral(
+        features=hidden, axis=(-2, -1), dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(
+            self.kernel_init, ("heads", "kv", "embed")),
+        bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
+        name="out")(out)
+
+
+class Attention(nn.Module):
+  """Self-attention, dropout, residual and post-LayerNorm."""
+
+  num_heads: int
+  hidden_dropout_rate: float
+  attention_dropout_rate: float
+  kernel_init: Initializer
+  attention_impl: str = "einsum"
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    h = SelfAttention(
+        num_heads=self.num_heads, dropout_rate=self.attention_dropout_rate,
+        kernel_init=self.kernel_init, impl=self.attention_impl,
+        dtype=self.dtype, param_dtype=self.param_dtype,
+        name="self_attention")(x, deterministic)
+    h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
+    return _layer_norm("attention_output_ln", self.dtype, self.param_dtype)(
+        h + x)
+
+
+class Mlp(nn.Module):
+  """Dense -> gelu -> Dense, dropout, residual and post-LayerNorm."""
+
+  mlp_dim: int
+  hidden_dropout_rate: float
+  kernel_init: Initializer
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    hidden = x.shape[-1]
+    h = nn.Dense(
+        self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(
+            self.kernel_init, ("embed", "mlp")),
+        bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
+        name="intermediate_output")(x)
+    h = nn.with_logical_constraint(_gelu(h), ("batch", "length", "mlp"))
+    h = nn.Dense(
+        hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(
+            self.kernel_init, ("mlp", "embed")),
+        bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
+        name="layer_output")(h)
+    h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
+    return _layer_norm("layer_output_ln", self.dtype, self.param_dtype)(h + x)
+
+
+class TransformerLayer(nn.Module):
+  """One post-LN BERT block: Attention_0 then Mlp_0."""
+
+  num_heads: int
+  mlp_dim: int
+  hidden_dropout_rate: float
+  attention_dropout_rate: float
+  kernel_init: Initializer
+  attention_impl: str = "einsum"
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    """``[batch, length, hidden]`` -> ``[batch, length, hidden]``."""
+    x = Attention(
+        num_heads=self.num_heads, hidden_dropout_rate=self.hidden_dropout_rate,
+        attention_dropout_rate=self.attention_dropout_rate,
+        kernel_init=self.kernel_init, attention_impl=self.attention_impl,
+        dtype=self.dtype, param_dtype=self.param_dtype)(x, deterministic)
+    x = Mlp(
+        mlp_dim=self.mlp_dim, hidden_dropout_rate=self.hidden_dropout_rate,
+        kernel_init=self.kernel_init, dtype=self.dtype,
+        param_dtype=self.param_dtype)(x, deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class Embed(nn.Module):
+  """Word + learned position embeddings, LayerNorm, dropout."""
+
+  vocab_size: int
+  hidden_size: int
+  max_position_embeddings: int
+  dropout_rate: float
+  embedding_init: Initializer
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.word_embeddings = nn.Embed(
+        self.vocab_size, self.hidden_size, dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        embedding_init=nn.with_logical_partitioning(
+            self.embedding_init, ("vocab", "embed")))
+    self.position_embeddings = nn.Embed(
+        self.max_position_embeddings, self.hidden_size, dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        embedding_init=nn.with_logical_partitioning(
+            self.embedding_init, ("pos", "embed")))
+    self.embeddings_ln = _layer_norm(
+        "embeddings_ln", self.dtype, self.param_dtype)
+    self.dropout = nn.Dropout(rate=self.dropout_rate)
+
+  def __call__(self, ids: jax.Array, deterministic: bool) -> jax.Array:
+    """int ``[batch, length]`` (no negative ids) -> ``[batch, length, hidden]``."""
+    length = ids.shape[-1]
+    if length > self.max_position_embeddings:
+      raise ValueError(
+          f"sequence length {length} exceeds max_position_embeddings "
+          f"{self.max_position_embeddings}")
+    x = self.word_embeddings(ids) + self.position_embeddings(
+        jnp.arange(length)[None, :])
+    x = self.embeddings_ln(x)
+    return self.dropout(x, deterministic=deterministic)
+
+  def table(self) -> jax.Array:
+    """The word embedding matrix ``[vocab, hidden]`` (tied to the MLM output)."""
+    return self.word_embeddings.embedding
+
+
+class MlmLayer(nn.Module):
+  """``LN(gelu(Dense(h))) @ word_embeddings.T + bias`` -> float32 logits."""
+
+  vocab_size: int
+  kernel_init: Initializer
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, table: jax.Array) -> jax.Array:
+    """``x [batch, length, hidden]``, ``table [vocab, hidden]`` -> ``[batch, length, vocab]``."""
+    hidden = x.shape[-1]
+    h = nn.Dense(
+        hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(
+            self.kernel_init, ("embed", "mlp")),
+        bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
+        name="mlm_dense")(x)
+    h = _layer_norm("mlm_ln", self.dtype, self.param_dtype)(_gelu(h))
+    logits = jnp.einsum("bld,vd->blv", h, table.astype(self.dtype),
+                        preferred_element_type=jnp.float32)
+    bias = _Bias(self.vocab_size, self.param_dtype, name="mlm_bias")()
+    logits = logits + bias.astype(jnp.float32)
+    return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+
+
+class _Bias(nn.Module):
+  """A lone bias vector (the official ``mlm_bias/bias``)."""
+
+  size: int
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    return self.param(
+        "bias", nn.with_logical_partitioning(_zeros, ("vocab",)),
+        (self.size,), self.param_dtype)
+
+
+class Transformer(nn.Module):
+  """The MaskGIT bidirectional transformer.
+
+  Attributes:
+    codebook_size: number of image codes (1024 for the released models).
+    num_classes: number of class tokens (1000 for ImageNet).
+    hidden_size: model width (768).
+    num_layers: number of blocks (24).
+    num_heads: attention heads (16).
+    mlp_dim: MLP hidden width (3072).
+    max_position_embeddings: positions in the table, >= 1 + h * w.
+    dropout_rate: dropout on embeddings and block outputs (0.1).
+    attention_dropout_rate: dropout on attention weights (0.1).
+    initializer_range: std of the truncated-normal init (0.02).
+    attention_impl: "einsum", "xla" or "cudnn"; see :class:`SelfAttention`.
+    remat: rematerialise each block in the backward pass (saves activation
+      memory at full size; the parameter tree is unchanged).
+    dtype: activation dtype; param_dtype: parameter dtype.
+  """
+
+  codebook_size: int
+  num_classes: int
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  max_position_embeddings: int
+  dropout_rate: float = 0.1
+  attention_dropout_rate: float = 0.1
+  initializer_range: float = 0.02
+  attention_impl: str = "einsum"
+  remat: bool = False
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @property
+  def layout(self) -> tokens_lib.TokenLayout:
+    return tokens_lib.TokenLayout(self.codebook_size, self.num_classes)
+
+  @nn.compact
+  def __call__(self, ids: jax.Array, deterministic: bool = True) -> jax.Array:
+    """Token ids -> logits.
+
+    Args:
+      ids: int ``[batch, length]``: ``[class token, image tokens]``; masked
+        positions hold ``layout.mask_id`` or the official -1.
+      deterministic: disables dropout when True; otherwise needs a
+        ``'dropout'`` rng.
+
+    Returns:
+      float32 ``[batch, length, vocab_size]`` logits over the whole vocabulary.
+    """
+    layout = self.layout
+    ids = layout.canonicalize(ids)
+    init = nn.initializers.truncated_normal(self.initializer_range)
+    embed = Embed(
+        vocab_size=layout.vocab_size, hidden_size=self.hidden_size,
+        max_position_embeddings=self.max_position_embeddings,
+        dropout_rate=self.dropout_rate, embedding_init=init,
+        dtype=self.dtype, param_dtype=self.param_dtype, name="Embed_0")
+    x = embed(ids, deterministic)
+    x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    block = TransformerLayer
+    if self.remat:
+      # Argument 2 (counting self) is `deterministic`, a Python bool.
+      block = nn.remat(TransformerLayer, static_argnums=(2,))
+    for i in range(self.num_layers):
+      x = block(
+          num_heads=self.num_heads, mlp_dim=self.mlp_dim,
+          hidden_dropout_rate=self.dropout_rate,
+          attention_dropout_rate=self.attention_dropout_rate,
+          kernel_init=init, attention_impl=self.attention_impl,
+          dtype=self.dtype, param_dtype=self.param_dtype,
+          name=f"TransformerLayer_{i}")(x, deterministic)
+    return MlmLayer(
+        vocab_size=layout.vocab_size, kernel_init=init, dtype=self.dtype,
+        param_dtype=self.param_dtype, name="MlmLayer_0")(x, embed.table())
+
+
+@dataclasses.dataclass(frozen=True)
+class CodebookLogits:
+  """``tokens_to_logits`` for :func:`maskgit_jax.parallel_decode.decode`.
+
+  Applies ``model`` and keeps the logits of the image codes only, so class
+  and mask ids can never be sampled. Frozen and compared by value: a new
+  instance around an equal model reuses the compiled decode.
+  """
+
+  model: Transformer
+
+  def __call__(self, params, ids: jax.Array) -> jax.Array:
+    """``params`` (the ``'params'`` collection), ids ``[batch, length]`` -> ``[batch, length, codebook]``."""
+    logits = self.model.apply({"params": params}, ids, deterministic=True)
+    return logits[..., :self.model.codebook_size]

@@ -1,0 +1,194 @@
+"""T-step confidence-based parallel decoding (paper Section 3.2).
+
+:func:`decode` is a pure function, jitted once per shape, whose loop is a
+``lax.fori_loop`` over a static number of iterations. At iteration ``t``
+(``r = (t + 1) / T``):
+
+1. predict: ``logits = tokens_to_logits(params, tokens)``;
+2. sample every masked position (``argmax(logits / temperature + Gumbel)``,
+   or ``argmax(logits)`` in greedy mode); known tokens are kept;
+3. confidence = ``log p(sampled)`` plus ``choice_temperature * (1 - r)``
+   times Gumbel noise; known tokens get ``+inf``;
+4. re-mask the ``clip(floor(N0 * gamma(r)), 1, unknown - 1)`` least
+   confident positions, with ``N0`` the initial number of masked tokens.
+
+The result is the sequence sampled at the last iteration (before its
+re-masking). Random numbers are drawn in the official order
+(``rng, sample_rng = split(rng)``, sample; ``rng, choice_rng = split(rng)``,
+confidence noise) so that, with ``jax_threefry_partitionable`` False, sampled
+runs reproduce the official implementation bit for bit.
+
+The model arrives as ``tokens_to_logits(params, tokens) -> [batch, length,
+K]``: logits over the K ids that may be sampled (the image codebook). It must
+be hashable and stable across calls (a module-level function or a frozen
+dataclass, e.g. :class:`maskgit_jax.models.transformer.CodebookLogits`) and
+takes ``params`` as an argument, so one compilation serves every call with
+the same shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from maskgit_jax import masking
+from maskgit_jax.tokens import OFFICIAL_MASK_ID
+
+TokensToLogits = Callable[[object, jax.Array], jax.Array]
+
+CONFIDENCE_OF_KNOWN_TOKENS = jnp.inf
+
+
+@flax.struct.dataclass
+class DecodeState:
+  """The loop carry of :func:`decode`; fixed shapes throughout.
+
+  Attributes:
+    tokens: int32 ``[batch, length]``: the next transformer input (masked
+      positions hold the mask id). After the loop: the last iteration's
+      input re-masked; use :attr:`final` for the result.
+    rng: the PRNG key for the next iteration.
+    sequences: int32 ``[batch, num_iter, length]``: ``sequences[:, t]`` is
+      what iteration t sampled, before re-masking (the official
+      ``final_seqs``). Slots before ``start_iter`` hold the input.
+    step_inputs: int32 ``[num_iter, batch, length]``: what the transformer saw
+      at iteration t. Slots before ``start_iter`` hold the input.
+  """
+
+  tokens: jax.Array
+  rng: jax.Array
+  sequences: jax.Array
+  step_inputs: jax.Array
+
+  @property
+  def final(self) -> jax.Array:
+    """int32 ``[batch, length]``: the decoded sequence, free of mask ids."""
+    return self.sequences[:, -1]
+
+
+def mask_by_random_topk(rng: jax.Array, mask_len: jax.Array,
+                        log_confidence: jax.Array,
+                        temperature) -> jax.Array:
+  """Marks the ``mask_len`` least confident positions of each row.
+
+  Args:
+    rng: key for the Gumbel noise.
+    mask_len: int or float ``[batch, 1]``: how many positions to mask.
+    log_confidence: float ``[batch, length]``: log-probabilities; ``+inf``
+      for positions that must never be masked.
+    temperature: scale of the Gumbel noise added to the confidence (0: none).
+
+  Returns:
+    bool ``[batch, length]``: True at positions to mask. Ties at the cut-off
+    are left unmasked, as in the official code.
+  """
+  confidence = log_confidence + temperature * jax.random.gumbel(
+      rng, log_confidence.shape, dtype=jnp.float32)
+  sorted_confidence = jnp.sort(confidence, axis=-1)
+  cut_off = jnp.take_along_axis(
+      sorted_confidence, mask_len.astype(jnp.int32), axis=-1)
+  return confidence < cut_off
+
+
+def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
+                schedule: str) -> jax.Array:
+  """How many tokens to re-mask after an iteration.
+
+  Args:
+    initial_unknown: int ``[batch]``: masked tokens in the decode's input (N0).
+    unknown: int ``[batch]``: masked tokens in this iteration's input.
+    ratio: float32 scalar: ``(t + 1) / T``.
+    schedule: the mask schedule name.
+
+  Returns:
+    float32 ``[batch, 1]``: ``max(1, min(unknown - 1, floor(N0 * gamma(r))))``.
+  """
+  mask_ratio = masking.schedule(ratio, initial_unknown, schedule)
+  mask_len = jnp.floor(initial_unknown * mask_ratio)[:, None]
+  return jnp.maximum(1, jnp.minimum(unknown[:, None] - 1, mask_len))
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
+                     "mask_token_id"))
+def decode(params, inputs: jax.Array, rng: jax.Array, *,
+           tokens_to_logits: TokensToLogits, num_iter: int,
+           start_iter=0, choice_temperature=4.5, temperature=1.0,
+           schedule: str = "cosine", greedy: bool = False,
+           mask_token_id: int = OFFICIAL_MASK_ID) -> DecodeState:
+  """Iterative parallel decoding from a partially masked sequence.
+
+  Args:
+    params: the model parameters handed to ``tokens_to_logits``.
+    inputs: int ``[batch, length]``; positions equal to ``mask_token_id`` are
+      generated, every other token is kept. Generation starts from
+      ``[class token, mask, ..., mask]``; editing from a partly masked grid.
+    rng: PRNG key, used directly for the first iteration (not split first).
+    tokens_to_logits: ``(params, tokens [batch, length]) -> logits [batch,
+      length, K]`` over the K ids that may be sampled. Static: must hash.
+    num_iter: T, the total number of iterations of the schedule (static).
+    start_iter: first iteration to run (0 for generation; the official
+      editing demo starts at 2 of 12); may be traced.
+    choice_temperature: tau of the Gumbel noise on the confidence, annealed
+      as ``tau * (1 - r)`` (official default 4.5; 0 for a deterministic
+      choice).
+    temperature: sampling temperature of the token logits (ignored when
+      greedy).
+    schedule: mask schedule name, see :func:`maskgit_jax.masking.schedule`.
+    greedy: sample by ``argmax`` instead of from the distribution.
+    mask_token_id: the id marking unknown tokens in ``inputs`` and written at
+      re-masked positions (official -1 by default; the transformer accepts
+      -1 and its ``vocab_size - 1`` alike).
+
+  Returns:
+    The final :class:`DecodeState`; ``state.final`` is the result.
+  """
+  if num_iter < 1:
+    raise ValueError(f"num_iter must be a positive integer, got {num_iter}")
+  masking.validate_schedule(schedule)
+  inputs = inputs.astype(jnp.int32)
+  batch, length = inputs.shape
+  initial_unknown = jnp.sum(inputs == mask_token_id, axis=-1)
+
+  def body(t, state: DecodeState) -> DecodeState:
+    tokens = state.tokens
+    logits = tokens_to_logits(params, tokens).astype(jnp.float32)
+    rng, sample_rng = jax.random.split(state.rng)
+    if greedy:
+      sampled = jnp.argmax(logits, axis=-1)
+    else:
+      gumbel = jax.random.gumbel(sample_rng, logits.shape, dtype=jnp.float32)
+      sampled = jnp.argmax(logits / temperature + gumbel, axis=-1)
+    unknown = tokens == mask_token_id
+    sampled = jnp.where(unknown, sampled.astype(jnp.int32), tokens)
+
+    # log p(sampled) under the untempered model, +inf where the token is known.
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    safe_ids = jnp.where(unknown, sampled, 0)[..., None]
+    confidence = jnp.take_along_axis(log_probs, safe_ids, axis=-1)[..., 0]
+    confidence = jnp.where(unknown, confidence, CONFIDENCE_OF_KNOWN_TOKENS)
+
+    ratio = (t + 1).astype(jnp.float32) / num_iter
+    mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1), ratio,
+                           schedule)
+    rng, choice_rng = jax.random.split(rng)
+    remask = mask_by_random_topk(choice_rng, mask_len, confidence,
+                                 choice_temperature * (1.0 - ratio))
+    return DecodeState(
+        tokens=jnp.where(remask, mask_token_id, sampled),
+        rng=rng,
+        sequences=state.sequences.at[:, t].set(sampled),
+        step_inputs=state.step_inputs.at[t].set(tokens))
+
+  init = DecodeState(
+      tokens=inputs,
+      rng=rng,
+      sequences=jnp.broadcast_to(inputs[:, None], (batch, num_iter, length)),
+      step_inputs=jnp.broadcast_to(inputs[None], (num_iter, batch, length)))
+  start_iter = jnp.asarray(start_iter, jnp.int32)
+  return jax.lax.fori_loop(start_iter, num_iter, body, init)

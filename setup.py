@@ -1,0 +1,38 @@
+"""maskgit_jax: MaskGIT (CVPR 2022) in JAX/Flax, TPU-native."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    "jax>=0.4.30",
+    "flax>=0.10",
+    "optax>=0.2.3",
+    "orbax-checkpoint>=0.6",
+    "tensorflow-datasets>=4.9.6",
+    "ml-collections>=0.1.1",
+    "clu>=0.0.12",
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "absl-py>=2.0",
+    "pillow>=10.0",
+]
+
+EXTRAS_REQUIRE = {
+    "test": [
+        "pytest>=8.0",
+        "pytest-xdist>=3.5",
+        "hypothesis>=6.100",
+    ],
+}
+
+setuptools.setup(
+    name="maskgit_jax",
+    version="0.1.0",
+    description="MaskGIT: masked generative image transformer in JAX/Flax",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=setuptools.find_packages(include=["maskgit_jax", "maskgit_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
