@@ -1,0 +1,62 @@
+"""Shared test setup: 8 fake CPU devices and the official parity fixtures."""
+
+import os
+
+# Must happen before jax is imported anywhere: 8 fake CPU devices so that
+# sharding code runs on meshes of several devices.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") +
+    " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import json  # pylint: disable=g-import-not-at-top
+import pathlib
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = pathlib.Path(os.environ.get(
+    "MASKGIT_PARITY_FIXTURES",
+    REPO.parent / "shared" / "fixtures" / "official_parity"))
+
+
+class Parity:
+  """Loads the official parity fixtures (see their README for conventions)."""
+
+  def __init__(self, root: pathlib.Path):
+    self.root = root
+    self.io = dict(np.load(root / "io.npz"))
+    self.config = json.loads((root / "config.json").read_text())
+
+  def params(self, which: str) -> dict:
+    """The ``{'params': ...}`` tree of 'transformer' or 'tokenizer'."""
+    flat = np.load(self.root / f"{which}_params.npz")
+    return flax.traverse_util.unflatten_dict(
+        {tuple(k.split("/")): np.asarray(v) for k, v in flat.items()})
+
+  def json(self, name: str) -> dict:
+    return json.loads((self.root / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def parity() -> Parity:
+  if not (FIXTURES / "io.npz").exists():
+    message = f"official parity fixtures not found at {FIXTURES}"
+    if os.environ.get("CI"):
+      pytest.fail(message)  # CI always has shared/ beside the clone.
+    pytest.skip(message)
+  return Parity(FIXTURES)
+
+
+@pytest.fixture
+def legacy_threefry():
+  """Random bits as JAX < 0.5 drew them (the fixtures' sampled runs)."""
+  previous = jax.config.jax_threefry_partitionable
+  jax.config.update("jax_threefry_partitionable", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_threefry_partitionable", previous)

@@ -1,0 +1,22 @@
+"""Small builders shared by tests."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from maskgit_jax.models import transformer as transformer_lib
+
+
+def official_tiny_transformer() -> transformer_lib.Transformer:
+  """The transformer configuration of the parity fixtures."""
+  return transformer_lib.Transformer(
+      codebook_size=64, num_classes=10, hidden_size=64, num_layers=2,
+      num_heads=2, mlp_dim=128, max_position_embeddings=65,
+      initializer_range=0.1)
+
+
+def init_params(model, seq_len: int, seed: int = 0):
+  """Unboxed ``params`` collection of ``model`` for sequences of ``seq_len``."""
+  variables = model.init(jax.random.PRNGKey(seed),
+                         jnp.zeros((1, seq_len), jnp.int32))
+  return nn.unbox(variables)["params"]
