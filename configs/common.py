@@ -20,6 +20,9 @@ LOGICAL_AXIS_RULES = (
     ("mlp", "model"),
     ("heads", "model"),
     ("kv", None),
+    ("norm", None),
+    ("codebook", None),
+    ("code_dim", None),
     # Convolutional models (tokenizer, discriminator).
     ("height", None),
     ("width", None),
