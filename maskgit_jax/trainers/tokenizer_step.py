@@ -1,0 +1,256 @@
+"""The stage-1 (VQGAN tokenizer) train step: a pure function of the state.
+
+One step updates the generator (encoder, quantizer, decoder) on
+
+    w_rec * reconstruction + w_perc * perceptual + w_adv * GAN_generator
+    + commitment + codebook + entropy                        (quantizer losses)
+
+and then the discriminator on ``GAN_discriminator + r1_cost * R1 (+ LeCam)``,
+each with its own optimizer (Adam(b1=0, b2=0.99) in the official recipe).
+Before ``discriminator_start_step`` the discriminator is left untouched and
+the adversarial term is off (``lax.cond``: no discriminator cost is paid).
+
+Optionally, codes whose running usage falls below a threshold are restarted
+at random encoder outputs of the batch (``dead_code_restart``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from maskgit_jax import losses
+from maskgit_jax.models import discriminator as discriminator_lib
+from maskgit_jax.models import lpips as lpips_lib
+from maskgit_jax.models import vqgan as vqgan_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+  """Weights and switches of the tokenizer losses (official values default)."""
+
+  reconstruction: str = "l2"
+  reconstruction_weight: float = 1.0
+  perceptual_weight: float = 0.1
+  gan_loss: str = "non_saturating"
+  adversarial_weight: float = 0.1
+  r1_cost: float = 10.0
+  lecam_weight: float = 0.0
+  lecam_decay: float = 0.999
+  discriminator_start_step: int = 0
+  dead_code_restart: bool = False
+  usage_decay: float = 0.99
+  dead_code_threshold: float = 0.03  # restart codes used < 3% of uniform
+
+  def __post_init__(self):
+    losses.reconstruction_loss(self.reconstruction)  # validates the names
+    losses.gan_losses(self.gan_loss)
+
+
+@flax.struct.dataclass
+class TokenizerState:
+  """Everything one tokenizer training step reads and writes.
+
+  Attributes:
+    step: int32 scalar.
+    params: VQGAN params; disc_params: discriminator params.
+    opt_state, disc_opt_state: their optimizer states.
+    lecam_ema: float32 ``[2]``: EMAs of D's mean output on real and fake.
+    code_usage: float32 ``[codebook_size]``: EMA of each code's share of
+      assignments (uniform usage is ``1 / codebook_size``).
+  """
+
+  step: jax.Array
+  params: Any
+  disc_params: Any
+  opt_state: Any
+  disc_opt_state: Any
+  lecam_ema: jax.Array
+  code_usage: jax.Array
+
+
+def adam_optimizer(learning_rate, *, b1: float = 0.0, b2: float = 0.99,
+                   grad_clip: float | None = None
+                   ) -> optax.GradientTransformation:
+  """Adam with the official tokenizer betas and optional global-norm clipping."""
+  parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
+  parts.append(optax.adam(learning_rate, b1=b1, b2=b2))
+  return optax.chain(*parts)
+
+
+def code_statistics(ids: jax.Array, codebook_size: int
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Histogram share ``[K]``, usage (share of codes used) and perplexity."""
+  counts = jnp.bincount(ids.reshape(-1), length=codebook_size)
+  share = counts / jnp.maximum(counts.sum(), 1)
+  usage = jnp.mean(counts > 0)
+  entropy = -jnp.sum(jnp.where(share > 0, share * jnp.log(share), 0.0))
+  return share.astype(jnp.float32), usage, jnp.exp(entropy)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerTrainer:
+  """Models, optimizers and loss weights; builds and steps a TokenizerState.
+
+  Attributes:
+    vqgan: the tokenizer module.
+    discriminator: the discriminator module.
+    optimizer, disc_optimizer: optax transformations.
+    weights: :class:`LossWeights`.
+    perceptual: an LPIPS module, or None to disable the perceptual loss (its
+      params are then ignored).
+  """
+
+  vqgan: vqgan_lib.VQGAN
+  discriminator: discriminator_lib.StyleGANDiscriminator
+  optimizer: optax.GradientTransformation
+  disc_optimizer: optax.GradientTransformation
+  weights: LossWeights = LossWeights()
+  perceptual: lpips_lib.LPIPS | None = None
+
+  def init(self, rng: jax.Array, images: jax.Array) -> TokenizerState:
+    """A fresh state for image batches shaped like ``images [b, H, W, 3]``."""
+    g_rng, d_rng = jax.random.split(rng)
+    params = nn.unbox(self.vqgan.init(g_rng, images))["params"]
+    disc_params = nn.unbox(self.discriminator.init(d_rng, images))["params"]
+    k = self.vqgan.codebook_size
+    return TokenizerState(
+        step=jnp.zeros((), jnp.int32), params=params, disc_params=disc_params,
+        opt_state=self.optimizer.init(params),
+        disc_opt_state=self.disc_optimizer.init(disc_params),
+        lecam_ema=jnp.zeros((2,), jnp.float32),
+        code_usage=jnp.full((k,), 1.0 / k, jnp.float32))
+
+  def _discriminate(self, disc_params, images):
+    return self.discriminator.apply({"params": disc_params}, images)
+
+  def train_step(self, state: TokenizerState, images: jax.Array,
+                 rng: jax.Array, perceptual_params=None
+                 ) -> tuple[TokenizerState, dict[str, jax.Array]]:
+    """One generator + discriminator update.
+
+    Args:
+      state: the current state.
+      images: float ``[b, H, W, 3]`` in [0, 1].
+      rng: key for this step (fold the step in before calling).
+      perceptual_params: LPIPS params when ``perceptual`` is set.
+
+    Returns:
+      ``(new_state, metrics)``; metrics are float32 scalars.
+    """
+    w = self.weights
+    gen_gan_loss, disc_gan_loss = losses.gan_losses(w.gan_loss)
+    recon_loss_fn = losses.reconstruction_loss(w.reconstruction)
+    images = images.astype(jnp.float32)
+    gan_active = state.step >= w.discriminator_start_step
+
+    def generator_loss(params):
+      recon, aux = self.vqgan.apply({"params": params}, images, train=True)
+      rec = recon_loss_fn(predictions=recon, targets=images)
+      total = w.reconstruction_weight * rec + aux["quantizer_loss"]
+      metrics = {"reconstruction_loss": rec}
+      if self.perceptual is not None and w.perceptual_weight:
+        perc = losses.perceptual_loss(
+            distance_fn=lambda a, b: self.perceptual.apply(
+                {"params": perceptual_params}, a, b),
+            predictions=recon, targets=images)
+        total += w.perceptual_weight * perc
+        metrics["perceptual_loss"] = perc
+      adv = gen_gan_loss(
+          fake_logits=self._discriminate(state.disc_params, recon))
+      total += jnp.where(gan_active, w.adversarial_weight, 0.0) * adv
+      metrics.update(
+          generator_adversarial_loss=adv,
+          commitment_loss=aux["commitment_loss"],
+          codebook_loss=aux["codebook_loss"],
+          entropy_loss=aux["entropy_loss"], generator_loss=total)
+      return total, (metrics, recon, aux)
+
+    grads, (metrics, recon, aux) = jax.grad(generator_loss, has_aux=True)(
+        state.params)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state,
+                                               state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics["generator_grad_norm"] = optax.global_norm(grads)
+
+    fake = jax.lax.stop_gradient(recon)
+
+    def discriminator_loss(disc_params):
+      real_logits = self._discriminate(disc_params, images)
+      fake_logits = self._discriminate(disc_params, fake)
+      gan = disc_gan_loss(real_logits=real_logits, fake_logits=fake_logits)
+      r1 = losses.r1_penalty(
+          discriminator_fn=lambda x: self._discriminate(disc_params, x),
+          images=images)
+      lecam = losses.lecam_regularization(
+          real_logits=real_logits, fake_logits=fake_logits,
+          ema_real=state.lecam_ema[0], ema_fake=state.lecam_ema[1])
+      total = gan + w.r1_cost * r1 + w.lecam_weight * lecam
+      means = jnp.stack([real_logits.mean(), fake_logits.mean()])
+      return total, ({"discriminator_loss": gan, "r1_penalty": r1,
+                      "lecam_loss": lecam}, means)
+
+    def update_discriminator(_):
+      d_grads, (d_metrics, means) = jax.grad(
+          discriminator_loss, has_aux=True)(state.disc_params)
+      d_updates, d_opt = self.disc_optimizer.update(
+          d_grads, state.disc_opt_state, state.disc_params)
+      ema = w.lecam_decay * state.lecam_ema + (1 - w.lecam_decay) * means
+      return (optax.apply_updates(state.disc_params, d_updates), d_opt, ema,
+              d_metrics)
+
+    def skip_discriminator(_):
+      zero = jnp.zeros((), jnp.float32)
+      return (state.disc_params, state.disc_opt_state, state.lecam_ema,
+              {"discriminator_loss": zero, "r1_penalty": zero,
+               "lecam_loss": zero})
+
+    disc_params, disc_opt_state, lecam_ema, d_metrics = jax.lax.cond(
+        gan_active, update_discriminator, skip_discriminator, None)
+    metrics.update(d_metrics)
+
+    k = self.vqgan.codebook_size
+    share, usage, perplexity = code_statistics(aux["ids"], k)
+    code_usage = w.usage_decay * state.code_usage + (1 - w.usage_decay) * share
+    if w.dead_code_restart:
+      params, code_usage, restarted = _restart_dead_codes(
+          params, code_usage, aux["features"], rng, w.dead_code_threshold / k)
+      metrics["restarted_codes"] = restarted
+    metrics.update(codebook_usage=usage, codebook_perplexity=perplexity)
+    new_state = TokenizerState(
+        step=state.step + 1, params=params, disc_params=disc_params,
+        opt_state=opt_state, disc_opt_state=disc_opt_state,
+        lecam_ema=lecam_ema, code_usage=code_usage)
+    return new_state, {k_: jnp.asarray(v, jnp.float32)
+                       for k_, v in metrics.items()}
+
+
+def _restart_dead_codes(params, code_usage, features, rng, threshold):
+  """Moves codes with running usage < threshold onto random batch features."""
+  codebook = params["quantizer"]["codebook"]
+  flat = features.reshape(-1, features.shape[-1]).astype(codebook.dtype)
+  picks = jax.random.randint(rng, (codebook.shape[0],), 0, flat.shape[0])
+  dead = code_usage < threshold
+  new_codebook = jnp.where(dead[:, None], flat[picks], codebook)
+  params = {**params, "quantizer": {**params["quantizer"],
+                                    "codebook": new_codebook}}
+  # Restarted codes get a uniform share so they have time to attract data.
+  code_usage = jnp.where(dead, 1.0 / codebook.shape[0], code_usage)
+  return params, code_usage, jnp.sum(dead)
+
+
+def check_finite(metrics: dict, step: int) -> None:
+  """Raises FloatingPointError naming every non-finite metric at ``step``."""
+  bad = {k: float(v) for k, v in metrics.items()
+         if not np.all(np.isfinite(np.asarray(v)))}
+  if bad:
+    names = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+    raise FloatingPointError(f"non-finite training values at step {step}: "
+                             f"{names}")
