@@ -5,7 +5,7 @@ import setuptools
 INSTALL_REQUIRES = [
     "jax>=0.4.30",
     "flax>=0.10",
-    "optax>=0.2.3",
+    "optax>=0.2.5",
     "orbax-checkpoint>=0.6",
     "tensorflow-datasets>=4.9.6",
     "ml-collections>=0.1.1",

@@ -178,7 +178,7 @@ class TokenizerTrainer:
     updates, opt_state = self.optimizer.update(grads, state.opt_state,
                                                state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics["generator_grad_norm"] = optax.global_norm(grads)
+    metrics["generator_grad_norm"] = optax.tree.norm(grads)
 
     fake = jax.lax.stop_gradient(recon)
 

@@ -1,0 +1,126 @@
+"""The tokenizer train step: it learns, gates the GAN, restarts dead codes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import vqgan_imagenet
+from maskgit_jax.models import discriminator as discriminator_lib
+from maskgit_jax.models import lpips as lpips_lib
+from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import tokenizer_step
+
+
+def smooth_images(n, size=16, seed=0):
+  """Low-frequency random colour fields in [0, 1]."""
+  low = jax.random.uniform(jax.random.PRNGKey(seed), (n, 4, 4, 3))
+  return jax.image.resize(low, (n, size, size, 3), "bilinear")
+
+
+def tiny_trainer(**weights) -> tokenizer_step.TokenizerTrainer:
+  config = vqgan_imagenet.get_config("tiny")
+  return tokenizer_step.TokenizerTrainer(
+      vqgan=vqgan_lib.VQGAN(**config.model),
+      discriminator=discriminator_lib.StyleGANDiscriminator(
+          **config.discriminator),
+      optimizer=tokenizer_step.adam_optimizer(1e-3),
+      disc_optimizer=tokenizer_step.adam_optimizer(1e-3),
+      weights=tokenizer_step.LossWeights(**weights))
+
+
+def test_reconstruction_loss_halves_on_a_fixed_batch():
+  images = smooth_images(8)
+  trainer = tiny_trainer(discriminator_start_step=60)
+  state = trainer.init(jax.random.PRNGKey(0), images)
+  step = jax.jit(trainer.train_step)
+  history = []
+  for i in range(150):
+    state, metrics = step(state, images, jax.random.PRNGKey(i))
+    tokenizer_step.check_finite(metrics, i)
+    history.append(metrics)
+  first = float(history[0]["reconstruction_loss"])
+  last = float(history[-1]["reconstruction_loss"])
+  assert last < 0.5 * first, (first, last)
+  # The discriminator joined at step 60 and then trained with R1.
+  assert float(history[59]["discriminator_loss"]) == 0.0
+  assert float(history[60]["discriminator_loss"]) > 0.0
+  assert float(history[-1]["r1_penalty"]) > 0.0
+  assert 0 < float(history[-1]["codebook_usage"]) <= 1
+  assert 1 <= float(history[-1]["codebook_perplexity"]) <= 64
+  assert int(state.step) == 150
+
+
+def test_discriminator_is_frozen_before_its_start_step():
+  images = smooth_images(4)
+  trainer = tiny_trainer(discriminator_start_step=5)
+  state = trainer.init(jax.random.PRNGKey(0), images)
+  step = jax.jit(trainer.train_step)
+  new_state, metrics = step(state, images, jax.random.PRNGKey(0))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, state.disc_params,
+                         new_state.disc_params)
+  assert float(metrics["r1_penalty"]) == 0.0
+  started = step(state.replace(step=jnp.array(5, jnp.int32)), images,
+                 jax.random.PRNGKey(0))[0]
+  changed = jax.tree_util.tree_map(lambda a, b: bool((a != b).any()),
+                                   state.disc_params, started.disc_params)
+  assert any(jax.tree_util.tree_leaves(changed))
+
+
+def test_dead_codes_restart_on_batch_features():
+  images = smooth_images(4)
+  trainer = tiny_trainer(dead_code_restart=True, discriminator_start_step=10)
+  state = trainer.init(jax.random.PRNGKey(0), images)
+  k = trainer.vqgan.codebook_size
+  dead = jnp.arange(k) < 10
+  state = state.replace(code_usage=jnp.where(dead, 0.0, 1.0 / k))
+  new_state, metrics = jax.jit(trainer.train_step)(state, images,
+                                                   jax.random.PRNGKey(3))
+  assert int(metrics["restarted_codes"]) >= 10
+  _, aux = trainer.vqgan.apply({"params": state.params}, images,
+                               method=trainer.vqgan.encode)
+  features = np.asarray(aux["features"]).reshape(-1, aux["features"].shape[-1])
+  codebook = np.asarray(new_state.params["quantizer"]["codebook"])
+  for row in codebook[:10]:  # each restarted code is a batch feature vector
+    assert np.abs(features - row).max(axis=1).min() < 0.2
+  assert (np.asarray(new_state.code_usage)[:10] == 1.0 / k).all()
+
+
+def test_perceptual_loss_is_used_when_configured():
+  images = smooth_images(2)  # 16x16: VGG's four poolings leave 1x1
+  config = vqgan_imagenet.get_config("tiny")
+  trainer = tiny_trainer(perceptual_weight=0.5)
+  trainer = tokenizer_step.TokenizerTrainer(
+      vqgan=vqgan_lib.VQGAN(**config.model),
+      discriminator=discriminator_lib.StyleGANDiscriminator(
+          **config.discriminator),
+      optimizer=trainer.optimizer, disc_optimizer=trainer.disc_optimizer,
+      weights=trainer.weights, perceptual=lpips_lib.LPIPS())
+  lpips_params = trainer.perceptual.init(jax.random.PRNGKey(0), images,
+                                         images)["params"]
+  state = trainer.init(jax.random.PRNGKey(0), images)
+  _, metrics = jax.jit(trainer.train_step)(state, images,
+                                           jax.random.PRNGKey(0),
+                                           perceptual_params=lpips_params)
+  assert float(metrics["perceptual_loss"]) > 0
+
+
+def test_non_finite_metrics_raise_a_clear_error():
+  with pytest.raises(FloatingPointError,
+                     match=r"at step 7: generator_loss=nan, r1_penalty=inf"):
+    tokenizer_step.check_finite(
+        {"generator_loss": jnp.nan, "r1_penalty": jnp.inf, "ok": 1.0}, 7)
+  tokenizer_step.check_finite({"ok": jnp.float32(1.0)}, 0)
+  # A NaN image batch makes the step itself produce non-finite values.
+  images = smooth_images(2).at[0, 0, 0, 0].set(jnp.nan)
+  trainer = tiny_trainer()
+  state = trainer.init(jax.random.PRNGKey(0), smooth_images(2))
+  _, metrics = jax.jit(trainer.train_step)(state, images,
+                                           jax.random.PRNGKey(0))
+  with pytest.raises(FloatingPointError, match="reconstruction_loss=nan"):
+    tokenizer_step.check_finite(metrics, 0)
+
+
+def test_bad_loss_names_are_reported():
+  with pytest.raises(ValueError, match="'l3'"):
+    tokenizer_step.LossWeights(reconstruction="l3")
