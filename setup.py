@@ -14,9 +14,16 @@ INSTALL_REQUIRES = [
     "scipy>=1.11",
     "absl-py>=2.0",
     "pillow>=10.0",
+    "grain>=0.2.10",
 ]
 
 EXTRAS_REQUIRE = {
+    # clu's TensorBoard writer and periodic actions need TensorFlow. Cloud TPU
+    # VMs usually have it; elsewhere this installs the CPU build.
+    "train": [
+        "tensorflow-cpu>=2.16",
+        "tensorboard>=2.16",
+    ],
     "test": [
         "pytest>=8.0",
         "pytest-xdist>=3.5",

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -41,7 +42,7 @@ def run(entropy_ratio: float, restart: bool, steps: int, batch: int = 16):
           perceptual_weight=0.0, discriminator_start_step=10**9,
           dead_code_restart=restart))
   rng = jax.random.PRNGKey(0)
-  state = trainer.init(rng, smooth_images(rng, batch))
+  state = nn.unbox(trainer.init(rng, smooth_images(rng, batch)))
   step = jax.jit(trainer.train_step)
   for i in range(steps):
     data_rng = jax.random.fold_in(jax.random.PRNGKey(1), i)

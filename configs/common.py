@@ -39,4 +39,21 @@ def get_config() -> ml_collections.ConfigDict:
   # devices the others leave).
   config.mesh_shape = (-1, 1, 1)
   config.logical_axis_rules = LOGICAL_AXIS_RULES
+
+  # Training loop (trainers/loop.py).
+  config.batch_size = 256  # global, over all processes
+  config.num_train_steps = 100_000
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 3
+  config.preview_every_steps = 5000  # 0 disables preview images
+
+  # Data (input_pipeline.py): "animal_mnist", "tfds:<name>" or "folder:<path>".
+  config.data = ml_collections.ConfigDict(dict(
+      name="tfds:imagenet2012",
+      split="train",
+      data_dir=ml_collections.config_dict.placeholder(str),
+      min_scale=0.08,  # random-resized-crop area share; 1.0 disables cropping
+      flip=True,
+  ))
   return config

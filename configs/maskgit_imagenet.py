@@ -61,8 +61,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       schedule="cosine",
   ))
 
+  # Training (paper Section 4.1): batch 256, Adam(0.9, 0.96), lr 1e-4 with
+  # 5k warmup, weight decay 0.045, EMA 0.999.
+  config.optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=1e-4, warmup_steps=5000, b1=0.9, b2=0.96,
+      weight_decay=0.045, grad_clip=1.0, schedule="cosine",
+      accumulation_steps=1))
+  config.ema_decay = 0.999
+  config.num_train_steps = 1_500_000  # ~300 epochs of ImageNet at batch 256
+  # The stage-1 workdir (or imported checkpoint dir) whose tokenizer makes
+  # the training tokens.
+  config.tokenizer_checkpoint = ml_collections.config_dict.placeholder(str)
+
   if variant == "tiny":
     config.model.update(
         codebook_size=64, num_classes=10, hidden_size=64, num_layers=2,
         num_heads=2, mlp_dim=128, initializer_range=0.02)
+    config.optimizer.update(warmup_steps=10, learning_rate=1e-3)
+    config.update(batch_size=8, num_train_steps=20, log_every_steps=5,
+                  checkpoint_every_steps=10, preview_every_steps=0)
   return config

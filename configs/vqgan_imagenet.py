@@ -69,10 +69,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       learning_rate=1e-4, b1=0.0, b2=0.99, grad_clip=None))
   config.disc_optimizer = ml_collections.ConfigDict(dict(
       learning_rate=1e-4, b1=0.0, b2=0.99, grad_clip=None))
+  config.num_train_steps = 1_000_000
 
   if variant == "tiny":
     config.model.update(filters=32, num_res_blocks=1,
                         channel_multipliers=(1, 2), embedding_dim=16,
                         codebook_size=64)
     config.discriminator.update(filters=16, channel_multipliers=(1, 2))
+    config.update(batch_size=8, num_train_steps=20, log_every_steps=5,
+                  checkpoint_every_steps=10, preview_every_steps=0)
   return config

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -116,10 +115,15 @@ class TokenizerTrainer:
   perceptual: lpips_lib.LPIPS | None = None
 
   def init(self, rng: jax.Array, images: jax.Array) -> TokenizerState:
-    """A fresh state for image batches shaped like ``images [b, H, W, 3]``."""
+    """A fresh state for image batches shaped like ``images [b, H, W, 3]``.
+
+    Params (and their optimizer moments) are boxed with logical axis names
+    for :func:`maskgit_jax.sharding.create_sharded`; ``nn.unbox`` the result
+    to use it directly.
+    """
     g_rng, d_rng = jax.random.split(rng)
-    params = nn.unbox(self.vqgan.init(g_rng, images))["params"]
-    disc_params = nn.unbox(self.discriminator.init(d_rng, images))["params"]
+    params = self.vqgan.init(g_rng, images)["params"]
+    disc_params = self.discriminator.init(d_rng, images)["params"]
     k = self.vqgan.codebook_size
     return TokenizerState(
         step=jnp.zeros((), jnp.int32), params=params, disc_params=disc_params,

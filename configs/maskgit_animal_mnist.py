@@ -1,0 +1,40 @@
+"""Stage 2 on animal-MNIST: the demo transformer (10 classes, 8x8 tokens).
+
+Variants: ``default`` (the demo) and ``tiny``. Set
+``--config.tokenizer_checkpoint=WORKDIR_OF_STAGE_1``.
+"""
+
+import ml_collections
+
+from configs import maskgit_imagenet
+
+VARIANTS = ("default", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  config = maskgit_imagenet.get_config("tiny")
+  config.variant = variant
+  config.image_size = 32
+  config.token_factor = 4
+  config.data.update(name="animal_mnist", split="train", min_scale=1.0,
+                     flip=True)
+  config.model.update(codebook_size=128, num_classes=10, hidden_size=128,
+                      num_layers=4, num_heads=4, mlp_dim=512,
+                      max_position_embeddings=8 * 8 + 1)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=200,
+                          weight_decay=0.01)
+  config.decode.update(num_iter=8)
+  config.update(batch_size=64, num_train_steps=4000, log_every_steps=50,
+                checkpoint_every_steps=500, preview_every_steps=1000)
+  if variant == "tiny":
+    config.token_factor = 2
+    config.model.update(codebook_size=32, hidden_size=32, num_layers=1,
+                        num_heads=2, mlp_dim=64,
+                        max_position_embeddings=16 * 16 + 1)
+    config.optimizer.update(warmup_steps=2)
+    config.update(batch_size=8, num_train_steps=6, log_every_steps=2,
+                  checkpoint_every_steps=3, preview_every_steps=3)
+  return config

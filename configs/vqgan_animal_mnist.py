@@ -1,0 +1,38 @@
+"""Stage 1 on animal-MNIST (32x32 silhouettes): the demo tokenizer.
+
+Variants: ``default`` (the demo: 8x8 tokens, 128 codes) and ``tiny``.
+"""
+
+import ml_collections
+
+from configs import vqgan_imagenet
+
+VARIANTS = ("default", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  config = vqgan_imagenet.get_config("tiny" if variant == "tiny" else "256")
+  config.variant = variant
+  config.image_size = 32
+  config.data.update(name="animal_mnist", split="train", min_scale=1.0,
+                     flip=True)
+  config.model.update(filters=32, num_res_blocks=1,
+                      channel_multipliers=(1, 2, 2), embedding_dim=32,
+                      codebook_size=128)
+  config.discriminator.update(filters=32, channel_multipliers=(1, 2, 2))
+  config.losses.update(perceptual_weight=0.0, discriminator_start_step=2000)
+  config.optimizer.update(learning_rate=1e-3)
+  config.disc_optimizer.update(learning_rate=1e-4)
+  config.update(batch_size=64, num_train_steps=3000, log_every_steps=50,
+                checkpoint_every_steps=500, preview_every_steps=500)
+  if variant == "tiny":
+    config.model.update(num_res_blocks=1, channel_multipliers=(1, 2),
+                        embedding_dim=16, codebook_size=32)
+    config.discriminator.update(filters=16, channel_multipliers=(1, 2))
+    config.losses.update(discriminator_start_step=2)
+    config.update(batch_size=8, num_train_steps=6, log_every_steps=2,
+                  checkpoint_every_steps=3, preview_every_steps=3)
+  return config

@@ -1,0 +1,345 @@
+"""Image data for both stages: sources, augmentation, per-process batches.
+
+Sources (``config.data.name``):
+
+* ``"animal_mnist"``: the 10,000 28x28 grey animal silhouettes of the
+  ``animal-mnist`` package (installed with ``--no-deps``), read with an
+  unpickler restricted to numpy arrays, padded to 32x32, repeated to RGB.
+* ``"tfds:<name>"``: any TFDS image dataset through ``tfds.data_source``
+  (random access, no TensorFlow needed; prepare the dataset once with
+  ``tfds build``), e.g. ``tfds:imagenet2012`` or ``tfds:places365_small``.
+* ``"folder:<path>"``: one subfolder per class of PNG/JPEG files.
+
+Order is a pure function of ``(seed, batch index)``: epoch ``e`` is a
+permutation of the split drawn from ``(seed, e)``; global batch ``b`` is a
+fixed slice of it and process ``p`` loads its contiguous part. The global
+batch is therefore the same whatever the number of processes, and the
+iterator state is the next batch index (saved with every checkpoint).
+Augmentation randomness is drawn from ``(seed, epoch, record)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import importlib.util
+import io
+import pathlib
+import pickle
+from typing import Iterator, Protocol
+
+import grain
+import jax
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+ANIMAL_MNIST_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant",
+                        "giraffe", "horse", "sheep", "zebra")
+# Held-out share of animal-MNIST ("test"); fixed split, stratified by class.
+ANIMAL_MNIST_TEST_PER_CLASS = 200
+
+
+class Source(Protocol):
+  """Random access to ``(image uint8 [H, W, 3], label int)`` records."""
+
+  num_classes: int
+
+  def __len__(self) -> int: ...
+
+  def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
+
+
+# ---------------------------------------------------------------------------
+# animal-MNIST
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+  """Unpickles plain numpy arrays and nothing else (no code can run)."""
+
+  _ALLOWED = {
+      ("numpy.core.multiarray", "_reconstruct"),
+      ("numpy._core.multiarray", "_reconstruct"),
+      ("numpy", "ndarray"),
+      ("numpy", "dtype"),
+  }
+
+  def find_class(self, module, name):
+    if (module, name) not in self._ALLOWED:
+      raise pickle.UnpicklingError(
+          f"refusing to unpickle {module}.{name}: only numpy arrays allowed")
+    if name == "_reconstruct":
+      return np.ndarray.__reduce__(np.zeros(()))[0]  # numpy's own rebuilder
+    return getattr(np, name)
+
+
+def _load_numpy_pickle(path: pathlib.Path) -> np.ndarray:
+  with gzip.open(path, "rb") as f:
+    value = _NumpyOnlyUnpickler(f).load()
+  if not isinstance(value, np.ndarray):
+    raise ValueError(f"{path} does not hold a numpy array")
+  return value
+
+
+@functools.lru_cache(maxsize=1)
+def load_animal_mnist() -> tuple[np.ndarray, np.ndarray]:
+  """All 10,000 images (uint8 ``[N, 32, 32, 3]``) and labels (int32 ``[N]``).
+
+  Raises:
+    FileNotFoundError: when the ``animal-mnist`` package is not installed.
+  """
+  spec = importlib.util.find_spec("animal_mnist")
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(
+        "dataset 'animal_mnist' needs the animal-mnist package: "
+        "pip install --no-deps animal-mnist==0.4")
+  root = pathlib.Path(list(spec.submodule_search_locations)[0])
+  folder = root / "data" / "Animal_MNIST"
+  images = _load_numpy_pickle(folder / "animal_data_version_3.gz")
+  labels = _load_numpy_pickle(folder / "animal_label_version_3.gz")
+  images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
+  images = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+  images = np.repeat(images[..., None], 3, axis=-1)
+  return images, np.asarray(labels, np.int32).reshape(-1)
+
+
+def animal_mnist_split(split: str) -> np.ndarray:
+  """Record indices of ``split``: "train", "test" (200 per class) or "all"."""
+  _, labels = load_animal_mnist()
+  if split == "all":
+    return np.arange(len(labels))
+  order = np.random.default_rng(20221).permutation(len(labels))
+  test = np.concatenate([order[labels[order] == c][:ANIMAL_MNIST_TEST_PER_CLASS]
+                         for c in range(len(ANIMAL_MNIST_CLASSES))])
+  if split == "test":
+    return np.sort(test)
+  if split == "train":
+    return np.setdiff1d(np.arange(len(labels)), test)
+  raise ValueError(f"unknown animal_mnist split {split!r}; expected "
+                   "'train', 'test' or 'all'")
+
+
+@dataclasses.dataclass
+class ArraySource:
+  """Records from in-memory arrays (animal-MNIST, tests)."""
+
+  images: np.ndarray  # uint8 [N, H, W, 3]
+  labels: np.ndarray  # int [N]
+  num_classes: int
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, index):
+    return self.images[index], int(self.labels[index])
+
+
+# ---------------------------------------------------------------------------
+# TFDS and image folders
+
+
+class TfdsSource:
+  """A TFDS dataset through ``tfds.data_source`` (array_record files)."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None = None):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    try:
+      self._source = tfds.data_source(name, split=split, data_dir=data_dir)
+      self.num_classes = int(self._source.dataset_info.features[
+          "label"].num_classes)
+    except Exception as e:  # tfds raises many types for a missing dataset
+      raise FileNotFoundError(
+          f"TFDS dataset {name!r} split {split!r} is not available in "
+          f"data_dir {data_dir!r} ({type(e).__name__}: "
+          f"{str(e).splitlines()[0] if str(e) else ''})") from e
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    record = self._source[int(index)]
+    image = np.asarray(record["image"])
+    if image.ndim == 2 or image.shape[-1] == 1:
+      image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
+    return image, int(record["label"])
+
+
+class FolderSource:
+  """``root/<class>/<image>`` files; classes are the sorted subfolder names."""
+
+  def __init__(self, root: str):
+    root_path = pathlib.Path(root)
+    if not root_path.is_dir():
+      raise FileNotFoundError(f"image folder {root} does not exist")
+    self.classes = sorted(p.name for p in root_path.iterdir() if p.is_dir())
+    self.files = [(f, label) for label, c in enumerate(self.classes)
+                  for f in sorted((root_path / c).iterdir())
+                  if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not self.files:
+      raise FileNotFoundError(
+          f"image folder {root} has no class subfolders with images "
+          f"({', '.join(IMAGE_SUFFIXES)})")
+    self.num_classes = len(self.classes)
+
+  def __len__(self):
+    return len(self.files)
+
+  def __getitem__(self, index):
+    path, label = self.files[int(index)]
+    with Image.open(path) as image:
+      return np.asarray(image.convert("RGB")), label
+
+
+def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
+  """The source named by ``config.data.name`` (see the module docstring)."""
+  if name == "animal_mnist":
+    images, labels = load_animal_mnist()
+    indices = animal_mnist_split(split)
+    return ArraySource(images[indices], labels[indices],
+                       len(ANIMAL_MNIST_CLASSES))
+  if name.startswith("tfds:"):
+    return TfdsSource(name[len("tfds:"):], split, data_dir)
+  if name.startswith("folder:"):
+    return FolderSource(name[len("folder:"):])
+  raise ValueError(f"unknown dataset {name!r}; expected 'animal_mnist', "
+                   "'tfds:<name>' or 'folder:<path>'")
+
+
+# ---------------------------------------------------------------------------
+# Augmentation (numpy/PIL, per record)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  if image.shape[0] == size and image.shape[1] == size:
+    return image
+  return np.asarray(Image.fromarray(image).resize((size, size),
+                                                  Image.BICUBIC))
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Largest central square, resized to ``size``."""
+  h, w = image.shape[:2]
+  side = min(h, w)
+  top, left = (h - side) // 2, (w - side) // 2
+  return _resize(image[top:top + side, left:left + side], size)
+
+
+def random_resized_crop(image: np.ndarray, size: int,
+                        rng: np.random.Generator, min_scale: float,
+                        max_ratio: float = 4 / 3) -> np.ndarray:
+  """Inception-style crop: area share in [min_scale, 1], aspect in [3/4, 4/3]."""
+  h, w = image.shape[:2]
+  for _ in range(10):
+    area = h * w * rng.uniform(min_scale, 1.0)
+    ratio = np.exp(rng.uniform(np.log(1 / max_ratio), np.log(max_ratio)))
+    cw, ch = int(round(np.sqrt(area * ratio))), int(round(np.sqrt(area / ratio)))
+    if 0 < cw <= w and 0 < ch <= h:
+      top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+      return _resize(image[top:top + ch, left:left + cw], size)
+  return center_crop(image, size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """uint8 image -> float32 ``[size, size, 3]`` in [0, 1].
+
+  Attributes:
+    image_size: output side.
+    train: random crop (if ``min_scale < 1``) and flip; else centre crop.
+    min_scale: smallest crop area share for training (1.0: no cropping).
+    flip: random horizontal flips in training.
+  """
+
+  image_size: int
+  train: bool
+  min_scale: float = 0.08
+  flip: bool = True
+
+  def __call__(self, image: np.ndarray, rng: np.random.Generator
+               ) -> np.ndarray:
+    if self.train and self.min_scale < 1.0:
+      image = random_resized_crop(image, self.image_size, rng, self.min_scale)
+    else:
+      image = center_crop(image, self.image_size)
+    if self.train and self.flip and rng.uniform() < 0.5:
+      image = image[:, ::-1]
+    return image.astype(np.float32) / 255.0
+
+
+# ---------------------------------------------------------------------------
+# Deterministic per-process batches
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+  """Which records go into global batch ``b`` and into this process's slice."""
+
+  num_records: int
+  global_batch: int
+  seed: int
+  process_index: int = 0
+  process_count: int = 1
+
+  def __post_init__(self):
+    if self.global_batch % self.process_count:
+      raise ValueError(f"global batch size {self.global_batch} is not "
+                       f"divisible by the {self.process_count} processes")
+    if self.num_records < self.global_batch:
+      raise ValueError(f"dataset has {self.num_records} records, fewer than "
+                       f"one batch of {self.global_batch}")
+
+  @property
+  def local_batch(self) -> int:
+    return self.global_batch // self.process_count
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return self.num_records // self.global_batch  # drop the remainder
+
+  @functools.lru_cache(maxsize=2)
+  def permutation(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(
+        self.num_records)
+
+  def local_indices(self, batch_index: int) -> tuple[int, np.ndarray]:
+    """``(epoch, record indices [local_batch])`` of this process's slice."""
+    epoch, b = divmod(batch_index, self.batches_per_epoch)
+    start = b * self.global_batch + self.process_index * self.local_batch
+    return epoch, self.permutation(epoch)[start:start + self.local_batch]
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalBatchLoader:
+  """Loads this process's slice of global batch ``b``: a grain map function."""
+
+  source: Source
+  plan: BatchPlan
+  preprocess: Preprocess
+
+  def __call__(self, batch_index: int) -> dict[str, np.ndarray]:
+    epoch, indices = self.plan.local_indices(int(batch_index))
+    images, labels = [], []
+    for i in indices:
+      image, label = self.source[int(i)]
+      rng = np.random.default_rng([self.plan.seed, epoch, int(i)])
+      images.append(self.preprocess(image, rng))
+      labels.append(label)
+    return {"images": np.stack(images),
+            "labels": np.asarray(labels, np.int32)}
+
+
+def local_batches(loader: LocalBatchLoader, start: int, *,
+                  num_threads: int = 4, prefetch: int = 8
+                  ) -> Iterator[dict[str, np.ndarray]]:
+  """This process's batches ``start, start + 1, ...`` (read ahead by grain)."""
+  dataset = grain.MapDataset.range(start, 2**62).map(loader)
+  return iter(dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=num_threads, prefetch_buffer_size=prefetch)))
+
+
+def to_global(batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding
+              ) -> dict[str, jax.Array]:
+  """Process-local numpy batch -> global arrays split over the batch axes."""
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}

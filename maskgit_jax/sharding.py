@@ -1,0 +1,139 @@
+"""Device mesh, logical-axis rules -> NamedSharding, and sharded state creation.
+
+The mesh has axes ``('data', 'fsdp', 'model')``. Models annotate parameters
+and activations with logical axis names; ``rules`` (from the config) map those
+names to mesh axes. State is never built on one device and scattered:
+:func:`create_sharded` evaluates the init function abstractly, derives every
+leaf's sharding from its logical names, and runs the init under ``jax.jit``
+with those ``out_shardings``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+MESH_AXES = ("data", "fsdp", "model")
+BATCH_AXES = ("data", "fsdp")
+
+Rules = Sequence[tuple[str, Any]]
+
+
+def resolve_mesh_shape(mesh_shape: Sequence[int], num_devices: int
+                       ) -> tuple[int, ...]:
+  """Fills the one ``-1`` entry so that the product equals ``num_devices``.
+
+  Raises:
+    ValueError: naming the shape and the device count when they don't fit.
+  """
+  shape = [int(s) for s in mesh_shape]
+  if len(shape) != len(MESH_AXES):
+    raise ValueError(f"mesh_shape {tuple(mesh_shape)} must have "
+                     f"{len(MESH_AXES)} entries for axes {MESH_AXES}")
+  if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
+    raise ValueError(f"mesh_shape {tuple(mesh_shape)}: sizes must be positive "
+                     "with at most one -1")
+  known = math.prod(s for s in shape if s != -1)
+  if -1 in shape:
+    if num_devices % known:
+      raise ValueError(f"mesh_shape {tuple(mesh_shape)} does not divide the "
+                       f"{num_devices} devices")
+    shape[shape.index(-1)] = num_devices // known
+  if math.prod(shape) != num_devices:
+    raise ValueError(f"mesh_shape {tuple(mesh_shape)} needs "
+                     f"{math.prod(shape)} devices, found {num_devices}")
+  return tuple(shape)
+
+
+def make_mesh(mesh_shape: Sequence[int],
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A ``('data', 'fsdp', 'model')`` mesh over ``devices`` (default: all).
+
+  Uses the classic (auto-sharded) axis types so that GSPMD propagates
+  shardings from the logical constraints.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  shape = resolve_mesh_shape(mesh_shape, len(devices))
+  try:
+    grid = mesh_utils.create_device_mesh(shape, devices=devices)
+  except (AssertionError, NotImplementedError, ValueError):
+    grid = np.asarray(devices).reshape(shape)  # e.g. CPU or odd topologies
+  return Mesh(grid, MESH_AXES)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over ('data', 'fsdp'), the rest replicated."""
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def data_parallel_size(mesh: Mesh) -> int:
+  return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+def logical_shardings(abstract_tree, mesh: Mesh, rules: Rules):
+  """NamedShardings for a tree whose leaves may be ``nn.LogicallyPartitioned``.
+
+  Returns a tree with the structure of ``nn.unbox(abstract_tree)``; leaves
+  without logical names are replicated.
+  """
+  specs = nn.get_partition_spec(abstract_tree)
+  return nn.logical_to_mesh_sharding(specs, mesh, list(map(tuple, rules)))
+
+
+def create_sharded(init_fn: Callable[..., Any], mesh: Mesh, rules: Rules,
+                   *args) -> tuple[Any, Any]:
+  """Runs ``init_fn(*args)`` so that every output leaf is born sharded.
+
+  Args:
+    init_fn: returns a pytree whose parameter leaves are boxed with logical
+      names (``nn.with_logical_partitioning``); scalars such as optimizer
+      counts and the step come out replicated.
+    mesh: the device mesh; rules: logical -> mesh axis rules.
+    *args: arguments of ``init_fn`` (e.g. an rng key).
+
+  Returns:
+    ``(state, shardings)``: the unboxed state and the matching tree of
+    NamedShardings (use it for ``in_shardings``/``out_shardings`` and to
+    restore checkpoints).
+  """
+  abstract = jax.eval_shape(init_fn, *args)
+  shardings = logical_shardings(abstract, mesh, rules)
+  with mesh, nn.logical_axis_rules(list(map(tuple, rules))):
+    state = jax.jit(lambda *a: nn.unbox(init_fn(*a)),
+                    out_shardings=shardings)(*args)
+  return state, shardings
+
+
+def maybe_initialize_distributed() -> bool:
+  """Calls ``jax.distributed.initialize()`` when the environment asks for it.
+
+  Cloud TPU pod slices and SLURM/GPU clusters are detected by JAX itself;
+  explicit launches set ``MASKGIT_COORDINATOR`` (host:port),
+  ``MASKGIT_NUM_PROCESSES`` and ``MASKGIT_PROCESS_ID``.
+
+  Returns:
+    True when a multi-process runtime was initialised.
+  """
+  coordinator = os.environ.get("MASKGIT_COORDINATOR")
+  if coordinator:
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=int(os.environ["MASKGIT_NUM_PROCESSES"]),
+        process_id=int(os.environ["MASKGIT_PROCESS_ID"]))
+    return True
+  if any(k in os.environ for k in ("TPU_WORKER_HOSTNAMES", "SLURM_JOB_ID",
+                                   "JAX_COORDINATOR_ADDRESS")):
+    jax.distributed.initialize()
+    return jax.process_count() > 1
+  return False

@@ -1,0 +1,198 @@
+"""``train_and_evaluate(config, workdir)``: the training loop of both stages.
+
+Mesh and sharded state from the config, deterministic per-process data,
+one jitted step with in/out shardings and a donated state, Orbax
+checkpoints that resume by default (and on preemption), and clu monitoring
+(scalars, progress with steps/s and ETA, a parameter overview, preview
+images as PNG files and TensorBoard images).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import signal
+import threading
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from maskgit_jax import checkpointing
+from maskgit_jax import input_pipeline
+from maskgit_jax import sharding as sharding_lib
+from maskgit_jax.trainers import tasks
+from maskgit_jax.trainers.tokenizer_step import check_finite
+
+
+def _check_workdir(workdir: pathlib.Path) -> None:
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / ".write_test"
+    probe.write_text("ok")
+    probe.unlink()
+  except OSError as e:
+    raise PermissionError(f"workdir {workdir} is not writable "
+                          f"({e.strerror or e})") from e
+
+
+def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
+  """float ``[n, H, W, 3]`` in [0, 1] -> uint8 grid ``[rows*H, columns*W, 3]``."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  rows = -(-n // columns)
+  padded = np.zeros((rows * columns, h, w, c), np.float32)
+  padded[:n] = images
+  grid = padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4)
+  return (grid.reshape(rows * h, columns * w, c) * 255).round().astype(np.uint8)
+
+
+class _PreemptionFlag:
+  """Set by SIGTERM: the loop saves a checkpoint and returns."""
+
+  def __init__(self):
+    self.event = threading.Event()
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM,
+                                     lambda *_: self.event.set())
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _writer(workdir: pathlib.Path):
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  return metric_writers.create_default_writer(
+      str(workdir), just_logging=jax.process_index() > 0, asynchronous=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str | pathlib.Path) -> dict[str, float]:
+  """Trains the stage ``config.stage`` in ``workdir`` (resuming if possible).
+
+  Every input is validated before anything is written to ``workdir``.
+
+  Returns:
+    The last logged metrics (host floats).
+
+  Raises:
+    ValueError, FileNotFoundError, PermissionError: bad configuration or
+      inputs (one-line messages).
+    FloatingPointError: a non-finite loss; the checkpoints written before
+      it are kept untouched.
+  """
+  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
+  from clu import periodic_actions  # pylint: disable=g-import-not-at-top
+
+  workdir = pathlib.Path(workdir)
+  mesh = sharding_lib.make_mesh(config.mesh_shape)
+  rules = tuple(tuple(r) for r in config.logical_axis_rules)
+  dp = sharding_lib.data_parallel_size(mesh)
+  if config.batch_size % dp:
+    raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                     f"data-parallel size {dp} (mesh {dict(mesh.shape)})")
+  source = input_pipeline.make_source(config.data.name, config.data.split,
+                                      config.data.get("data_dir"))
+  plan = input_pipeline.BatchPlan(
+      len(source), config.batch_size, config.seed, jax.process_index(),
+      jax.process_count())
+  loader = input_pipeline.LocalBatchLoader(
+      source, plan, input_pipeline.Preprocess(
+          config.image_size, train=True, min_scale=config.data.min_scale,
+          flip=config.data.flip))
+  task = tasks.make_task(config)
+  _check_workdir(workdir)
+
+  root = jax.random.PRNGKey(config.seed)
+  init_rng, train_rng = jax.random.split(root)
+  state, state_shardings = sharding_lib.create_sharded(
+      task.init, mesh, rules, init_rng)
+  ckpt = checkpointing.Checkpointer(
+      workdir, max_to_keep=config.keep_checkpoints,
+      save_interval_steps=config.checkpoint_every_steps)
+  next_batch = 0
+  restored = ckpt.restore_latest_good(
+      checkpointing.abstract_like(state, state_shardings))
+  if restored is not None:
+    start_step, state, data = restored
+    next_batch = int(data["next_batch"])
+    logging.info("resumed from step %d", start_step)
+  step = int(jax.device_get(state.step))
+
+  replicated = sharding_lib.replicated(mesh)
+  batch_sharding = sharding_lib.batch_sharding(mesh)
+  extras = jax.device_put(task.extras, replicated)
+  extras_sharding = jax.tree_util.tree_map(lambda _: replicated, task.extras)
+  batch_shardings = {"images": batch_sharding, "labels": batch_sharding}
+  train_step = jax.jit(
+      task.step,
+      in_shardings=(state_shardings, batch_shardings, replicated,
+                    extras_sharding),
+      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  preview = jax.jit(task.preview)
+
+  writer = _writer(workdir)
+  if step == 0:
+    parameter_overview.log_parameter_overview(state.params)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=config.num_train_steps, writer=writer,
+      every_steps=config.log_every_steps)
+  config_dict = config.to_dict()
+  batches = input_pipeline.local_batches(loader, next_batch)
+  last_metrics: dict[str, float] = {}
+
+  def save(force: bool) -> None:
+    # Never let a non-finite state overwrite the last good checkpoint.
+    if last_step_metrics is not None:
+      check_finite(jax.device_get(last_step_metrics), step)
+    ckpt.save(step, state, next_batch=next_batch, config=config_dict,
+              force=force)
+
+  last_step_metrics = None
+  try:
+    with mesh, nn.logical_axis_rules(list(rules)), _PreemptionFlag() as flag:
+      while step < config.num_train_steps:
+        batch = input_pipeline.to_global(next(batches), batch_sharding)
+        state, last_step_metrics = train_step(
+            state, batch, jax.random.fold_in(train_rng, step), extras)
+        step += 1
+        next_batch += 1
+        progress(step)
+        if step % config.log_every_steps == 0 or step == config.num_train_steps:
+          last_metrics = {k: float(v) for k, v in
+                          jax.device_get(last_step_metrics).items()}
+          check_finite(last_metrics, step)
+          writer.write_scalars(step, last_metrics)
+        if config.preview_every_steps and (
+            step % config.preview_every_steps == 0 or
+            step == config.num_train_steps):
+          _write_preview(workdir, writer, step,
+                         preview(state, batch, extras))
+        preempted = flag.event.is_set() or ckpt.reached_preemption(step)
+        if step % config.checkpoint_every_steps == 0 or preempted or (
+            step == config.num_train_steps):
+          save(force=True)
+        if preempted:
+          logging.warning("preempted at step %d: checkpoint saved", step)
+          break
+  finally:
+    ckpt.close()
+    writer.flush()
+  return last_metrics
+
+
+def _write_preview(workdir: pathlib.Path, writer, step: int, images) -> None:
+  images = np.asarray(jax.device_get(images))
+  grid = image_grid(images, columns=tasks.PREVIEW_IMAGES)
+  if jax.process_index() == 0:
+    folder = workdir / "previews"
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(grid).save(folder / f"step_{step:08d}.png")
+    writer.write_images(step, {"preview": grid[None]})

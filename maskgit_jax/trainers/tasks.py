@@ -1,0 +1,159 @@
+"""Config -> what the training loop needs for one stage (a :class:`Task`).
+
+A task bundles the pure functions of a stage: ``init(rng)`` (boxed state),
+``step(state, batch, rng, extras)`` and ``preview(state, batch, extras)``
+(images for monitoring), plus ``extras``: frozen parameters the step reads
+but never updates (the LPIPS network for stage 1, the tokenizer for stage 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+
+from maskgit_jax import checkpointing
+from maskgit_jax import parallel_decode
+from maskgit_jax.models import discriminator as discriminator_lib
+from maskgit_jax.models import lpips as lpips_lib
+from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import tokenizer_step
+from maskgit_jax.trainers import transformer_step
+
+PREVIEW_IMAGES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One training stage, as pure functions."""
+
+  init: Callable[[jax.Array], Any]
+  step: Callable[..., tuple[Any, dict]]
+  preview: Callable[[Any, dict, Any], jax.Array]
+  extras: Any = None
+
+
+def _kwargs(config_dict) -> dict:
+  return dict(config_dict.to_dict() if hasattr(config_dict, "to_dict")
+              else config_dict)
+
+
+def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
+  """Stage 1: VQGAN + discriminator (+ LPIPS when a weights file is set)."""
+  perceptual, extras = None, None
+  if config.get("perceptual_weights"):
+    perceptual = lpips_lib.LPIPS()
+    extras = lpips_lib.load_params(config.perceptual_weights)
+  trainer = tokenizer_step.TokenizerTrainer(
+      vqgan=vqgan_lib.VQGAN(**_kwargs(config.model)),
+      discriminator=discriminator_lib.StyleGANDiscriminator(
+          **_kwargs(config.discriminator)),
+      optimizer=tokenizer_step.adam_optimizer(**_kwargs(config.optimizer)),
+      disc_optimizer=tokenizer_step.adam_optimizer(
+          **_kwargs(config.disc_optimizer)),
+      weights=tokenizer_step.LossWeights(**_kwargs(config.losses)),
+      perceptual=perceptual)
+  size = config.image_size
+  example = jnp.zeros((1, size, size, 3), jnp.float32)
+
+  def step(state, batch, rng, extras):
+    return trainer.train_step(state, batch["images"], rng,
+                              perceptual_params=extras)
+
+  def preview(state, batch, extras):
+    del extras
+    images = batch["images"][:PREVIEW_IMAGES]
+    recon, _ = trainer.vqgan.apply({"params": state.params}, images)
+    return jnp.concatenate([images, jnp.clip(recon, 0.0, 1.0)], axis=0)
+
+  return Task(init=lambda rng: trainer.init(rng, example), step=step,
+              preview=preview, extras=extras)
+
+
+def load_tokenizer(workdir: str | pathlib.Path
+                   ) -> tuple[vqgan_lib.VQGAN, Any]:
+  """The frozen stage-1 model and params of a training or imported workdir.
+
+  Raises:
+    FileNotFoundError: when ``workdir`` holds no checkpoint.
+    ValueError: when the checkpoint is not a tokenizer's.
+  """
+  directory = pathlib.Path(workdir)
+  if not (directory / "checkpoints").is_dir():
+    raise FileNotFoundError(
+        f"tokenizer checkpoint {workdir} not found (expected a stage-1 "
+        "workdir with a checkpoints/ folder)")
+  saved = checkpointing.read_config(directory)
+  if saved.get("stage") != "tokenizer":
+    raise ValueError(f"checkpoint {workdir} is a {saved.get('stage')!r} "
+                     "checkpoint, not a tokenizer")
+  model = vqgan_lib.VQGAN(**saved["model"])
+  manager = ocp.CheckpointManager(
+      directory.absolute() / "checkpoints",
+      item_names=(checkpointing.STATE,))
+  try:
+    restored = manager.restore(
+        manager.latest_step(),
+        args=ocp.args.Composite(**{
+            checkpointing.STATE: ocp.args.StandardRestore()}))
+  finally:
+    manager.close()
+  return model, restored[checkpointing.STATE]["params"]
+
+
+def transformer_task(config: ml_collections.ConfigDict) -> Task:
+  """Stage 2: the MaskGIT transformer on tokens of a frozen tokenizer."""
+  if not config.get("tokenizer_checkpoint"):
+    raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
+                     "workdir whose tokenizer makes the training tokens")
+  tokenizer, tokenizer_params = load_tokenizer(config.tokenizer_checkpoint)
+  model_kwargs = _kwargs(config.model)
+  if tokenizer.codebook_size != model_kwargs["codebook_size"]:
+    raise ValueError(
+        f"tokenizer codebook has {tokenizer.codebook_size} codes but "
+        f"config.model.codebook_size is {model_kwargs['codebook_size']}")
+  model = transformer_lib.Transformer(**model_kwargs)
+  opt = _kwargs(config.optimizer)
+  trainer = transformer_step.TransformerTrainer(
+      model=model,
+      optimizer=transformer_step.make_optimizer(
+          total_steps=config.num_train_steps, **opt),
+      tokenizer=tokenizer,
+      ema_decay=config.ema_decay,
+      **_kwargs(config.masking))
+  logits_fn = transformer_lib.CodebookLogits(model)
+  grid = config.image_size // tokenizer.factor
+
+  def step(state, batch, rng, extras):
+    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
+
+  def preview(state, batch, extras):
+    labels = batch["labels"][:PREVIEW_IMAGES]
+    inputs = model.layout.masked_sequence(labels, grid * grid)
+    decoded = parallel_decode.decode(
+        state.ema_params, inputs, jax.random.PRNGKey(0),
+        tokens_to_logits=logits_fn, num_iter=config.decode.num_iter,
+        choice_temperature=config.decode.choice_temperature,
+        schedule=config.decode.schedule, mask_token_id=model.layout.mask_id)
+    ids = decoded.final[:, 1:].reshape(-1, grid, grid)
+    images = tokenizer.apply({"params": extras}, ids,
+                             method=tokenizer.decode_from_indices)
+    return jnp.clip(images, 0.0, 1.0)
+
+  return Task(init=trainer.init, step=step, preview=preview,
+              extras=tokenizer_params)
+
+
+def make_task(config: ml_collections.ConfigDict) -> Task:
+  if config.stage == "tokenizer":
+    return tokenizer_task(config)
+  if config.stage == "transformer":
+    return transformer_task(config)
+  raise ValueError(f"config.stage must be 'tokenizer' or 'transformer', got "
+                   f"{config.stage!r}")

@@ -1,0 +1,152 @@
+"""The stage-2 (MaskGIT transformer) train step: masked visual token modeling.
+
+Per step: images -> tokens with the frozen tokenizer (or pre-computed
+tokens), ``r ~ U[0, 1)`` and ``ceil(gamma(r) N)`` uniformly chosen tokens
+masked per image, label-smoothed cross-entropy on the masked tokens, an
+AdamW update and an EMA of the parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from maskgit_jax import masking
+from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.models import vqgan as vqgan_lib
+
+
+@flax.struct.dataclass
+class TransformerState:
+  """step (int32), params, ema_params (same tree) and the optimizer state."""
+
+  step: jax.Array
+  params: Any
+  ema_params: Any
+  opt_state: Any
+
+
+def make_optimizer(*, learning_rate: float, warmup_steps: int,
+                   total_steps: int, b1: float = 0.9, b2: float = 0.96,
+                   weight_decay: float = 0.045, grad_clip: float | None = 1.0,
+                   schedule: str = "cosine", accumulation_steps: int = 1
+                   ) -> optax.GradientTransformation:
+  """AdamW with linear warmup, then cosine decay (or constant), as in the paper."""
+  if schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(warmup_steps, 1), max(total_steps, 2))
+  elif schedule == "constant":
+    lr = optax.join_schedules(
+        [optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
+         optax.constant_schedule(learning_rate)], [max(warmup_steps, 1)])
+  else:
+    raise ValueError(f"learning-rate schedule must be 'cosine' or "
+                     f"'constant', got {schedule!r}")
+  parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
+  parts.append(optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
+  tx = optax.chain(*parts)
+  if accumulation_steps > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=accumulation_steps)
+  return tx
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerTrainer:
+  """Model, optimizer and MVTM settings; builds and steps a TransformerState.
+
+  Attributes:
+    model: the transformer.
+    optimizer: an optax transformation (see :func:`make_optimizer`).
+    tokenizer: the frozen VQGAN used to tokenize image batches; None when
+      batches carry ``tokens`` already.
+    schedule, min_mask_rate, label_smoothing, loss_on: MVTM settings.
+    ema_decay: decay of the parameter EMA (0.999).
+  """
+
+  model: transformer_lib.Transformer
+  optimizer: optax.GradientTransformation
+  tokenizer: vqgan_lib.VQGAN | None = None
+  schedule: str = "cosine"
+  min_mask_rate: float = 0.0
+  label_smoothing: float = 0.1
+  loss_on: str = "masked"
+  ema_decay: float = 0.999
+
+  def init(self, rng: jax.Array) -> TransformerState:
+    """A fresh state whose params are boxed with logical axis names.
+
+    ``nn.unbox`` it for direct use; :func:`maskgit_jax.sharding.create_sharded`
+    uses the boxes to place every leaf.
+    """
+    ids = jnp.zeros((1, self.model.max_position_embeddings), jnp.int32)
+    params = self.model.init(rng, ids)["params"]
+    return TransformerState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        ema_params=jax.tree_util.tree_map(jnp.copy, params),
+        opt_state=self.optimizer.init(params))
+
+  def tokens(self, batch: dict, tokenizer_params) -> jax.Array:
+    """int32 ``[b, h * w]`` image tokens of a batch (images or tokens)."""
+    if "tokens" in batch:
+      tokens = batch["tokens"]
+    else:
+      if self.tokenizer is None:
+        raise ValueError("batch has no 'tokens' and no tokenizer is set")
+      tokens = self.tokenizer.apply({"params": tokenizer_params},
+                                    batch["images"],
+                                    method=self.tokenizer.encode_to_indices)
+    return jax.lax.stop_gradient(tokens.reshape(tokens.shape[0], -1))
+
+  def train_step(self, state: TransformerState, batch: dict, rng: jax.Array,
+                 tokenizer_params=None
+                 ) -> tuple[TransformerState, dict[str, jax.Array]]:
+    """One MVTM update.
+
+    Args:
+      state: the current state (unboxed).
+      batch: ``labels`` int ``[b]`` and ``images`` float ``[b, H, W, 3]`` in
+        [0, 1] (tokenized here) or ``tokens`` int ``[b, h, w]``.
+      rng: this step's key (fold the step in before calling).
+      tokenizer_params: params of the frozen tokenizer.
+
+    Returns:
+      ``(new_state, metrics)`` with loss, masked_accuracy, masked_per_row,
+      grad_norm and learning-rate-free scalars.
+    """
+    layout = self.model.layout
+    tokens = self.tokens(batch, tokenizer_params)
+    labels = batch["labels"]
+    batch_size, n = tokens.shape
+    mask_rng, dropout_rng = jax.random.split(rng)
+    mask = masking.sample_mask(mask_rng, batch_size, n, method=self.schedule,
+                               min_mask_rate=self.min_mask_rate)
+    inputs = layout.make_sequence(labels, tokens, mask=mask)
+    targets = layout.make_sequence(labels, tokens)
+    loss_mask = jnp.concatenate([jnp.zeros((batch_size, 1), bool), mask], 1)
+
+    def loss_fn(params):
+      logits = self.model.apply({"params": params}, inputs,
+                                deterministic=False,
+                                rngs={"dropout": dropout_rng})
+      return masking.mvtm_loss(logits=logits, targets=targets, mask=loss_mask,
+                               label_smoothing=self.label_smoothing,
+                               loss_on=self.loss_on)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state,
+                                               state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema_params = optax.incremental_update(params, state.ema_params,
+                                          1.0 - self.ema_decay)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
+    new_state = TransformerState(step=state.step + 1, params=params,
+                                 ema_params=ema_params, opt_state=opt_state)
+    return new_state, {k: jnp.asarray(v, jnp.float32)
+                       for k, v in metrics.items()}
+

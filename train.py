@@ -1,0 +1,54 @@
+"""Trains a MaskGIT stage: ``config.stage`` picks the tokenizer or transformer.
+
+    python train.py --config=configs/vqgan_animal_mnist.py --workdir=runs/tok
+    python train.py --config=configs/maskgit_imagenet.py:256 --workdir=gs://... \
+        --config.tokenizer_checkpoint=runs/tok --config.batch_size=256
+
+Re-running the same command resumes from the latest checkpoint in
+``--workdir``. Any config field can be overridden with ``--config.a.b=value``.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with a variant: path.py:variant",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumable).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+# Problems with the inputs that deserve one line, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, KeyError,
+               AttributeError, FloatingPointError)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  sharding.maybe_initialize_distributed()
+  try:
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except USER_ERRORS as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run():
+  # Config parsing errors (unknown fields, bad values, missing files) surface
+  # while absl parses flags: report them in one line as well.
+  try:
+    app.run(main)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  run()
