@@ -24,8 +24,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = common.get_config()
   config.stage = "transformer"
   config.variant = variant
-  config.image_size = {"256": 256, "512": 512, "tiny": 32}[variant]
-  config.token_factor = 16 if variant != "tiny" else 4  # pixels per token side
+  # "tiny" matches the tiny tokenizer (16x16 images, factor 2): an 8x8 grid.
+  config.image_size = {"256": 256, "512": 512, "tiny": 16}[variant]
+  config.token_factor = 16 if variant != "tiny" else 2  # pixels per token side
   latent = config.image_size // config.token_factor
 
   config.model = ml_collections.ConfigDict(dict(

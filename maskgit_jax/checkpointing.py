@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import shutil
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 STATE, DATA, CONFIG = "state", "data", "config"
@@ -87,23 +89,46 @@ class Checkpointer:
                           ) -> tuple[int, Any, dict] | None:
     """Restores the newest step that reads back; None when there is none.
 
-    A step that fails to restore is logged as corrupted (with the error) and
-    the next older one is tried.
+    A step that fails to restore while an older one succeeds is corrupted:
+    it is reported and moved to ``workdir/corrupt_checkpoints/`` (never
+    deleted), so later saves can reuse its step number. When no step
+    restores at all the cause is usually a config that no longer matches the
+    run, so nothing is moved and a ValueError is raised.
 
     Returns:
-      ``(step, state, data)`` or None.
+      ``(step, state, data)`` or None when the workdir has no checkpoint.
     """
+    failures = []
     for step in reversed(self.all_steps()):
       try:
         state, data, _ = self.restore(step, abstract_state)
-        return step, state, data
       except Exception as e:  # pylint: disable=broad-except
-        message = (f"checkpoint step {step} in {self.directory} could not be "
-                   f"restored and is skipped ({type(e).__name__}: "
-                   f"{str(e).splitlines()[0] if str(e) else ''})")
-        logging.error(message)
-        print(f"WARNING: {message}", flush=True)
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        failures.append((step, reason))
+        continue
+      for bad_step, bad_reason in failures:
+        self._quarantine(bad_step, bad_reason)
+      return step, state, data
+    if failures:
+      step, reason = failures[0]
+      raise ValueError(
+          f"no checkpoint in {self.directory} could be restored (newest, step "
+          f"{step}: {reason}); does the config match the one of this run?")
     return None
+
+  def _quarantine(self, step: int, reason: str) -> None:
+    target = self.directory.parent / "corrupt_checkpoints" / str(step)
+    message = (f"checkpoint step {step} in {self.directory} is corrupted "
+               f"({reason}); moved to {target}, resuming from an older step")
+    logging.error(message)
+    print(f"WARNING: {message}", flush=True)
+    if jax.process_index() == 0:
+      target.parent.mkdir(exist_ok=True)
+      if target.exists():
+        shutil.rmtree(target)
+      shutil.move(str(self.directory / str(step)), str(target))
+    multihost_utils.sync_global_devices(f"quarantine_checkpoint_{step}")
+    self.manager.reload()
 
   def close(self) -> None:
     """Waits for pending asynchronous saves and releases the manager."""

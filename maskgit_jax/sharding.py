@@ -10,6 +10,7 @@ with those ``out_shardings``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Any, Callable, Sequence
@@ -109,10 +110,22 @@ def create_sharded(init_fn: Callable[..., Any], mesh: Mesh, rules: Rules,
   """
   abstract = jax.eval_shape(init_fn, *args)
   shardings = logical_shardings(abstract, mesh, rules)
-  with mesh, nn.logical_axis_rules(list(map(tuple, rules))):
+  with mesh_context(mesh, rules):
     state = jax.jit(lambda *a: nn.unbox(init_fn(*a)),
                     out_shardings=shardings)(*args)
   return state, shardings
+
+
+@contextlib.contextmanager
+def mesh_context(mesh: Mesh, rules: Rules):
+  """Makes ``mesh`` current and ``rules`` the logical axis rules.
+
+  Tracing under it resolves ``nn.with_logical_constraint`` annotations.
+  """
+  set_mesh = getattr(jax, "set_mesh", None)
+  with (set_mesh(mesh) if set_mesh else mesh), nn.logical_axis_rules(
+      list(map(tuple, rules))):
+    yield
 
 
 def maybe_initialize_distributed() -> bool:

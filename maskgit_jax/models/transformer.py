@@ -56,6 +56,47 @@ def _gelu(x):
   return jax.nn.gelu(x, approximate=True)
 
 
+class Projection(nn.Module):
+  """Dense layer over several input and output axes (q/k/v and out).
+
+  Like ``nn.DenseGeneral`` with the official parameter shapes, but the
+  kernel is initialised at its true shape so that its logical axis names
+  apply to it directly (DenseGeneral initialises a flattened 2-D kernel,
+  which breaks sharding constraints on 3-D logical names under a mesh).
+
+  Attributes:
+    features: output dimensions, e.g. ``(heads, head_dim)`` or ``(hidden,)``.
+    in_axes: how many trailing input axes are contracted (1 or 2).
+    kernel_names, bias_names: logical axis names of the parameters.
+  """
+
+  features: tuple[int, ...]
+  in_axes: int
+  kernel_init: Initializer
+  kernel_names: tuple[str, ...]
+  bias_names: tuple[str, ...]
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """``[..., *in_dims]`` -> ``[..., *features]``."""
+    in_shape = x.shape[x.ndim - self.in_axes:]
+    kernel = self.param(
+        "kernel", nn.with_logical_partitioning(self.kernel_init,
+                                               self.kernel_names),
+        tuple(in_shape) + tuple(self.features), self.param_dtype)
+    bias = self.param(
+        "bias", nn.with_logical_partitioning(_zeros, self.bias_names),
+        tuple(self.features), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
+                                              dtype=self.dtype)
+    contract_x = tuple(range(x.ndim - self.in_axes, x.ndim))
+    y = jax.lax.dot_general(
+        x, kernel, ((contract_x, tuple(range(self.in_axes))), ((), ())))
+    return y + bias
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention without masking (every token sees every token).
 
@@ -83,11 +124,10 @@ class SelfAttention(nn.Module):
           f"hidden size {hidden} is not divisible by num_heads {self.num_heads}")
     head_dim = hidden // self.num_heads
     proj = functools.partial(
-        nn.DenseGeneral, features=(self.num_heads, head_dim), axis=-1,
-        dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(
-            self.kernel_init, ("embed", "heads", "kv")),
-        bias_init=nn.with_logical_partitioning(_zeros, ("heads", "kv")))
+        Projection, features=(self.num_heads, head_dim), in_axes=1,
+        kernel_init=self.kernel_init, kernel_names=("embed", "heads", "kv"),
+        bias_names=("heads", "kv"), dtype=self.dtype,
+        param_dtype=self.param_dtype)
     q = proj(name="query")(x)
     k = proj(name="key")(x)
     v = proj(name="value")(x)
@@ -110,13 +150,10 @@ class SelfAttention(nn.Module):
       raise ValueError(
           f"attention impl must be one of {ATTENTION_IMPLS}, got {self.impl!r}")
     out = nn.with_logical_constraint(out, qkv_axes)
-    return nn.DenseGeneral(
-        features=hidden, axis=(-2, -1), dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(
-            self.kernel_init, ("heads", "kv", "embed")),
-        bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
-        name="out")(out)
+    return Projection(
+        features=(hidden,), in_axes=2, kernel_init=self.kernel_init,
+        kernel_names=("heads", "kv", "embed"), bias_names=("embed",),
+        dtype=self.dtype, param_dtype=self.param_dtype, name="out")(out)
 
 
 class Attention(nn.Module):

@@ -14,7 +14,6 @@ import pathlib
 import signal
 import threading
 
-import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -100,6 +99,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f"data-parallel size {dp} (mesh {dict(mesh.shape)})")
   source = input_pipeline.make_source(config.data.name, config.data.split,
                                       config.data.get("data_dir"))
+  if config.stage == "transformer" and (
+      source.num_classes > config.model.num_classes):
+    raise ValueError(
+        f"dataset {config.data.name} has {source.num_classes} classes but the "
+        f"model has {config.model.num_classes} class tokens "
+        "(config.model.num_classes)")
   plan = input_pipeline.BatchPlan(
       len(source), config.batch_size, config.seed, jax.process_index(),
       jax.process_count())
@@ -157,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   last_step_metrics = None
   try:
-    with mesh, nn.logical_axis_rules(list(rules)), _PreemptionFlag() as flag:
+    with sharding_lib.mesh_context(mesh, rules), _PreemptionFlag() as flag:
       while step < config.num_train_steps:
         batch = input_pipeline.to_global(next(batches), batch_sharding)
         state, last_step_metrics = train_step(

@@ -39,7 +39,8 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int,
   """AdamW with linear warmup, then cosine decay (or constant), as in the paper."""
   if schedule == "cosine":
     lr = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(warmup_steps, 1), max(total_steps, 2))
+        0.0, learning_rate, max(warmup_steps, 1),
+        max(total_steps, warmup_steps + 1))
   elif schedule == "constant":
     lr = optax.join_schedules(
         [optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),

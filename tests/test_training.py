@@ -1,0 +1,170 @@
+"""The training system in-process: both stages end to end, meshes, errors."""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from maskgit_jax import sharding
+from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.trainers import loop
+from maskgit_jax.trainers import transformer_step
+from tests import train_helpers as th
+
+
+@pytest.fixture(scope="module")
+def animal_tokenizer(tmp_path_factory):
+  """A stage-1 workdir trained for a few steps on animal-MNIST."""
+  workdir = tmp_path_factory.mktemp("animal_tok")
+  metrics = loop.train_and_evaluate(th.tokenizer_config(), workdir)
+  assert np.isfinite(metrics["reconstruction_loss"])
+  return workdir
+
+
+def test_animal_mnist_both_stages_checkpoint_and_resume(animal_tokenizer,
+                                                        tmp_path):
+  assert th.checkpoint_steps(animal_tokenizer) == [3, 6]
+  assert (animal_tokenizer / "previews" / "step_00000006.png").exists()
+  config = th.transformer_config(animal_tokenizer)
+  metrics = loop.train_and_evaluate(config, tmp_path)
+  assert th.checkpoint_steps(tmp_path) == [3, 6]
+  assert 0 < metrics["loss"] < 10 and 0 <= metrics["masked_accuracy"] <= 1
+  assert len(list((tmp_path / "previews").glob("*.png"))) == 2
+  # The same command with a later end resumes at 6 instead of restarting.
+  config.num_train_steps = 9
+  loop.train_and_evaluate(config, tmp_path)
+  assert th.checkpoint_steps(tmp_path) == [3, 6, 9]
+
+
+def test_tfds_mock_data_both_stages(tmp_path):
+  with tfds.testing.mock_data(num_examples=64,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    tok = tmp_path / "tok"
+    loop.train_and_evaluate(
+        th.tokenizer_config("tfds:imagenet2012", num_train_steps=3), tok)
+    assert th.checkpoint_steps(tok) == [3]
+    config = th.transformer_config(tok, "tfds:imagenet2012",
+                                   num_train_steps=3)
+    with pytest.raises(ValueError, match="1000 classes but the model has 10"):
+      loop.train_and_evaluate(config, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # nothing written on bad input
+    config.model.num_classes = 1000
+    config.model.max_position_embeddings = 65
+    loop.train_and_evaluate(config, tmp_path / "tf")
+    assert th.checkpoint_steps(tmp_path / "tf") == [3]
+
+
+# ---------------------------------------------------------------------------
+# The same step on different meshes.
+
+MODEL = transformer_lib.Transformer(
+    codebook_size=64, num_classes=10, hidden_size=64, num_layers=2,
+    num_heads=4, mlp_dim=128, max_position_embeddings=65)
+RULES = [tuple(r) for r in __import__("configs.common").common
+         .LOGICAL_AXIS_RULES]
+
+
+def _one_step(mesh_shape, devices):
+  trainer = transformer_step.TransformerTrainer(
+      model=MODEL, optimizer=transformer_step.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10))
+  mesh = sharding.make_mesh(mesh_shape, devices)
+  state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
+                                             jax.random.PRNGKey(0))
+  batch_sharding = sharding.batch_sharding(mesh)
+  batch = {
+      "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 8, 8), 0, 64),
+      "labels": jnp.arange(8) % 10,
+  }
+  batch = jax.device_put(batch, batch_sharding)
+  step = jax.jit(trainer.train_step,
+                 in_shardings=(shardings, batch_sharding,
+                               sharding.replicated(mesh)),
+                 out_shardings=(shardings, sharding.replicated(mesh)),
+                 donate_argnums=(0,))
+  with sharding.mesh_context(mesh, RULES):
+    new_state, metrics = step(state, batch, jax.random.PRNGKey(2))
+  return new_state, metrics
+
+
+def test_sharded_steps_match_one_device():
+  devices = jax.devices()
+  assert len(devices) == 8
+  reference, ref_metrics = _one_step((1, 1, 1), devices[:1])
+  ref = jax.device_get(reference.params)
+  for shape in [(8, 1, 1), (4, 2, 1), (2, 2, 2)]:
+    state, metrics = _one_step(shape, devices)
+    np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"],
+                               rtol=1e-5)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+        jax.device_get(state.params), ref)
+    if shape == (2, 2, 2):
+      kernel = state.params["TransformerLayer_0"]["Mlp_0"][
+          "intermediate_output"]["kernel"]  # ('embed', 'mlp') -> fsdp, model
+      shard = kernel.addressable_shards[0].data.shape
+      assert shard == (32, 64) and kernel.shape == (64, 128)
+      # Adam moments are sharded like their params; the count is replicated.
+      mu = jax.tree_util.tree_leaves(state.opt_state)
+      assert any(leaf.shape == (64, 128) and
+                 leaf.addressable_shards[0].data.shape == (32, 64)
+                 for leaf in mu)
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear errors, no damage.
+
+
+def _listing(path: pathlib.Path):
+  return sorted((str(p.relative_to(path)), p.stat().st_size)
+                for p in path.rglob("*") if p.is_file())
+
+
+def test_bad_inputs_are_reported_without_touching_the_workdir(
+    animal_tokenizer, tmp_path):
+  before = _listing(animal_tokenizer)
+  cases = [
+      (dict(batch_size=7), ValueError,
+       "batch_size 7 is not divisible by the data-parallel size 8"),
+      (dict(data=dict(name="tfds:no_such_dataset_xyz", split="train",
+                      min_scale=1.0, flip=False)), FileNotFoundError,
+       "TFDS dataset 'no_such_dataset_xyz' split 'train' is not available"),
+      (dict(data=dict(name="imagenet", split="train", min_scale=1.0,
+                      flip=False)), ValueError, "unknown dataset 'imagenet'"),
+      (dict(mesh_shape=(3, 1, 1)), ValueError,
+       r"mesh_shape \(3, 1, 1\) needs 3 devices, found 8"),
+  ]
+  for overrides, error, message in cases:
+    config = th.tokenizer_config()
+    config.update(overrides)
+    with pytest.raises(error, match=message):
+      loop.train_and_evaluate(config, animal_tokenizer)
+  assert _listing(animal_tokenizer) == before
+
+  blocker = tmp_path / "a_file"
+  blocker.write_text("x")
+  with pytest.raises(PermissionError, match="is not writable"):
+    loop.train_and_evaluate(th.tokenizer_config(), blocker / "run")
+
+  with pytest.raises(FileNotFoundError, match="tokenizer checkpoint"):
+    loop.train_and_evaluate(th.transformer_config(tmp_path / "none"),
+                            tmp_path / "run2")
+  stage2 = tmp_path / "stage2"
+  loop.train_and_evaluate(th.transformer_config(animal_tokenizer,
+                                                num_train_steps=3), stage2)
+  with pytest.raises(ValueError, match="is a 'transformer' checkpoint"):
+    loop.train_and_evaluate(th.transformer_config(stage2), tmp_path / "run3")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  loop.train_and_evaluate(th.tokenizer_config(num_train_steps=3), tmp_path)
+  good = _listing(tmp_path / "checkpoints")
+  config = th.tokenizer_config(num_train_steps=6)
+  config.optimizer.learning_rate = 1e30  # parameters overflow at once
+  with pytest.raises(FloatingPointError, match="non-finite training values"):
+    loop.train_and_evaluate(config, tmp_path)
+  assert th.checkpoint_steps(tmp_path) == [3]
+  assert _listing(tmp_path / "checkpoints") == good
