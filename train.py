@@ -48,6 +48,10 @@ def run():
   except flags.Error as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except (AttributeError, KeyError) as e:  # --config.<unknown field>=...
+    print(f"error: unknown config field {e} in a --config override",
+          file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

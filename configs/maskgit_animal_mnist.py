@@ -30,10 +30,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.update(batch_size=64, num_train_steps=4000, log_every_steps=50,
                 checkpoint_every_steps=500, preview_every_steps=1000)
   if variant == "tiny":
+    config.image_size = 16  # as the tiny tokenizer: an 8x8 token grid
     config.token_factor = 2
     config.model.update(codebook_size=32, hidden_size=32, num_layers=1,
                         num_heads=2, mlp_dim=64,
-                        max_position_embeddings=16 * 16 + 1)
+                        max_position_embeddings=8 * 8 + 1)
     config.optimizer.update(warmup_steps=2)
     config.update(batch_size=8, num_train_steps=6, log_every_steps=2,
                   checkpoint_every_steps=3, preview_every_steps=3)

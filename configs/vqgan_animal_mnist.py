@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(num_res_blocks=1, channel_multipliers=(1, 2),
                         embedding_dim=16, codebook_size=32)
     config.discriminator.update(filters=16, channel_multipliers=(1, 2))
+    config.image_size = 16  # downscaled: 4x cheaper convolutions on CPU
     config.losses.update(discriminator_start_step=2)
     config.update(batch_size=8, num_train_steps=6, log_every_steps=2,
                   checkpoint_every_steps=3, preview_every_steps=3)

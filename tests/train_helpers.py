@@ -35,3 +35,33 @@ def transformer_config(tokenizer_workdir, dataset: str = "animal_mnist",
 def checkpoint_steps(workdir) -> list[int]:
   folder = pathlib.Path(workdir) / "checkpoints"
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def train_command(workdir, config: str, *overrides: str) -> list[str]:
+  """``python train.py --config=... --workdir=... --config.x=y ...``."""
+  import sys  # pylint: disable=g-import-not-at-top
+  return [sys.executable, str(REPO / "train.py"), f"--config={config}",
+          f"--workdir={workdir}", *overrides]
+
+
+def subprocess_env(num_devices: int = 1, **extra) -> dict:
+  import os  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ)
+  env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}",
+             JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             TF_CPP_MIN_LOG_LEVEL="3")
+  env.update({k: str(v) for k, v in extra.items()})
+  return env
+
+
+def restore_params(workdir, step: int):
+  """The params of checkpoint ``step`` as numpy arrays."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  manager = ocp.CheckpointManager(
+      pathlib.Path(workdir).absolute() / "checkpoints", item_names=("state",))
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))
+  finally:
+    manager.close()
+  return restored["state"]["params"]
