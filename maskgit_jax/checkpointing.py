@@ -155,3 +155,41 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
   return jax.tree_util.tree_map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
       tree, shardings)
+
+
+def restore_state_tree(workdir: str | pathlib.Path, step: int | None = None,
+                       sharding: jax.sharding.Sharding | None = None) -> Any:
+  """A checkpoint's state tree, whatever topology saved it (for inference).
+
+  Args:
+    workdir: a training workdir (or imported checkpoint dir).
+    step: the step to read (default: latest).
+    sharding: where every array goes (default: the first local device).
+
+  Returns:
+    The saved state as a nested dict of arrays (``params``, ...).
+
+  Raises:
+    FileNotFoundError: when there is no checkpoint.
+  """
+  directory = pathlib.Path(workdir).absolute() / "checkpoints"
+  if step is None:
+    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit()
+                   ) if directory.is_dir() else []
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+    step = steps[-1]
+  path = directory / str(step) / STATE
+  if not path.is_dir():
+    raise FileNotFoundError(f"no checkpoint step {step} in {directory}")
+  sharding = sharding or jax.sharding.SingleDeviceSharding(
+      jax.local_devices()[0])
+  checkpointer = ocp.StandardCheckpointer()
+  try:
+    metadata = checkpointer.metadata(path).item_metadata
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+        metadata)
+    return checkpointer.restore(path, target)
+  finally:
+    checkpointer.close()

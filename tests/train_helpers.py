@@ -55,13 +55,6 @@ def subprocess_env(num_devices: int = 1, **extra) -> dict:
 
 
 def restore_params(workdir, step: int):
-  """The params of checkpoint ``step`` as numpy arrays."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  manager = ocp.CheckpointManager(
-      pathlib.Path(workdir).absolute() / "checkpoints", item_names=("state",))
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
-  finally:
-    manager.close()
-  return restored["state"]["params"]
+  """The params of checkpoint ``step`` as arrays on one local device."""
+  from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  return checkpointing.restore_state_tree(workdir, step)["params"]

@@ -15,7 +15,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 
 from maskgit_jax import checkpointing
 from maskgit_jax import parallel_decode
@@ -94,17 +93,7 @@ def load_tokenizer(workdir: str | pathlib.Path
     raise ValueError(f"checkpoint {workdir} is a {saved.get('stage')!r} "
                      "checkpoint, not a tokenizer")
   model = vqgan_lib.VQGAN(**saved["model"])
-  manager = ocp.CheckpointManager(
-      directory.absolute() / "checkpoints",
-      item_names=(checkpointing.STATE,))
-  try:
-    restored = manager.restore(
-        manager.latest_step(),
-        args=ocp.args.Composite(**{
-            checkpointing.STATE: ocp.args.StandardRestore()}))
-  finally:
-    manager.close()
-  return model, restored[checkpointing.STATE]["params"]
+  return model, checkpointing.restore_state_tree(directory)["params"]
 
 
 def transformer_task(config: ml_collections.ConfigDict) -> Task:
