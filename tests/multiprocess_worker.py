@@ -2,8 +2,9 @@
 
 Environment: XLA_FLAGS (fake CPU devices), MASKGIT_COORDINATOR /
 MASKGIT_NUM_PROCESSES / MASKGIT_PROCESS_ID for a multi-process run (unset:
-single process). Argument: the workdir. Trains the tiny animal-MNIST
-tokenizer for 3 steps and records which records this process loaded.
+single process). Arguments: the workdir and a stage-1 workdir. Trains the
+tiny animal-MNIST transformer for 3 steps and records which records this
+process loaded.
 """
 
 import json
@@ -20,7 +21,7 @@ from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
 from tests import train_helpers  # pylint: disable=g-import-not-at-top
 
 
-def main(workdir: str) -> None:
+def main(workdir: str, tokenizer_workdir: str) -> None:
   sharding.maybe_initialize_distributed()
   loaded = []
   original = input_pipeline.LocalBatchLoader.__call__
@@ -31,8 +32,9 @@ def main(workdir: str) -> None:
     return original(self, batch_index)
 
   input_pipeline.LocalBatchLoader.__call__ = recording
-  config = train_helpers.tokenizer_config(
-      num_train_steps=3, checkpoint_every_steps=3, preview_every_steps=0)
+  config = train_helpers.transformer_config(
+      tokenizer_workdir, num_train_steps=3, checkpoint_every_steps=3,
+      preview_every_steps=0)
   loop.train_and_evaluate(config, workdir)
   report = pathlib.Path(workdir) / f"loaded_{jax.process_index()}.json"
   report.write_text(json.dumps({
@@ -44,4 +46,4 @@ def main(workdir: str) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(sys.argv[1], sys.argv[2])

@@ -29,7 +29,7 @@ from maskgit_jax.trainers.tokenizer_step import check_finite
 def _check_workdir(workdir: pathlib.Path) -> None:
   try:
     workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / ".write_test"
+    probe = workdir / f".write_test_{jax.process_index()}"
     probe.write_text("ok")
     probe.unlink()
   except OSError as e:
@@ -133,7 +133,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   replicated = sharding_lib.replicated(mesh)
   batch_sharding = sharding_lib.batch_sharding(mesh)
-  extras = jax.device_put(task.extras, replicated)
+  # Host copies are identical on every process, so each can place them on
+  # its own devices (no cross-host transfer).
+  extras = jax.device_put(jax.device_get(task.extras), replicated)
   extras_sharding = jax.tree_util.tree_map(lambda _: replicated, task.extras)
   batch_shardings = {"images": batch_sharding, "labels": batch_sharding}
   train_step = jax.jit(
