@@ -96,12 +96,23 @@ def load_tokenizer(workdir: str | pathlib.Path
   return model, checkpointing.restore_state_tree(directory)["params"]
 
 
-def transformer_task(config: ml_collections.ConfigDict) -> Task:
-  """Stage 2: the MaskGIT transformer on tokens of a frozen tokenizer."""
-  if not config.get("tokenizer_checkpoint"):
-    raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
-                     "workdir whose tokenizer makes the training tokens")
-  tokenizer, tokenizer_params = load_tokenizer(config.tokenizer_checkpoint)
+def transformer_task(config: ml_collections.ConfigDict,
+                     tokenizer: tuple[vqgan_lib.VQGAN, Any] | None = None
+                     ) -> Task:
+  """Stage 2: the MaskGIT transformer on tokens of a frozen tokenizer.
+
+  Args:
+    config: the stage-2 config.
+    tokenizer: ``(model, params)`` to use instead of loading
+      ``config.tokenizer_checkpoint`` (params may be abstract, e.g. for
+      ahead-of-time compilation).
+  """
+  if tokenizer is None:
+    if not config.get("tokenizer_checkpoint"):
+      raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
+                       "workdir whose tokenizer makes the training tokens")
+    tokenizer = load_tokenizer(config.tokenizer_checkpoint)
+  tokenizer, tokenizer_params = tokenizer
   model_kwargs = _kwargs(config.model)
   if tokenizer.codebook_size != model_kwargs["codebook_size"]:
     raise ValueError(

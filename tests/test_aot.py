@@ -1,0 +1,27 @@
+"""The paper's setup compiles ahead of time for 16 devices at full size."""
+
+import json
+import math
+import subprocess
+import sys
+
+from tests import train_helpers as th
+
+
+def test_imagenet256_train_step_compiles_for_16_devices(parity):
+  result = subprocess.run(
+      [sys.executable, "-m", "maskgit_jax.trainers.aot",
+       "--config=configs/maskgit_imagenet.py:256", "--fake_devices=16"],
+      env=th.subprocess_env(1), cwd=th.REPO, capture_output=True, text=True,
+      timeout=600, check=True)
+  report = json.loads(result.stdout[result.stdout.index("{"):])
+  print(json.dumps(report["gib_per_device"]))  # shown with pytest -s
+  assert report["devices"] == 16 and report["batch_size"] == 256
+  assert report["mesh"] == {"data": 16, "fsdp": 1, "model": 1}
+  released = parity.json("full_size_param_shapes.json")[
+      "transformer_imagenet256"]
+  assert report["num_params"] == sum(math.prod(s) for s in released.values())
+  memory = report["bytes_per_device"]
+  # Params + EMA + two Adam moments (f32) are replicated on every device.
+  assert memory["argument"] >= 4 * 4 * report["num_params"]
+  assert 0 < memory["peak_estimate"] < 32 * 2**30  # fits a 32 GiB chip
