@@ -9,6 +9,9 @@ Sources (``config.data.name``):
   (random access, no TensorFlow needed; prepare the dataset once with
   ``tfds build``), e.g. ``tfds:imagenet2012`` or ``tfds:places365_small``.
 * ``"folder:<path>"``: one subfolder per class of PNG/JPEG files.
+* ``"tokens:<file.npz>"``: stage-2 tokens cached by
+  ``python -m maskgit_jax.pretokenize`` (batches carry ``tokens`` instead of
+  ``images``; the flip augmentation picks the mirrored tokens).
 
 Order is a pure function of ``(seed, batch index)``: epoch ``e`` is a
 permutation of the split drawn from ``(seed, e)``; global batch ``b`` is a
@@ -191,6 +194,35 @@ class FolderSource:
       return np.asarray(image.convert("RGB")), label
 
 
+class TokenSource:
+  """Cached tokens: records are ``(tokens [2, h, w] int32, label)``.
+
+  Index 1 of the token pair is the mirror image's tokens.
+  """
+
+  kind = "tokens"
+
+  def __init__(self, path: str):
+    if not pathlib.Path(path).exists():
+      raise FileNotFoundError(
+          f"token file {path} does not exist; make it with "
+          "python -m maskgit_jax.pretokenize")
+    with np.load(path, allow_pickle=False) as data:
+      self.tokens = np.asarray(data["tokens"], np.int32)
+      self.labels = np.asarray(data["labels"], np.int32)
+      self.num_classes = int(data["num_classes"])
+
+  @property
+  def grid(self) -> tuple[int, int]:
+    return self.tokens.shape[-2:]
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, index):
+    return self.tokens[index], int(self.labels[index])
+
+
 def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
   """The source named by ``config.data.name`` (see the module docstring)."""
   if name == "animal_mnist":
@@ -202,8 +234,15 @@ def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
     return TfdsSource(name[len("tfds:"):], split, data_dir)
   if name.startswith("folder:"):
     return FolderSource(name[len("folder:"):])
+  if name.startswith("tokens:"):
+    return TokenSource(name[len("tokens:"):])
   raise ValueError(f"unknown dataset {name!r}; expected 'animal_mnist', "
-                   "'tfds:<name>' or 'folder:<path>'")
+                   "'tfds:<name>', 'folder:<path>' or 'tokens:<file.npz>'")
+
+
+def batch_key(source: Source) -> str:
+  """The batch entry a source fills: "images" or (cached) "tokens"."""
+  return getattr(source, "kind", "images")
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +297,10 @@ class Preprocess:
 
   def __call__(self, image: np.ndarray, rng: np.random.Generator
                ) -> np.ndarray:
+    if image.ndim == 3 and image.shape[0] == 2 and image.dtype == np.int32:
+      # Cached tokens [2, h, w]: the flip picks the mirror image's tokens.
+      flip = self.train and self.flip and rng.uniform() < 0.5
+      return image[int(flip)]
     if self.train and self.min_scale < 1.0:
       image = random_resized_crop(image, self.image_size, rng, self.min_scale)
     else:
@@ -325,7 +368,7 @@ class LocalBatchLoader:
       rng = np.random.default_rng([self.plan.seed, epoch, int(i)])
       images.append(self.preprocess(image, rng))
       labels.append(label)
-    return {"images": np.stack(images),
+    return {batch_key(self.source): np.stack(images),
             "labels": np.asarray(labels, np.int32)}
 
 

@@ -168,3 +168,30 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     loop.train_and_evaluate(config, tmp_path)
   assert th.checkpoint_steps(tmp_path) == [3]
   assert _listing(tmp_path / "checkpoints") == good
+
+
+def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
+  from maskgit_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import pretokenize  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
+  path = pretokenize.pretokenize(str(animal_tokenizer), "animal_mnist",
+                                 "test", 16, str(tmp_path / "tok.npz"),
+                                 batch_size=512, progress=lambda _: None)
+  cached = np.load(path)
+  assert cached["tokens"].shape == (2000, 2, 8, 8)
+  model, params = tasks.load_tokenizer(animal_tokenizer)
+  source = input_pipeline.make_source("animal_mnist", "test")
+  images = np.stack([input_pipeline.center_crop(source[i][0], 16)
+                     for i in range(4)]).astype(np.float32) / 255
+  for variant, batch in enumerate([images, images[:, :, ::-1]]):
+    ids = model.apply({"params": params}, jnp.asarray(batch),
+                      method=model.encode_to_indices)
+    np.testing.assert_array_equal(cached["tokens"][:4, variant], ids)
+
+  config = th.transformer_config(animal_tokenizer, f"tokens:{path}",
+                                 num_train_steps=3)
+  metrics = loop.train_and_evaluate(config, tmp_path / "run")
+  assert np.isfinite(metrics["loss"])
+  config.token_factor = 4  # claims a 4x4 grid
+  with pytest.raises(ValueError, match=r"token file grid \(8, 8\) does not"):
+    loop.train_and_evaluate(config, tmp_path / "run2")

@@ -22,11 +22,11 @@ def tokenizer_config(dataset: str = "animal_mnist", **overrides):
 
 def transformer_config(tokenizer_workdir, dataset: str = "animal_mnist",
                        **overrides):
-  if dataset == "animal_mnist":
+  if dataset == "animal_mnist" or dataset.startswith("tokens:"):
     config = maskgit_animal_mnist.get_config("tiny")
   else:
     config = maskgit_imagenet.get_config("tiny")
-    config.data.name = dataset
+  config.data.name = dataset
   config.tokenizer_checkpoint = str(tokenizer_workdir)
   config.update(overrides)
   return config

@@ -51,6 +51,15 @@ def _layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
       name=name)
 
 
+def _dense(features: int, names: tuple[str, str], kernel_init: Initializer,
+           dtype: Dtype, param_dtype: Dtype, name: str) -> nn.Dense:
+  """A Dense layer whose kernel is ``names`` and bias ``names[1:]``."""
+  return nn.Dense(
+      features, dtype=dtype, param_dtype=param_dtype,
+      kernel_init=nn.with_logical_partitioning(kernel_init, names),
+      bias_init=nn.with_logical_partitioning(_zeros, names[1:]), name=name)
+
+
 def _gelu(x):
   # The official code calls jax.nn.gelu with its default (tanh) approximation.
   return jax.nn.gelu(x, approximate=True)
@@ -191,19 +200,12 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
     hidden = x.shape[-1]
-    h = nn.Dense(
-        self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(
-            self.kernel_init, ("embed", "mlp")),
-        bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
-        name="intermediate_output")(x)
+    kw = dict(kernel_init=self.kernel_init, dtype=self.dtype,
+              param_dtype=self.param_dtype)
+    h = _dense(self.mlp_dim, ("embed", "mlp"), name="intermediate_output",
+               **kw)(x)
     h = nn.with_logical_constraint(_gelu(h), ("batch", "length", "mlp"))
-    h = nn.Dense(
-        hidden, dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(
-            self.kernel_init, ("mlp", "embed")),
-        bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
-        name="layer_output")(h)
+    h = _dense(hidden, ("mlp", "embed"), name="layer_output", **kw)(h)
     h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
     return _layer_norm("layer_output_ln", self.dtype, self.param_dtype)(h + x)
 
@@ -290,12 +292,8 @@ class MlmLayer(nn.Module):
   def __call__(self, x: jax.Array, table: jax.Array) -> jax.Array:
     """``x [batch, length, hidden]``, ``table [vocab, hidden]`` -> ``[batch, length, vocab]``."""
     hidden = x.shape[-1]
-    h = nn.Dense(
-        hidden, dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(
-            self.kernel_init, ("embed", "mlp")),
-        bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
-        name="mlm_dense")(x)
+    h = _dense(hidden, ("embed", "mlp"), self.kernel_init, self.dtype,
+               self.param_dtype, name="mlm_dense")(x)
     h = _layer_norm("mlm_ln", self.dtype, self.param_dtype)(_gelu(h))
     logits = jnp.einsum("bld,vd->blv", h, table.astype(self.dtype),
                         preferred_element_type=jnp.float32)

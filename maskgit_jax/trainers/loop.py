@@ -105,6 +105,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         f"dataset {config.data.name} has {source.num_classes} classes but the "
         f"model has {config.model.num_classes} class tokens "
         "(config.model.num_classes)")
+  if isinstance(source, input_pipeline.TokenSource):
+    if config.stage != "transformer":
+      raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
+                       "transformer stage")
+    grid = config.image_size // config.token_factor
+    if tuple(source.grid) != (grid, grid):
+      raise ValueError(f"token file grid {tuple(source.grid)} does not match "
+                       f"the config's {grid}x{grid} (image_size / token_factor)")
   plan = input_pipeline.BatchPlan(
       len(source), config.batch_size, config.seed, jax.process_index(),
       jax.process_count())
@@ -137,7 +145,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # its own devices (no cross-host transfer).
   extras = jax.device_put(jax.device_get(task.extras), replicated)
   extras_sharding = jax.tree_util.tree_map(lambda _: replicated, task.extras)
-  batch_shardings = {"images": batch_sharding, "labels": batch_sharding}
+  batch_shardings = {input_pipeline.batch_key(source): batch_sharding,
+                     "labels": batch_sharding}
   train_step = jax.jit(
       task.step,
       in_shardings=(state_shardings, batch_shardings, replicated,

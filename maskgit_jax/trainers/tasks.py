@@ -135,6 +135,7 @@ def transformer_task(config: ml_collections.ConfigDict,
 
   def preview(state, batch, extras):
     labels = batch["labels"][:PREVIEW_IMAGES]
+    del batch  # samples depend on the labels only
     inputs = model.layout.masked_sequence(labels, grid * grid)
     decoded = parallel_decode.decode(
         state.ema_params, inputs, jax.random.PRNGKey(0),

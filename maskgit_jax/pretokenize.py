@@ -1,0 +1,80 @@
+"""Caches stage-2 training tokens: images -> ids with a frozen tokenizer.
+
+    python -m maskgit_jax.pretokenize --tokenizer=runs/tok \
+        --data=animal_mnist --split=train --image_size=32 --out=runs/tokens.npz
+
+then train stage 2 with ``--config.data.name=tokens:runs/tokens.npz``. The
+file holds ``tokens`` int32 ``[N, 2, h, w]`` (each image and its mirror
+image, so random flips survive caching), ``labels`` int32 ``[N]`` and
+``num_classes``. Images are centre-cropped: random crops are lost, which is
+the price of caching (see benchmarks/RESULTS.md for the speed it buys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import jax
+import numpy as np
+
+from maskgit_jax import input_pipeline
+from maskgit_jax.trainers import tasks
+
+
+def pretokenize(tokenizer_workdir: str, data: str, split: str,
+                image_size: int, out: str, *, data_dir: str | None = None,
+                batch_size: int = 256, progress=print) -> pathlib.Path:
+  """Tokenizes a whole split; see the module docstring for the file layout."""
+  model, params = tasks.load_tokenizer(tokenizer_workdir)
+  source = input_pipeline.make_source(data, split, data_dir)
+  preprocess = input_pipeline.Preprocess(image_size, train=False)
+  encode = jax.jit(lambda p, x: model.apply(
+      {"params": p}, x, method=model.encode_to_indices))
+  tokens, labels = [], []
+  start = time.perf_counter()
+  for first in range(0, len(source), batch_size):
+    records = [source[i] for i in range(first, min(first + batch_size,
+                                                   len(source)))]
+    images = np.stack([preprocess(image, None) for image, _ in records])
+    both = np.concatenate([images, images[:, :, ::-1]], axis=0)
+    ids = np.asarray(encode(params, both))
+    n = len(records)
+    tokens.append(np.stack([ids[:n], ids[n:]], axis=1))
+    labels.extend(label for _, label in records)
+    done = first + n
+    rate = done / (time.perf_counter() - start)
+    progress(f"tokenized {done}/{len(source)} images ({rate:.0f} images/s)")
+  out_path = pathlib.Path(out)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  np.savez(out_path, tokens=np.concatenate(tokens).astype(np.int32),
+           labels=np.asarray(labels, np.int32),
+           num_classes=np.int32(source.num_classes))
+  return out_path
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--tokenizer", required=True, help="stage-1 workdir")
+  parser.add_argument("--data", required=True, help="as config.data.name")
+  parser.add_argument("--split", default="train")
+  parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--image_size", type=int, required=True)
+  parser.add_argument("--batch_size", type=int, default=256)
+  parser.add_argument("--out", required=True)
+  args = parser.parse_args(argv)
+  try:
+    path = pretokenize(args.tokenizer, args.data, args.split, args.image_size,
+                       args.out, data_dir=args.data_dir,
+                       batch_size=args.batch_size)
+  except (ValueError, FileNotFoundError, PermissionError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
