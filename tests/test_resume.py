@@ -91,3 +91,26 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, extra, message):
   errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
   assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
   assert "Traceback" not in result.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+  proc = subprocess.Popen(
+      th.train_command(tmp_path, CONFIG, "--config.num_train_steps=100000",
+                       "--config.checkpoint_every_steps=1000",
+                       "--config.preview_every_steps=0"),
+      env=th.subprocess_env(), cwd=th.REPO, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  # Wait until training runs (the first log line after step 2), then stop.
+  while time.time() < deadline and proc.poll() is None:
+    if list(tmp_path.glob("events.out.tfevents.*")):
+      time.sleep(3)
+      break
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-2000:]
+  steps = th.checkpoint_steps(tmp_path)
+  # The save happened at the step where the signal arrived, not on the
+  # 1000-step interval.
+  assert len(steps) == 1 and 0 < steps[0] < 1000, steps

@@ -38,16 +38,19 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int,
                    ) -> optax.GradientTransformation:
   """AdamW with linear warmup, then cosine decay (or constant), as in the paper."""
   if schedule == "cosine":
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(warmup_steps, 1),
-        max(total_steps, warmup_steps + 1))
+    decay = optax.cosine_decay_schedule(
+        learning_rate, max(total_steps - warmup_steps, 1))
   elif schedule == "constant":
-    lr = optax.join_schedules(
-        [optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
-         optax.constant_schedule(learning_rate)], [max(warmup_steps, 1)])
+    decay = optax.constant_schedule(learning_rate)
   else:
     raise ValueError(f"learning-rate schedule must be 'cosine' or "
                      f"'constant', got {schedule!r}")
+  if warmup_steps > 0:
+    lr = optax.join_schedules(
+        [optax.linear_schedule(0.0, learning_rate, warmup_steps), decay],
+        [warmup_steps])
+  else:
+    lr = decay
   parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
   parts.append(optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
   tx = optax.chain(*parts)
