@@ -1,0 +1,178 @@
+"""Import of the released MaskGIT checkpoints (google-research/maskgit).
+
+The four released files are Flax msgpack dumps of ``{'params': ...}``:
+``tokenizer_imagenet{256,512}_checkpoint`` and
+``maskgit_imagenet{256,512}_checkpoint``, linked from the official README
+(https://github.com/google-research/maskgit) at
+``https://storage.googleapis.com/maskgit-public/checkpoints/<name>``.
+Download them yourself; nothing here downloads.
+
+    python -m maskgit_jax.official --tokenizer tokenizer_imagenet256_checkpoint \
+        --transformer maskgit_imagenet256_checkpoint --out imported/in256
+
+reads them with ``flax.serialization.msgpack_restore`` (no pickle), infers
+every architecture hyperparameter from the array shapes, and writes two
+Orbax workdirs that the rest of the library loads like its own::
+
+    OUT/tokenizer/checkpoints/0    stage-1 params + config
+    OUT/checkpoints/0              stage-2 params (also as EMA params) + config
+                                   (config.tokenizer_checkpoint = "tokenizer")
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import re
+import sys
+from typing import Any
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_jax import checkpointing
+
+
+def read_msgpack(path: str | pathlib.Path) -> dict:
+  """The ``params`` tree of an official checkpoint file (numpy arrays)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"checkpoint file {path} does not exist")
+  try:
+    tree = flax.serialization.msgpack_restore(path.read_bytes())
+  except Exception as e:  # msgpack raises several types on foreign bytes
+    raise ValueError(f"{path} is not a Flax msgpack checkpoint "
+                     f"({type(e).__name__})") from e
+  if not isinstance(tree, dict):
+    raise ValueError(f"{path} does not hold a parameter tree")
+  params = tree.get("params", tree)
+  return jax.tree_util.tree_map(np.asarray, params)
+
+
+def _indexed(tree: dict, prefix: str) -> list[dict]:
+  found = sorted((int(m.group(1)), v) for k, v in tree.items()
+                 if (m := re.fullmatch(prefix + r"_(\d+)", k)))
+  return [v for _, v in found]
+
+
+def infer_tokenizer(params: dict) -> dict:
+  """VQGAN fields (see :class:`maskgit_jax.models.vqgan.VQGAN`) from shapes.
+
+  Raises:
+    ValueError: when the tree is not an official tokenizer's.
+  """
+  try:
+    codebook = params["quantizer"]["codebook"]
+    encoder, decoder = params["encoder"], params["decoder"]
+    filters = encoder["Conv_0"]["kernel"].shape[-1]
+    blocks = _indexed(encoder, "ResBlock")
+    decoder_convs = _indexed(decoder, "Conv")
+  except (KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"not an official MaskGIT tokenizer tree (missing {e})"
+                     ) from e
+  # Decoder convs: the input conv, one per upsampling, the output conv.
+  levels = len(decoder_convs) - 1
+  if levels < 1 or len(blocks) % (levels + 1):
+    raise ValueError(f"tokenizer tree with {len(blocks)} encoder ResBlocks "
+                     f"and {levels} levels is not the official layout")
+  res_blocks = len(blocks) // (levels + 1)
+  multipliers = tuple(
+      int(blocks[l * res_blocks]["Conv_1"]["kernel"].shape[-1] // filters)
+      for l in range(levels))
+  return dict(filters=int(filters), num_res_blocks=res_blocks,
+              channel_multipliers=multipliers,
+              embedding_dim=int(codebook.shape[1]),
+              codebook_size=int(codebook.shape[0]))
+
+
+def infer_transformer(params: dict, codebook_size: int) -> dict:
+  """Transformer fields (see :class:`maskgit_jax.models.transformer.Transformer`).
+
+  The vocabulary is ``codebook + classes + 1``, so the tokenizer's codebook
+  size fixes the number of classes.
+  """
+  try:
+    embed = params["Embed_0"]
+    vocab, hidden = embed["word_embeddings"]["embedding"].shape
+    positions = embed["position_embeddings"]["embedding"].shape[0]
+    layers = _indexed(params, "TransformerLayer")
+    query = layers[0]["Attention_0"]["self_attention"]["query"]["kernel"]
+    mlp = layers[0]["Mlp_0"]["intermediate_output"]["kernel"].shape[1]
+  except (KeyError, TypeError, IndexError, AttributeError) as e:
+    raise ValueError(f"not an official MaskGIT transformer tree (missing {e})"
+                     ) from e
+  classes = vocab - codebook_size - 1
+  if classes < 0:
+    raise ValueError(f"transformer vocabulary {vocab} is smaller than the "
+                     f"tokenizer codebook {codebook_size} + 1")
+  return dict(codebook_size=codebook_size, num_classes=int(classes),
+              hidden_size=int(hidden), num_layers=len(layers),
+              num_heads=int(query.shape[1]), mlp_dim=int(mlp),
+              max_position_embeddings=int(positions))
+
+
+def import_checkpoints(tokenizer_path, transformer_path,
+                       out: str | pathlib.Path) -> dict[str, Any]:
+  """Writes the two workdirs described in the module docstring.
+
+  Returns:
+    ``{"tokenizer": fields, "transformer": fields, "image_size": int}``.
+  """
+  from configs import maskgit_imagenet  # pylint: disable=g-import-not-at-top
+  from configs import vqgan_imagenet  # pylint: disable=g-import-not-at-top
+  tok_params = read_msgpack(tokenizer_path)
+  tf_params = read_msgpack(transformer_path)
+  tok_fields = infer_tokenizer(tok_params)
+  tf_fields = infer_transformer(tf_params, tok_fields["codebook_size"])
+  grid = math.isqrt(tf_fields["max_position_embeddings"] - 1)
+  if grid * grid + 1 != tf_fields["max_position_embeddings"]:
+    raise ValueError(f"{tf_fields['max_position_embeddings']} positions are "
+                     "not a square token grid plus the class token")
+  factor = 2 ** (len(tok_fields["channel_multipliers"]) - 1)
+  image_size = grid * factor
+
+  out = pathlib.Path(out)
+  tok_config = vqgan_imagenet.get_config("256")
+  tok_config.model.update(tok_fields)
+  tok_config.image_size = image_size
+  tf_config = maskgit_imagenet.get_config("512" if grid >= 32 else "256")
+  tf_config.model.update(tf_fields)
+  tf_config.update(image_size=image_size, token_factor=factor,
+                   tokenizer_checkpoint="tokenizer")
+  tf_params = jax.tree_util.tree_map(jnp.asarray, tf_params)
+  for workdir, config, state in (
+      (out / "tokenizer", tok_config,
+       {"step": jnp.zeros((), jnp.int32),
+        "params": jax.tree_util.tree_map(jnp.asarray, tok_params)}),
+      (out, tf_config, {"step": jnp.zeros((), jnp.int32), "params": tf_params,
+                        "ema_params": tf_params})):
+    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
+    try:
+      ckpt.save(0, state, next_batch=0, config=config.to_dict(), force=True)
+    finally:
+      ckpt.close()
+  return {"tokenizer": tok_fields, "transformer": tf_fields,
+          "image_size": image_size}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      description="Import the released MaskGIT checkpoints into Orbax dirs.")
+  parser.add_argument("--tokenizer", required=True)
+  parser.add_argument("--transformer", required=True)
+  parser.add_argument("--out", required=True)
+  args = parser.parse_args(argv)
+  try:
+    summary = import_checkpoints(args.tokenizer, args.transformer, args.out)
+  except (ValueError, FileNotFoundError, PermissionError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"imported into {args.out}: {summary}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,75 @@
+"""Import of official msgpack checkpoints, end to end on the fixture trees."""
+
+import flax.serialization
+import jax
+import numpy as np
+import pytest
+
+from maskgit_jax import checkpointing
+from maskgit_jax import official
+from maskgit_jax import parallel_decode
+from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.trainers import tasks
+
+
+@pytest.fixture(scope="module")
+def imported(parity, tmp_path_factory):
+  root = tmp_path_factory.mktemp("official")
+  for name in ("tokenizer", "transformer"):
+    (root / f"{name}.msgpack").write_bytes(
+        flax.serialization.msgpack_serialize(parity.params(name)))
+  assert official.main([f"--tokenizer={root / 'tokenizer.msgpack'}",
+                        f"--transformer={root / 'transformer.msgpack'}",
+                        f"--out={root / 'out'}"]) == 0
+  return root / "out"
+
+
+def test_hyperparameters_are_inferred_from_shapes(parity, imported):
+  saved = checkpointing.read_config(imported)
+  tf, tok = parity.config["transformer"], parity.config["tokenizer"]
+  assert saved["stage"] == "transformer"
+  assert saved["model"]["codebook_size"] == tf["codebook_size"]
+  assert saved["model"]["num_classes"] == tf["num_class"]
+  assert saved["model"]["hidden_size"] == tf["hidden_size"]
+  assert saved["model"]["num_layers"] == tf["num_hidden_layers"]
+  assert saved["model"]["num_heads"] == tf["num_attention_heads"]
+  assert saved["model"]["mlp_dim"] == tf["intermediate_size"]
+  assert saved["model"]["max_position_embeddings"] == tf[
+      "max_position_embeddings"]
+  assert saved["image_size"] == tok["image_size"]
+  tok_saved = checkpointing.read_config(imported / "tokenizer")
+  assert tok_saved["stage"] == "tokenizer"
+  for field in ("filters", "num_res_blocks", "embedding_dim",
+                "codebook_size"):
+    assert tok_saved["model"][field] == tok[field], field
+  assert list(tok_saved["model"]["channel_multipliers"]) == tok[
+      "channel_multipliers"]
+
+
+def test_imported_models_reproduce_the_official_generation(parity, imported):
+  saved = checkpointing.read_config(imported)
+  model = transformer_lib.Transformer(**saved["model"])
+  params = checkpointing.restore_state_tree(imported)["ema_params"]
+  state = parallel_decode.decode(
+      params, parity.io["gen_input_ids"], jax.random.PRNGKey(0),
+      tokens_to_logits=transformer_lib.CodebookLogits(model), num_iter=8,
+      greedy=True, choice_temperature=0.0)
+  np.testing.assert_array_equal(state.sequences,
+                                parity.io["gen_greedy_t0_final_seqs"])
+  tokenizer, tok_params = tasks.load_tokenizer(imported / "tokenizer")
+  images = tokenizer.apply({"params": tok_params},
+                           state.final[:, 1:].reshape(2, 8, 8),
+                           method=tokenizer.decode_from_indices)
+  np.testing.assert_allclose(images, parity.io["gen_greedy_t0_images"],
+                             rtol=0, atol=5e-5)
+
+
+def test_foreign_files_are_reported(tmp_path, parity):
+  bad = tmp_path / "bad"
+  bad.write_bytes(b"not msgpack at all")
+  with pytest.raises(ValueError, match="is not a Flax msgpack checkpoint"):
+    official.read_msgpack(bad)
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    official.read_msgpack(tmp_path / "missing")
+  with pytest.raises(ValueError, match="not an official MaskGIT tokenizer"):
+    official.infer_tokenizer(parity.params("transformer")["params"])
