@@ -34,7 +34,7 @@ def main(workdir: str, tokenizer_workdir: str) -> None:
   input_pipeline.LocalBatchLoader.__call__ = recording
   config = train_helpers.transformer_config(
       tokenizer_workdir, num_train_steps=3, checkpoint_every_steps=3,
-      preview_every_steps=0)
+      preview_every_steps=3)
   loop.train_and_evaluate(config, workdir)
   report = pathlib.Path(workdir) / f"loaded_{jax.process_index()}.json"
   report.write_text(json.dumps({

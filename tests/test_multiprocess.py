@@ -45,6 +45,8 @@ def test_two_processes_match_one_process(tmp_path):
   for proc in procs:
     _finish(proc)
 
+  # Previews are computed by both processes and written once.
+  assert (multi / "previews" / "step_00000003.png").exists()
   reports = [json.loads((multi / f"loaded_{i}.json").read_text())
              for i in range(2)]
   reference = json.loads((single / "loaded_0.json").read_text())

@@ -152,7 +152,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       in_shardings=(state_shardings, batch_shardings, replicated,
                     extras_sharding),
       out_shardings=(state_shardings, replicated), donate_argnums=(0,))
-  preview = jax.jit(task.preview)
+  # Replicated output: every process can read the images (multi-host safe).
+  preview = jax.jit(task.preview, out_shardings=replicated)
 
   writer = _writer(workdir)
   if step == 0:
