@@ -30,22 +30,22 @@ STATE, DATA, CONFIG = "state", "data", "config"
 class Checkpointer:
   """Thin wrapper over ``ocp.CheckpointManager`` for training workdirs.
 
+  The caller decides when to save (interval, preemption, end of training);
+  :meth:`save` always writes.
+
   Args:
     workdir: the run's directory; checkpoints go to ``workdir/checkpoints``.
     max_to_keep: how many steps to keep (older ones are deleted).
-    save_interval_steps: :meth:`maybe_save` saves when ``step`` is a
-      multiple of it (forced saves ignore it).
     async_save: write in a background thread.
   """
 
   def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3,
-               save_interval_steps: int = 1000, async_save: bool = True):
+               async_save: bool = True):
     self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
-            save_interval_steps=save_interval_steps,
             enable_async_checkpointing=async_save,
             create=True),
         item_names=(STATE, DATA, CONFIG))
@@ -53,21 +53,17 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
-  def latest_step(self) -> int | None:
-    return self.manager.latest_step()
-
   def save(self, step: int, state: Any, *, next_batch: int,
-           config: dict, force: bool = False) -> bool:
-    """Saves ``state`` at ``step`` (if due, or always with ``force``)."""
-    saved = self.manager.save(
+           config: dict) -> None:
+    """Writes ``state``, the data position and the config at ``step``."""
+    self.manager.save(
         step,
         args=ocp.args.Composite(**{
             STATE: ocp.args.StandardSave(state),
             DATA: ocp.args.JsonSave({"next_batch": int(next_batch)}),
             CONFIG: ocp.args.JsonSave(config),
         }),
-        force=force)
-    return bool(saved)
+        force=True)
 
   def reached_preemption(self, step: int) -> bool:
     """True when the runtime reports a preemption (e.g. TPU maintenance)."""
@@ -136,18 +132,36 @@ class Checkpointer:
     self.manager.close()
 
 
+def _step_dir(workdir: str | pathlib.Path, step: int | None,
+              item: str) -> pathlib.Path:
+  """``workdir/checkpoints/<step>/<item>``; the latest finished step by default.
+
+  Orbax names finished steps by their number (unfinished ones carry a
+  temporary suffix).
+
+  Raises:
+    FileNotFoundError: when there is no such checkpoint.
+  """
+  directory = pathlib.Path(workdir).absolute() / "checkpoints"
+  if step is None:
+    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit()
+                   ) if directory.is_dir() else []
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+    step = steps[-1]
+  path = directory / str(step) / item
+  if not path.is_dir():
+    raise FileNotFoundError(f"no checkpoint step {step} in {directory}")
+  return path
+
+
 def read_config(workdir: str | pathlib.Path, step: int | None = None) -> dict:
   """The config saved with a checkpoint (default: the latest step)."""
-  directory = pathlib.Path(workdir).absolute() / "checkpoints"
-  manager = ocp.CheckpointManager(directory, item_names=(CONFIG,))
+  checkpointer = ocp.Checkpointer(ocp.JsonCheckpointHandler())
   try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-    return manager.restore(step, args=ocp.args.Composite(**{
-        CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+    return checkpointer.restore(_step_dir(workdir, step, CONFIG))
   finally:
-    manager.close()
+    checkpointer.close()
 
 
 def abstract_like(tree: Any, shardings: Any) -> Any:
@@ -172,16 +186,7 @@ def restore_state_tree(workdir: str | pathlib.Path, step: int | None = None,
   Raises:
     FileNotFoundError: when there is no checkpoint.
   """
-  directory = pathlib.Path(workdir).absolute() / "checkpoints"
-  if step is None:
-    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit()
-                   ) if directory.is_dir() else []
-    if not steps:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-    step = steps[-1]
-  path = directory / str(step) / STATE
-  if not path.is_dir():
-    raise FileNotFoundError(f"no checkpoint step {step} in {directory}")
+  path = _step_dir(workdir, step, STATE)
   sharding = sharding or jax.sharding.SingleDeviceSharding(
       jax.local_devices()[0])
   checkpointer = ocp.StandardCheckpointer()

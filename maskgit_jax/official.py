@@ -151,7 +151,7 @@ def import_checkpoints(tokenizer_path, transformer_path,
                         "ema_params": tf_params})):
     ckpt = checkpointing.Checkpointer(workdir, async_save=False)
     try:
-      ckpt.save(0, state, next_batch=0, config=config.to_dict(), force=True)
+      ckpt.save(0, state, next_batch=0, config=config.to_dict())
     finally:
       ckpt.close()
   return {"tokenizer": tok_fields, "transformer": tf_fields,

@@ -127,9 +127,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   init_rng, train_rng = jax.random.split(root)
   state, state_shardings = sharding_lib.create_sharded(
       task.init, mesh, rules, init_rng)
-  ckpt = checkpointing.Checkpointer(
-      workdir, max_to_keep=config.keep_checkpoints,
-      save_interval_steps=config.checkpoint_every_steps)
+  ckpt = checkpointing.Checkpointer(workdir,
+                                    max_to_keep=config.keep_checkpoints)
   next_batch = 0
   restored = ckpt.restore_latest_good(
       checkpointing.abstract_like(state, state_shardings))
@@ -165,12 +164,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = input_pipeline.local_batches(loader, next_batch)
   last_metrics: dict[str, float] = {}
 
-  def save(force: bool) -> None:
+  def save() -> None:
     # Never let a non-finite state overwrite the last good checkpoint.
     if last_step_metrics is not None:
       check_finite(jax.device_get(last_step_metrics), step)
-    ckpt.save(step, state, next_batch=next_batch, config=config_dict,
-              force=force)
+    ckpt.save(step, state, next_batch=next_batch, config=config_dict)
 
   last_step_metrics = None
   try:
@@ -195,7 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         preempted = flag.event.is_set() or ckpt.reached_preemption(step)
         if step % config.checkpoint_every_steps == 0 or preempted or (
             step == config.num_train_steps):
-          save(force=True)
+          save()
         if preempted:
           logging.warning("preempted at step %d: checkpoint saved", step)
           break
