@@ -31,8 +31,9 @@ def _steps_per_second(config, steps: int) -> float:
   source = input_pipeline.make_source(config.data.name, config.data.split)
   loader = input_pipeline.LocalBatchLoader(
       source, input_pipeline.BatchPlan(len(source), config.batch_size, 0),
-      input_pipeline.Preprocess(config.image_size, train=True,
-                                min_scale=config.data.min_scale))
+      input_pipeline.make_preprocess(source, image_size=config.image_size,
+                                     train=True,
+                                     min_scale=config.data.min_scale))
   state = nn.unbox(task.init(jax.random.PRNGKey(0)))
   step = jax.jit(task.step, donate_argnums=(0,))
   state, metrics = step(state, loader(0), jax.random.PRNGKey(0), task.extras)

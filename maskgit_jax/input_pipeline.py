@@ -200,8 +200,6 @@ class TokenSource:
   Index 1 of the token pair is the mirror image's tokens.
   """
 
-  kind = "tokens"
-
   def __init__(self, path: str):
     if not pathlib.Path(path).exists():
       raise FileNotFoundError(
@@ -242,7 +240,7 @@ def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
 
 def batch_key(source: Source) -> str:
   """The batch entry a source fills: "images" or (cached) "tokens"."""
-  return getattr(source, "kind", "images")
+  return "tokens" if isinstance(source, TokenSource) else "images"
 
 
 # ---------------------------------------------------------------------------
@@ -297,10 +295,6 @@ class Preprocess:
 
   def __call__(self, image: np.ndarray, rng: np.random.Generator
                ) -> np.ndarray:
-    if image.ndim == 3 and image.shape[0] == 2 and image.dtype == np.int32:
-      # Cached tokens [2, h, w]: the flip picks the mirror image's tokens.
-      flip = self.train and self.flip and rng.uniform() < 0.5
-      return image[int(flip)]
     if self.train and self.min_scale < 1.0:
       image = random_resized_crop(image, self.image_size, rng, self.min_scale)
     else:
@@ -308,6 +302,27 @@ class Preprocess:
     if self.train and self.flip and rng.uniform() < 0.5:
       image = image[:, ::-1]
     return image.astype(np.float32) / 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PickTokens:
+  """Cached tokens ``[2, h, w]`` -> ``[h, w]``; a random flip picks the mirror's."""
+
+  train: bool
+  flip: bool = True
+
+  def __call__(self, tokens: np.ndarray, rng: np.random.Generator
+               ) -> np.ndarray:
+    flip = self.train and self.flip and rng.uniform() < 0.5
+    return tokens[int(flip)]
+
+
+def make_preprocess(source: Source, *, image_size: int, train: bool,
+                    min_scale: float = 0.08, flip: bool = True):
+  """The per-record transform for ``source``'s records (images or tokens)."""
+  if isinstance(source, TokenSource):
+    return PickTokens(train=train, flip=flip)
+  return Preprocess(image_size, train=train, min_scale=min_scale, flip=flip)
 
 
 # ---------------------------------------------------------------------------
@@ -358,7 +373,7 @@ class LocalBatchLoader:
 
   source: Source
   plan: BatchPlan
-  preprocess: Preprocess
+  preprocess: Preprocess | PickTokens
 
   def __call__(self, batch_index: int) -> dict[str, np.ndarray]:
     epoch, indices = self.plan.local_indices(int(batch_index))

@@ -117,9 +117,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       len(source), config.batch_size, config.seed, jax.process_index(),
       jax.process_count())
   loader = input_pipeline.LocalBatchLoader(
-      source, plan, input_pipeline.Preprocess(
-          config.image_size, train=True, min_scale=config.data.min_scale,
-          flip=config.data.flip))
+      source, plan, input_pipeline.make_preprocess(
+          source, image_size=config.image_size, train=True,
+          min_scale=config.data.min_scale, flip=config.data.flip))
   task = tasks.make_task(config)
   _check_workdir(workdir)
 
