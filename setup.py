@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "absl-py>=2.0",
     "pillow>=10.0",
     "grain>=0.2.10",
+    "tqdm>=4.66",
 ]
 
 EXTRAS_REQUIRE = {
@@ -28,6 +29,10 @@ EXTRAS_REQUIRE = {
         "pytest>=8.0",
         "pytest-xdist>=3.5",
         "hypothesis>=6.100",
+        # The quickstart notebook is executed by the test suite.
+        "nbclient>=0.10",
+        "nbformat>=5.10",
+        "ipykernel>=6.29",
     ],
 }
 

@@ -52,6 +52,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       min_mask_rate=0.0,
       label_smoothing=0.1,
       loss_on="masked",
+      # Beyond the paper, opt-in: > 0 replaces that share of labels by a
+      # null class (one extra class token) for classifier-free guidance.
+      label_dropout=0.0,
   ))
 
   # Parallel decoding (paper Section 3.2 and Table 1: T=8 at 256, 12 at 512).

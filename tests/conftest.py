@@ -60,3 +60,18 @@ def legacy_threefry():
     yield
   finally:
     jax.config.update("jax_threefry_partitionable", previous)
+
+
+@pytest.fixture(scope="session")
+def imported(parity, tmp_path_factory) -> pathlib.Path:
+  """The fixture trees written as official msgpack files, then imported."""
+  import flax.serialization  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import official  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("official")
+  for name in ("tokenizer", "transformer"):
+    (root / f"{name}.msgpack").write_bytes(
+        flax.serialization.msgpack_serialize(parity.params(name)))
+  assert official.main([f"--tokenizer={root / 'tokenizer.msgpack'}",
+                        f"--transformer={root / 'transformer.msgpack'}",
+                        f"--out={root / 'out'}"]) == 0
+  return root / "out"

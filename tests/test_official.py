@@ -1,6 +1,5 @@
 """Import of official msgpack checkpoints, end to end on the fixture trees."""
 
-import flax.serialization
 import jax
 import numpy as np
 import pytest
@@ -10,18 +9,6 @@ from maskgit_jax import official
 from maskgit_jax import parallel_decode
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import tasks
-
-
-@pytest.fixture(scope="module")
-def imported(parity, tmp_path_factory):
-  root = tmp_path_factory.mktemp("official")
-  for name in ("tokenizer", "transformer"):
-    (root / f"{name}.msgpack").write_bytes(
-        flax.serialization.msgpack_serialize(parity.params(name)))
-  assert official.main([f"--tokenizer={root / 'tokenizer.msgpack'}",
-                        f"--transformer={root / 'transformer.msgpack'}",
-                        f"--out={root / 'out'}"]) == 0
-  return root / "out"
 
 
 def test_hyperparameters_are_inferred_from_shapes(parity, imported):

@@ -17,9 +17,9 @@ import threading
 import jax
 import ml_collections
 import numpy as np
-from PIL import Image
 
 from maskgit_jax import checkpointing
+from maskgit_jax import imageio
 from maskgit_jax import input_pipeline
 from maskgit_jax import sharding as sharding_lib
 from maskgit_jax.trainers import tasks
@@ -35,17 +35,6 @@ def _check_workdir(workdir: pathlib.Path) -> None:
   except OSError as e:
     raise PermissionError(f"workdir {workdir} is not writable "
                           f"({e.strerror or e})") from e
-
-
-def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
-  """float ``[n, H, W, 3]`` in [0, 1] -> uint8 grid ``[rows*H, columns*W, 3]``."""
-  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-  n, h, w, c = images.shape
-  rows = -(-n // columns)
-  padded = np.zeros((rows * columns, h, w, c), np.float32)
-  padded[:n] = images
-  grid = padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4)
-  return (grid.reshape(rows * h, columns * w, c) * 255).round().astype(np.uint8)
 
 
 class _PreemptionFlag:
@@ -205,9 +194,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 def _write_preview(workdir: pathlib.Path, writer, step: int, images) -> None:
   images = np.asarray(jax.device_get(images))
-  grid = image_grid(images, columns=tasks.PREVIEW_IMAGES)
+  grid = imageio.image_grid(images, columns=tasks.PREVIEW_IMAGES)
   if jax.process_index() == 0:
-    folder = workdir / "previews"
-    folder.mkdir(exist_ok=True)
-    Image.fromarray(grid).save(folder / f"step_{step:08d}.png")
+    imageio.write_image(workdir / "previews" / f"step_{step:08d}.png", grid)
     writer.write_images(step, {"preview": grid[None]})

@@ -96,6 +96,24 @@ def load_tokenizer(workdir: str | pathlib.Path
   return model, checkpointing.restore_state_tree(directory)["params"]
 
 
+def transformer_from_config(config) -> tuple[transformer_lib.Transformer,
+                                             int | None]:
+  """The stage-2 model of a config (ConfigDict or saved dict) and its null label.
+
+  With ``masking.label_dropout > 0`` (classifier-free guidance) the model
+  gets one class token more than ``model.num_classes``: the null class,
+  whose label is ``model.num_classes``. Otherwise the null label is None.
+  """
+  kwargs = _kwargs(config["model"])
+  masking_config = config.get("masking") or {}
+  if float(masking_config.get("label_dropout", 0.0)) > 0:
+    null_label = int(kwargs["num_classes"])
+    kwargs["num_classes"] = null_label + 1
+  else:
+    null_label = None
+  return transformer_lib.Transformer(**kwargs), null_label
+
+
 def transformer_task(config: ml_collections.ConfigDict,
                      tokenizer: tuple[vqgan_lib.VQGAN, Any] | None = None
                      ) -> Task:
@@ -113,12 +131,11 @@ def transformer_task(config: ml_collections.ConfigDict,
                        "workdir whose tokenizer makes the training tokens")
     tokenizer = load_tokenizer(config.tokenizer_checkpoint)
   tokenizer, tokenizer_params = tokenizer
-  model_kwargs = _kwargs(config.model)
-  if tokenizer.codebook_size != model_kwargs["codebook_size"]:
+  model, null_label = transformer_from_config(config)
+  if tokenizer.codebook_size != model.codebook_size:
     raise ValueError(
         f"tokenizer codebook has {tokenizer.codebook_size} codes but "
-        f"config.model.codebook_size is {model_kwargs['codebook_size']}")
-  model = transformer_lib.Transformer(**model_kwargs)
+        f"config.model.codebook_size is {model.codebook_size}")
   opt = _kwargs(config.optimizer)
   trainer = transformer_step.TransformerTrainer(
       model=model,
@@ -126,6 +143,7 @@ def transformer_task(config: ml_collections.ConfigDict,
           total_steps=config.num_train_steps, **opt),
       tokenizer=tokenizer,
       ema_decay=config.ema_decay,
+      null_label=null_label,
       **_kwargs(config.masking))
   logits_fn = transformer_lib.CodebookLogits(model)
   grid = config.image_size // tokenizer.factor

@@ -70,6 +70,9 @@ class TransformerTrainer:
       batches carry ``tokens`` already.
     schedule, min_mask_rate, label_smoothing, loss_on: MVTM settings.
     ema_decay: decay of the parameter EMA (0.999).
+    label_dropout: share of labels replaced by ``null_label`` (the
+      unconditional class that classifier-free guidance contrasts with).
+    null_label: the label of the null class (needed when label_dropout > 0).
   """
 
   model: transformer_lib.Transformer
@@ -80,6 +83,15 @@ class TransformerTrainer:
   label_smoothing: float = 0.1
   loss_on: str = "masked"
   ema_decay: float = 0.999
+  label_dropout: float = 0.0
+  null_label: int | None = None
+
+  def __post_init__(self):
+    if not 0.0 <= self.label_dropout < 1.0:
+      raise ValueError(f"label_dropout must lie in [0, 1), got "
+                       f"{self.label_dropout}")
+    if self.label_dropout > 0 and self.null_label is None:
+      raise ValueError("label_dropout > 0 needs a null_label")
 
   def init(self, rng: jax.Array) -> TransformerState:
     """A fresh state whose params are boxed with logical axis names.
@@ -126,9 +138,13 @@ class TransformerTrainer:
     tokens = self.tokens(batch, tokenizer_params)
     labels = batch["labels"]
     batch_size, n = tokens.shape
-    mask_rng, dropout_rng = jax.random.split(rng)
+    mask_rng, dropout_rng, label_rng = jax.random.split(rng, 3)
     mask = masking.sample_mask(mask_rng, batch_size, n, method=self.schedule,
                                min_mask_rate=self.min_mask_rate)
+    if self.label_dropout > 0:
+      dropped = jax.random.bernoulli(label_rng, self.label_dropout,
+                                     (batch_size,))
+      labels = jnp.where(dropped, self.null_label, labels)
     inputs = layout.make_sequence(labels, tokens, mask=mask)
     targets = layout.make_sequence(labels, tokens)
     loss_mask = jnp.concatenate([jnp.zeros((batch_size, 1), bool), mask], 1)

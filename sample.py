@@ -1,0 +1,171 @@
+"""Samples or edits images with a trained (or imported) MaskGIT checkpoint.
+
+    python sample.py --checkpoint=runs/maskgit --labels=3,7 --output=grid.png
+    python sample.py --checkpoint=runs/maskgit --num_samples=5000 \
+        --output_npz=samples.npz                  # class-balanced, for FID
+    python sample.py --checkpoint=runs/maskgit --task=inpaint \
+        --image=cat.png --mask=mask.png --label=3 --output=filled.png
+    python sample.py --checkpoint=runs/maskgit --task=edit --image=cat.png \
+        --box=8,8,16,16 --label=5 --output=edited.png
+    python sample.py --checkpoint=runs/maskgit --task=outpaint \
+        --image=cat.png --extend=8 --label=3 --output=bigger.png
+    python sample.py --checkpoint=runs/maskgit --task=panorama \
+        --image=cat.png --width=128 --label=3 --output=wide.png
+
+``--output_npz`` holds ``images`` uint8 [N, H, W, 3], ``labels`` int32 [N]
+and, when generating, ``tokens`` int32 [N, h, w].
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama")
+
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Stage-2 workdir or imported checkpoint directory.")
+_TASK = flags.DEFINE_enum("task", "generate", TASKS, "What to do.")
+_LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7.")
+_NUM_SAMPLES = flags.DEFINE_integer(
+    "num_samples", None, "Number of class-balanced samples (instead of "
+    "--labels).")
+_NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Decoding steps T "
+                                  "(default: the checkpoint's).")
+_SCHEDULE = flags.DEFINE_string("schedule", None, "Mask schedule.")
+_CHOICE_TEMPERATURE = flags.DEFINE_float(
+    "choice_temperature", None, "Gumbel temperature of the token choice.")
+_TEMPERATURE = flags.DEFINE_float("temperature", None,
+                                  "Sampling temperature.")
+_GREEDY = flags.DEFINE_boolean("greedy", False, "Argmax instead of sampling.")
+_CFG_SCALE = flags.DEFINE_float(
+    "cfg_scale", None, "Classifier-free guidance scale (models trained with "
+    "label dropout).")
+_CFG_SCHEDULE = flags.DEFINE_enum("cfg_schedule", "constant",
+                                  ("constant", "linear"), "Guidance ramp.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+_USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")
+_OUTPUT = flags.DEFINE_string("output", None, "PNG: a grid or the edit.")
+_OUTPUT_NPZ = flags.DEFINE_string("output_npz", None, "NPZ of the results.")
+_COLUMNS = flags.DEFINE_integer("columns", 8, "Columns of the --output grid.")
+_IMAGE = flags.DEFINE_string("image", None, "Input image (editing tasks).")
+_MASK = flags.DEFINE_string("mask", None, "Mask PNG, white = regenerate.")
+_BOX = flags.DEFINE_list("box", None, "Edit box: top,left,height,width.")
+_LABEL = flags.DEFINE_integer("label", None, "Class for editing tasks.")
+_EXTEND = flags.DEFINE_list(
+    "extend", None, "Outpaint margin: one value or top,bottom,left,right.")
+_WIDTH = flags.DEFINE_integer("width", None, "Panorama width in pixels.")
+
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, TypeError)
+
+
+def _ints(values, name):
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise ValueError(f"--{name} must be integers separated by commas, got "
+                     f"{','.join(values)}") from None
+
+
+def _require(flag, task):
+  if flag.value is None:
+    raise ValueError(f"--task={task} needs --{flag.name}")
+  return flag.value
+
+
+def _run(generator, progress):
+  """Runs --task; returns (images uint8 [N, H, W, 3], labels, tokens|None)."""
+  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  options = dict(num_steps=_NUM_STEPS.value, schedule=_SCHEDULE.value,
+                 choice_temperature=_CHOICE_TEMPERATURE.value,
+                 temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
+                 cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value)
+  task, seed = _TASK.value, _SEED.value
+  if task == "generate":
+    if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):
+      raise ValueError("pass exactly one of --labels and --num_samples")
+    if _LABELS.value is not None:
+      labels = _ints(_LABELS.value, "labels")
+    else:
+      if _NUM_SAMPLES.value < 1:
+        raise ValueError(f"--num_samples must be positive, got "
+                         f"{_NUM_SAMPLES.value}")
+      labels = np.arange(_NUM_SAMPLES.value) % generator.num_classes
+    samples = generator.sample(labels, seed=seed, progress=progress,
+                               **options)
+    return samples.images, samples.labels, samples.tokens
+  image = imageio.read_image(_require(_IMAGE, task))
+  label = _LABEL.value
+  if task == "inpaint":
+    result = generator.inpaint(image, imageio.read_mask(_require(_MASK, task)),
+                               label=label, seed=seed, **options)
+  elif task == "edit":
+    box = _ints(_require(_BOX, task), "box")
+    if len(box) != 4:
+      raise ValueError(f"--box must be top,left,height,width, got {box}")
+    result = generator.edit(image, box, label=_require(_LABEL, task),
+                            seed=seed, **options)
+  elif task == "outpaint":
+    extend = _ints(_require(_EXTEND, task), "extend")
+    if len(extend) not in (1, 4):
+      raise ValueError(f"--extend takes 1 or 4 values, got {extend}")
+    result = generator.outpaint(image, extend[0] if len(extend) == 1
+                                else extend, label=label, seed=seed, **options)
+  else:
+    result = generator.panorama(image, _require(_WIDTH, task), label=label,
+                                seed=seed, **options)
+  labels = np.full((1,), -1 if label is None else label, np.int32)
+  return result[None], labels, None
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # checkpoint-library chatter
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tqdm  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  try:
+    if _CHECKPOINT.value is None:
+      raise ValueError("--checkpoint is required")
+    if not (_OUTPUT.value or _OUTPUT_NPZ.value):
+      raise ValueError("pass --output (PNG) and/or --output_npz")
+    generator = sampling.Generator.from_checkpoint(
+        _CHECKPOINT.value, use_ema=_USE_EMA.value,
+        batch_size=_BATCH_SIZE.value)
+    with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
+                   disable=None) as bar:
+      def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+      images, labels, tokens = _run(generator, progress)
+    if _OUTPUT_NPZ.value:
+      arrays = dict(images=images, labels=labels)
+      if tokens is not None:
+        arrays["tokens"] = tokens
+      np.savez(_OUTPUT_NPZ.value, **arrays)
+      print(f"wrote {len(images)} images to {_OUTPUT_NPZ.value}")
+    if _OUTPUT.value:
+      picture = (images[0] if len(images) == 1 else
+                 imageio.image_grid(images, min(_COLUMNS.value, len(images))))
+      imageio.write_image(_OUTPUT.value, picture)
+      print(f"wrote {_OUTPUT.value}")
+  except USER_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run():
+  try:
+    app.run(main)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  run()
