@@ -63,6 +63,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       choice_temperature=4.5,
       temperature=1.0,
       schedule="cosine",
+      # Classifier-free guidance for models trained with label dropout
+      # (0: off). Read by the Generator and sample.py as their default.
+      cfg_scale=0.0,
+      cfg_schedule="constant",
   ))
 
   # Training (paper Section 4.1): batch 256, Adam(0.9, 0.96), lr 1e-4 with

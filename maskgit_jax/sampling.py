@@ -245,7 +245,10 @@ class Generator:
         num_steps=int(decode.get("num_iter", 8)),
         schedule=decode.get("schedule", "cosine"),
         choice_temperature=float(decode.get("choice_temperature", 4.5)),
-        temperature=float(decode.get("temperature", 1.0)))
+        temperature=float(decode.get("temperature", 1.0)),
+        cfg_scale=(float(decode["cfg_scale"]) if decode.get("cfg_scale")
+                   and null_label is not None else None),
+        cfg_schedule=decode.get("cfg_schedule", "constant"))
     return cls(transformer, params if params is not None else state["params"],
                tokenizer, tokenizer_params,
                image_size=int(config["image_size"]), null_label=null_label,

@@ -167,9 +167,14 @@ class TokenizerTrainer:
             predictions=recon, targets=images)
         total += w.perceptual_weight * perc
         metrics["perceptual_loss"] = perc
-      adv = gen_gan_loss(
-          fake_logits=self._discriminate(state.disc_params, recon))
-      total += jnp.where(gan_active, w.adversarial_weight, 0.0) * adv
+      # Before the discriminator starts, skip its forward and backward pass
+      # (half the step's cost at the demo size): cond runs one branch only.
+      adv = jax.lax.cond(
+          gan_active,
+          lambda x: gen_gan_loss(
+              fake_logits=self._discriminate(state.disc_params, x)),
+          lambda x: jnp.zeros((), jnp.float32), recon)
+      total += w.adversarial_weight * adv
       metrics.update(
           generator_adversarial_loss=adv,
           commitment_loss=aux["commitment_loss"],

@@ -1,0 +1,2 @@
+"""Sample-quality evaluation: Frechet distance, Inception Score,
+precision/recall, the FID Inception network and a small demo classifier."""

@@ -1,0 +1,114 @@
+"""Prints sample-quality metrics of a ``sample.py --output_npz`` file.
+
+    # ImageNet: Inception features, against an ADM reference batch
+    python -m maskgit_jax.evaluation --samples samples.npz \
+        --reference VIRTUAL_imagenet256_labeled.npz \
+        --inception_weights inception_fid.npz
+    # small datasets: a classifier trained by the demo
+    python -m maskgit_jax.evaluation --samples samples.npz \
+        --reference test_images.npz --classifier demo_out/classifier.npz
+
+A reference ``.npz`` holds images as ``images`` (our format) or ``arr_0``
+(the ADM evaluator's reference batches); ADM's precomputed ``mu`` and
+``sigma`` are used for FID when present. Metrics: FID (Frechet distance of
+the chosen features), Inception Score (of the network's logits), precision
+and recall (k=3) and, with a classifier and labelled samples, the class
+accuracy of the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from maskgit_jax.evaluation import metrics
+
+
+def read_images(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """An evaluation ``.npz``: ``images`` (uint8 [N, H, W, 3]) and extras.
+
+  Accepts our files (``images``, ``labels``) and ADM reference batches
+  (``arr_0``, ``mu``, ``sigma``).
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} does not exist")
+  with np.load(path) as data:
+    arrays = {k: data[k] for k in data.files}
+  if "images" not in arrays and "arr_0" in arrays:
+    arrays["images"] = arrays.pop("arr_0")
+  if "images" not in arrays and "mu" not in arrays:
+    raise ValueError(f"{path} has neither 'images' nor 'arr_0' nor 'mu' "
+                     f"(keys: {sorted(arrays)})")
+  if "images" in arrays:
+    images = arrays["images"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"{path}: images must be uint8 [N, H, W, 3], got "
+                       f"{images.dtype} {images.shape}")
+  return arrays
+
+
+def evaluate(samples: dict, reference: dict, network) -> dict[str, float]:
+  """Metrics of ``samples`` vs ``reference`` with ``network``.
+
+  Args:
+    network: ``images -> {"pool": features, "logits": logits}``.
+  """
+  fake = network(samples["images"])
+  result = {"num_samples": len(samples["images"])}
+  if "images" in reference:
+    real = network(reference["images"])
+    ref_stats = metrics.Statistics.of(real["pool"])
+    result["precision"], result["recall"] = metrics.precision_recall(
+        real["pool"], fake["pool"])
+  else:  # ADM statistics only
+    ref_stats = metrics.Statistics(reference["mu"], reference["sigma"])
+  result["fid"] = metrics.frechet_distance(metrics.Statistics.of(fake["pool"]),
+                                           ref_stats)
+  result["inception_score"] = metrics.inception_score(fake["logits"])[0]
+  if "labels" in samples and fake["logits"].shape[-1] < 1000:
+    result["class_accuracy"] = float(
+        (fake["logits"].argmax(-1) == samples["labels"]).mean())
+  return result
+
+
+def _network(args):
+  if args.classifier:
+    from maskgit_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+    model = classifier.Classifier.load(args.classifier)
+    return lambda images: {"pool": model.features(images),
+                           "logits": model.logits(images)}
+  from maskgit_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
+  return inception.InceptionFeatures(
+      inception.load_params(args.inception_weights))
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--samples", required=True, help="sample.py npz")
+  parser.add_argument("--reference", required=True, help="reference npz")
+  net = parser.add_mutually_exclusive_group(required=True)
+  net.add_argument("--inception_weights", help="converted FID Inception npz")
+  net.add_argument("--classifier", help="a classifier npz (demo_out/...)")
+  parser.add_argument("--output_json", default=None)
+  args = parser.parse_args(argv)
+  try:
+    result = evaluate(read_images(args.samples), read_images(args.reference),
+                      _network(args))
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  for key, value in result.items():
+    print(f"{key:16s} {value:.4f}" if isinstance(value, float)
+          else f"{key:16s} {value}")
+  if args.output_json:
+    pathlib.Path(args.output_json).write_text(json.dumps(result, indent=2))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
