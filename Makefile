@@ -4,15 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
+DEMO ?= default
+DEMO_OUT ?= demo_out
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test demo bench study clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,train]'
+	$(PY) -m pip install --quiet -e '.[test,train,study]'
 	# The bundled demo data; its metadata pulls TensorFlow/keras that the
 	# loader never uses, so no dependencies (we read its files directly).
 	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
@@ -21,8 +23,18 @@ $(VENV)/.installed: setup.py
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+# Both stages on animal-MNIST, then samples, edits and metrics in $(DEMO_OUT)/.
+# Re-running resumes. DEMO=long trains longer for better samples.
 demo: install
-	@echo "make demo (animal-MNIST end to end) arrives with the demo issue; until then see README 'Quickstart' for the Python API."
+	$(PY) -m maskgit_jax.demo --out $(DEMO_OUT) --variant $(DEMO)
+
+# Decode / AR / training speed and the hardware ceilings -> benchmarks/.
+bench: install
+	$(PY) -m benchmarks.bench
+
+# The mask-schedule study (needs a finished demo) -> docs/schedule_study.*
+study: install
+	$(PY) scripts/schedule_study.py --run $(DEMO_OUT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis $(DEMO_OUT)

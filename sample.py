@@ -40,10 +40,10 @@ _TEMPERATURE = flags.DEFINE_float("temperature", None,
                                   "Sampling temperature.")
 _GREEDY = flags.DEFINE_boolean("greedy", False, "Argmax instead of sampling.")
 _CFG_SCALE = flags.DEFINE_float(
-    "cfg_scale", None, "Classifier-free guidance scale (models trained with "
-    "label dropout).")
-_CFG_SCHEDULE = flags.DEFINE_enum("cfg_schedule", "constant",
-                                  ("constant", "linear"), "Guidance ramp.")
+    "cfg_scale", None, "Classifier-free guidance scale, for models trained "
+    "with label dropout (default: the checkpoint's; 0 turns it off).")
+_CFG_SCHEDULE = flags.DEFINE_enum("cfg_schedule", None, ("constant", "linear"),
+                                  "Guidance ramp (default: the checkpoint's).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")

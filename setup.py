@@ -25,6 +25,10 @@ EXTRAS_REQUIRE = {
         "tensorflow-cpu>=2.16",
         "tensorboard>=2.16",
     ],
+    # The schedule study's plot (scripts/schedule_study.py).
+    "study": [
+        "matplotlib>=3.8",
+    ],
     "test": [
         "pytest>=8.0",
         "pytest-xdist>=3.5",

