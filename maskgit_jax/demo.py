@@ -162,14 +162,14 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
   _log(f"metrics: {num} class-balanced samples")
   eval_labels = np.arange(num) % 10
   samples = gen.sample(eval_labels, seed=3)
-  sample_logits = judge.logits(samples.images)
+  judged = judge.outputs(samples.images)
+  sample_logits, fake = judged["logits"], judged["pool"]
   reference = judge.features(test_images)
   train_pick = rng.choice(train_idx, size=min(num, len(train_idx)),
                           replace=False)
   train_images = images[train_pick]
   if size != images.shape[1]:
     train_images = _resize(train_images, size)
-  fake = judge.features(samples.images)
   ref_stats = metrics_lib.Statistics.of(reference)
 
   def fd(features):

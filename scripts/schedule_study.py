@@ -44,13 +44,12 @@ def study(run: pathlib.Path, num_samples: int, schedules=SCHEDULES,
       start = time.time()
       samples = gen.sample(labels, seed=0, schedule=schedule, num_steps=t,
                            cfg_scale=cfg_scale)
-      logits = judge.logits(samples.images)
+      judged = judge.outputs(samples.images)
       rows.append(dict(
           schedule=schedule, steps=t,
-          class_accuracy=float((logits.argmax(-1) == labels).mean()),
+          class_accuracy=float((judged["logits"].argmax(-1) == labels).mean()),
           classifier_fid=metrics.frechet_distance(
-              metrics.Statistics.of(judge.features(samples.images)),
-              reference),
+              metrics.Statistics.of(judged["pool"]), reference),
           seconds=time.time() - start))
       print(json.dumps(rows[-1]), flush=True)
   return rows

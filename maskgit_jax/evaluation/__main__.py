@@ -79,9 +79,7 @@ def evaluate(samples: dict, reference: dict, network) -> dict[str, float]:
 def _network(args):
   if args.classifier:
     from maskgit_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
-    model = classifier.Classifier.load(args.classifier)
-    return lambda images: {"pool": model.features(images),
-                           "logits": model.logits(images)}
+    return classifier.Classifier.load(args.classifier).outputs
   from maskgit_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
   return inception.InceptionFeatures(
       inception.load_params(args.inception_weights))

@@ -85,6 +85,12 @@ class Classifier:
       feats.append(ft[:rows])
     return np.concatenate(logits), np.concatenate(feats)
 
+  def outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    """One pass: ``{"pool": features [n, 128], "logits": [n, C]}`` (the
+    interface of :class:`maskgit_jax.evaluation.inception.InceptionFeatures`)."""
+    logits, features = self._run(images)
+    return {"pool": features, "logits": logits}
+
   def logits(self, images: np.ndarray) -> np.ndarray:
     """uint8 ``[n, H, W, 3]`` -> float32 logits ``[n, C]``."""
     return self._run(images)[0]
