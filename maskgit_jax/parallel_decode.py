@@ -18,6 +18,17 @@ re-masking). Random numbers are drawn in the official order
 confidence noise) so that, with ``jax_threefry_partitionable`` False, sampled
 runs reproduce the official implementation bit for bit.
 
+Two options trade that bit-exactness of *sampled* runs (greedy runs are
+unaffected) or compile time for speed; ``benchmarks/RESULTS.md`` measures
+them:
+
+* ``sampler="cdf"`` draws each token by inverting the cumulative
+  distribution with one uniform number per position instead of Gumbel-max
+  with one per position *and code* (the same distribution; ``K`` times fewer
+  random numbers, which dominate the work around the forward pass on CPU).
+* ``unroll=True`` unrolls the T iterations into straight-line code (XLA
+  then schedules across iterations; compile time grows with T).
+
 The model arrives as ``tokens_to_logits(params, tokens) -> [batch, length,
 K]``: logits over the K ids that may be sampled (the image codebook). It must
 be hashable and stable across calls (a module-level function or a frozen
@@ -112,15 +123,70 @@ def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
   return jnp.maximum(1, jnp.minimum(unknown[:, None] - 1, mask_len))
 
 
+SAMPLERS = ("gumbel", "cdf")
+"""Token samplers: official Gumbel-max, or inverse-CDF (one uniform per token)."""
+
+
+def sample_tokens(rng: jax.Array, logits: jax.Array, temperature, *,
+                  greedy: bool = False, sampler: str = "gumbel") -> jax.Array:
+  """Draws one id per position from ``softmax(logits / temperature)``.
+
+  Args:
+    rng: PRNG key.
+    logits: float32 ``[..., K]``.
+    temperature: positive scalar (ignored when greedy).
+    greedy: take ``argmax(logits)`` instead of sampling.
+    sampler: ``"gumbel"``: ``argmax(logits / temperature + Gumbel)`` with one
+      noise value per position and id (the official draw, reproducible bit
+      for bit); ``"cdf"``: the first id whose cumulative probability exceeds
+      one uniform number per position (the same distribution, ``K`` times
+      fewer random numbers).
+
+  Returns:
+    int32 ``[...]`` ids in ``[0, K)``.
+  """
+  if greedy:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  if sampler == "gumbel":
+    gumbel = jax.random.gumbel(rng, logits.shape, dtype=jnp.float32)
+    return jnp.argmax(logits / temperature + gumbel, axis=-1).astype(jnp.int32)
+  if sampler != "cdf":
+    raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+  cdf = jnp.cumsum(jax.nn.softmax(logits / temperature, axis=-1), axis=-1)
+  # Scaling by the total keeps u below cdf[-1] despite rounding in the sum.
+  u = jax.random.uniform(rng, logits.shape[:-1] + (1,)) * cdf[..., -1:]
+  ids = jnp.sum(cdf <= u, axis=-1, dtype=jnp.int32)
+  return jnp.minimum(ids, logits.shape[-1] - 1)
+
+
+def log_prob_of(logits: jax.Array, ids: jax.Array) -> jax.Array:
+  """``log_softmax(logits)[ids]`` without materialising ``[..., K]`` log-probs.
+
+  Computed as ``(x - max) - log(sum(exp(x - max)))``, the order of
+  ``jax.nn.log_softmax``, so the values are the same bit for bit.
+
+  Args:
+    logits: float32 ``[..., K]``.
+    ids: int ``[...]``.
+
+  Returns:
+    float32 ``[...]``.
+  """
+  shifted = logits - jnp.max(logits, axis=-1, keepdims=True)
+  log_total = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+  return jnp.take_along_axis(shifted, ids[..., None], axis=-1)[..., 0] - log_total
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
-                     "mask_token_id"))
+                     "mask_token_id", "sampler", "unroll"))
 def decode(params, inputs: jax.Array, rng: jax.Array, *,
            tokens_to_logits: TokensToLogits, num_iter: int,
            start_iter=0, choice_temperature=4.5, temperature=1.0,
            schedule: str = "cosine", greedy: bool = False,
-           mask_token_id: int = OFFICIAL_MASK_ID) -> DecodeState:
+           mask_token_id: int = OFFICIAL_MASK_ID, sampler: str = "gumbel",
+           unroll: bool = False) -> DecodeState:
   """Iterative parallel decoding from a partially masked sequence.
 
   Args:
@@ -144,12 +210,18 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     mask_token_id: the id marking unknown tokens in ``inputs`` and written at
       re-masked positions (official -1 by default; the transformer accepts
       -1 and its ``vocab_size - 1`` alike).
+    sampler: ``"gumbel"`` (official, bit-exact) or ``"cdf"`` (the same
+      distribution from far fewer random numbers); see :func:`sample_tokens`.
+    unroll: unroll the loop (faster steps, compile time grows with T);
+      iterations before ``start_iter`` are then skipped by a ``lax.cond``.
 
   Returns:
     The final :class:`DecodeState`; ``state.final`` is the result.
   """
   if num_iter < 1:
     raise ValueError(f"num_iter must be a positive integer, got {num_iter}")
+  if sampler not in SAMPLERS:
+    raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
   masking.validate_schedule(schedule)
   inputs = inputs.astype(jnp.int32)
   batch, length = inputs.shape
@@ -159,18 +231,13 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     tokens = state.tokens
     logits = tokens_to_logits(params, tokens).astype(jnp.float32)
     rng, sample_rng = jax.random.split(state.rng)
-    if greedy:
-      sampled = jnp.argmax(logits, axis=-1)
-    else:
-      gumbel = jax.random.gumbel(sample_rng, logits.shape, dtype=jnp.float32)
-      sampled = jnp.argmax(logits / temperature + gumbel, axis=-1)
+    sampled = sample_tokens(sample_rng, logits, temperature, greedy=greedy,
+                            sampler=sampler)
     unknown = tokens == mask_token_id
-    sampled = jnp.where(unknown, sampled.astype(jnp.int32), tokens)
+    sampled = jnp.where(unknown, sampled, tokens)
 
     # log p(sampled) under the untempered model, +inf where the token is known.
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    safe_ids = jnp.where(unknown, sampled, 0)[..., None]
-    confidence = jnp.take_along_axis(log_probs, safe_ids, axis=-1)[..., 0]
+    confidence = log_prob_of(logits, jnp.where(unknown, sampled, 0))
     confidence = jnp.where(unknown, confidence, CONFIDENCE_OF_KNOWN_TOKENS)
 
     ratio = (t + 1).astype(jnp.float32) / num_iter
@@ -191,4 +258,10 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       sequences=jnp.broadcast_to(inputs[:, None], (batch, num_iter, length)),
       step_inputs=jnp.broadcast_to(inputs[None], (num_iter, batch, length)))
   start_iter = jnp.asarray(start_iter, jnp.int32)
-  return jax.lax.fori_loop(start_iter, num_iter, body, init)
+  if not unroll:
+    return jax.lax.fori_loop(start_iter, num_iter, body, init)
+  state = init
+  for t in range(num_iter):
+    t = jnp.int32(t)
+    state = jax.lax.cond(t >= start_iter, body, lambda _, s: s, t, state)
+  return state

@@ -32,30 +32,80 @@ def _assert_run(state, parity, name, start_iter=0):
   assert not (state.final == tokens.OFFICIAL_MASK_ID).any()
 
 
-def test_greedy_generation_matches_official(parity):
+# The unrolled loop is another program for XLA; it must stay bit-exact.
+unrolled = pytest.mark.parametrize("unroll", [False, True])
+
+
+@unrolled
+def test_greedy_generation_matches_official(parity, unroll):
   for key in (0, 123):  # the greedy runs do not depend on the key
     state = _official_decode(parity, parity.io["gen_input_ids"], key,
-                             greedy=True, choice_temperature=0.0)
+                             greedy=True, choice_temperature=0.0,
+                             unroll=unroll)
     _assert_run(state, parity, "gen_greedy_t0")
 
 
-def test_greedy_edit_matches_official(parity):
+@unrolled
+def test_greedy_edit_matches_official(parity, unroll):
   state = _official_decode(parity, parity.io["edit_input_ids"], 0,
-                           start_iter=2, greedy=True, choice_temperature=0.0)
+                           start_iter=2, greedy=True, choice_temperature=0.0,
+                           unroll=unroll)
   _assert_run(state, parity, "edit_greedy_t0", start_iter=2)
 
 
-def test_sampled_generation_matches_official(parity, legacy_threefry):
+@unrolled
+def test_sampled_generation_matches_official(parity, legacy_threefry, unroll):
   del legacy_threefry
-  state = _official_decode(parity, parity.io["gen_input_ids"], 42)
+  state = _official_decode(parity, parity.io["gen_input_ids"], 42,
+                           unroll=unroll)
   _assert_run(state, parity, "gen_sampled_key42")
 
 
-def test_sampled_edit_matches_official(parity, legacy_threefry):
+@unrolled
+def test_sampled_edit_matches_official(parity, legacy_threefry, unroll):
   del legacy_threefry
   state = _official_decode(parity, parity.io["edit_input_ids"], 7,
-                           start_iter=2)
+                           start_iter=2, unroll=unroll)
   _assert_run(state, parity, "edit_sampled_key7", start_iter=2)
+
+
+@pytest.mark.parametrize("sampler", parallel_decode.SAMPLERS)
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_samplers_draw_from_the_tempered_distribution(sampler, temperature):
+  probs = np.array([0.45, 0.3, 0.15, 0.07, 0.03, 0.0])
+  with np.errstate(divide="ignore"):
+    logits = np.log(probs).astype(np.float32) + 3.0  # any offset
+  n = 200_000
+  ids = parallel_decode.sample_tokens(
+      jax.random.PRNGKey(1), jnp.broadcast_to(logits, (n, len(probs))),
+      temperature, sampler=sampler)
+  counts = np.bincount(np.asarray(ids), minlength=len(probs))
+  tempered = probs ** (1 / temperature) / (probs ** (1 / temperature)).sum()
+  sigma = np.sqrt(n * tempered * (1 - tempered))
+  assert counts[-1] == 0  # probability 0 is never drawn
+  np.testing.assert_array_less(np.abs(counts - n * tempered), 5 * sigma + 1)
+
+
+def test_greedy_sampling_ignores_the_sampler():
+  logits = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 13))
+  for sampler in parallel_decode.SAMPLERS:
+    np.testing.assert_array_equal(
+        parallel_decode.sample_tokens(jax.random.PRNGKey(1), logits, 1.0,
+                                      greedy=True, sampler=sampler),
+        jnp.argmax(logits, -1))
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(seed=st.integers(0, 2**31 - 1),
+                  scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]))
+def test_log_prob_of_is_log_softmax_bit_for_bit(seed, scale):
+  keys = jax.random.split(jax.random.PRNGKey(seed))
+  logits = scale * jax.random.normal(keys[0], (3, 7, 50))
+  ids = jax.random.randint(keys[1], (3, 7), 0, 50)
+  expected = jnp.take_along_axis(jax.nn.log_softmax(logits), ids[..., None],
+                                 -1)[..., 0]
+  np.testing.assert_array_equal(
+      jax.jit(parallel_decode.log_prob_of)(logits, ids), expected)
 
 
 def test_rng_primitives_match_official(parity, legacy_threefry):
@@ -106,9 +156,11 @@ LAYOUT = MODEL.layout
     start_frac=st.floats(0.0, 0.99),
     schedule=st.sampled_from(["cosine", "linear", "square", "log", "exp"]),
     greedy=st.booleans(),
-    mask_prob=st.sampled_from([0.1, 0.5, 1.0]))
+    mask_prob=st.sampled_from([0.1, 0.5, 1.0]),
+    sampler=st.sampled_from(parallel_decode.SAMPLERS),
+    unroll=st.booleans())
 def test_decode_invariants(seed, num_iter, start_frac, schedule, greedy,
-                           mask_prob):
+                           mask_prob, sampler, unroll):
   keys = jax.random.split(jax.random.PRNGKey(seed), 5)
   params = helpers.init_params(MODEL, MODEL.max_position_embeddings,
                                seed=seed % 1000)
@@ -122,7 +174,7 @@ def test_decode_invariants(seed, num_iter, start_frac, schedule, greedy,
       params, inputs, keys[3], tokens_to_logits=transformer_lib.CodebookLogits(
           MODEL), num_iter=num_iter, start_iter=start_iter, schedule=schedule,
       greedy=greedy, choice_temperature=0.0 if greedy else 2.0,
-      mask_token_id=LAYOUT.mask_id)
+      mask_token_id=LAYOUT.mask_id, sampler=sampler, unroll=unroll)
   final = np.asarray(state.final)
   steps = np.asarray(state.step_inputs)[start_iter:]
   unknown0 = inputs == LAYOUT.mask_id
@@ -189,6 +241,9 @@ def test_bad_arguments_are_reported():
   with pytest.raises(ValueError, match="num_iter must be a positive"):
     parallel_decode.decode(params, inputs, jax.random.PRNGKey(0),
                            tokens_to_logits=fn, num_iter=0)
+  with pytest.raises(ValueError, match="unknown sampler 'fast'"):
+    parallel_decode.decode(params, inputs, jax.random.PRNGKey(0),
+                           tokens_to_logits=fn, num_iter=2, sampler="fast")
   with pytest.raises(ValueError, match="unknown mask schedule 'cosin'"):
     parallel_decode.decode(params, inputs, jax.random.PRNGKey(0),
                            tokens_to_logits=fn, num_iter=2, schedule="cosin")

@@ -20,6 +20,17 @@ def test_logits_match_official(parity):
   np.testing.assert_allclose(logits, parity.io["tf_logits"], rtol=0, atol=1e-5)
 
 
+def test_codebook_logits_are_the_first_rows_of_the_full_logits(parity):
+  model = helpers.official_tiny_transformer()
+  variables = parity.params("transformer")
+  full = model.apply(variables, parity.io["tf_input_ids"])
+  codes = transformer_lib.CodebookLogits(model)(variables["params"],
+                                                parity.io["tf_input_ids"])
+  assert codes.shape == full.shape[:-1] + (model.codebook_size,)
+  np.testing.assert_allclose(codes, full[..., :model.codebook_size],
+                             rtol=0, atol=1e-6)
+
+
 def test_official_mask_id_and_last_row_are_the_same_token(parity):
   model = helpers.official_tiny_transformer()
   ids = parity.io["tf_input_ids"]

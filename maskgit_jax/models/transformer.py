@@ -289,16 +289,22 @@ class MlmLayer(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, table: jax.Array) -> jax.Array:
-    """``x [batch, length, hidden]``, ``table [vocab, hidden]`` -> ``[batch, length, vocab]``."""
+  def __call__(self, x: jax.Array, table: jax.Array,
+               num_logits: int | None = None) -> jax.Array:
+    """``x [batch, length, hidden]``, ``table [vocab, hidden]`` -> ``[batch, length, n]``.
+
+    ``n`` is ``num_logits`` (the logits of ids ``[0, n)`` only, computed
+    from the first ``n`` rows of the table) or the whole vocabulary.
+    """
     hidden = x.shape[-1]
+    n = self.vocab_size if num_logits is None else num_logits
     h = _dense(hidden, ("embed", "mlp"), self.kernel_init, self.dtype,
                self.param_dtype, name="mlm_dense")(x)
     h = _layer_norm("mlm_ln", self.dtype, self.param_dtype)(_gelu(h))
-    logits = jnp.einsum("bld,vd->blv", h, table.astype(self.dtype),
+    logits = jnp.einsum("bld,vd->blv", h, table[:n].astype(self.dtype),
                         preferred_element_type=jnp.float32)
     bias = _Bias(self.vocab_size, self.param_dtype, name="mlm_bias")()
-    logits = logits + bias.astype(jnp.float32)
+    logits = logits + bias[:n].astype(jnp.float32)
     return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
 
@@ -355,7 +361,8 @@ class Transformer(nn.Module):
     return tokens_lib.TokenLayout(self.codebook_size, self.num_classes)
 
   @nn.compact
-  def __call__(self, ids: jax.Array, deterministic: bool = True) -> jax.Array:
+  def __call__(self, ids: jax.Array, deterministic: bool = True,
+               num_logits: int | None = None) -> jax.Array:
     """Token ids -> logits.
 
     Args:
@@ -363,9 +370,12 @@ class Transformer(nn.Module):
         positions hold ``layout.mask_id`` or the official -1.
       deterministic: disables dropout when True; otherwise needs a
         ``'dropout'`` rng.
+      num_logits: compute the logits of ids ``[0, num_logits)`` only
+        (``codebook_size``: the image codes, all that decoding samples;
+        skips the output projection onto class and mask ids).
 
     Returns:
-      float32 ``[batch, length, vocab_size]`` logits over the whole vocabulary.
+      float32 ``[batch, length, num_logits or vocab_size]`` logits.
     """
     layout = self.layout
     ids = layout.canonicalize(ids)
@@ -391,7 +401,8 @@ class Transformer(nn.Module):
           name=f"TransformerLayer_{i}")(x, deterministic)
     return MlmLayer(
         vocab_size=layout.vocab_size, kernel_init=init, dtype=self.dtype,
-        param_dtype=self.param_dtype, name="MlmLayer_0")(x, embed.table())
+        param_dtype=self.param_dtype, name="MlmLayer_0")(x, embed.table(),
+                                                          num_logits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,5 +418,5 @@ class CodebookLogits:
 
   def __call__(self, params, ids: jax.Array) -> jax.Array:
     """``params`` (the ``'params'`` collection), ids ``[batch, length]`` -> ``[batch, length, codebook]``."""
-    logits = self.model.apply({"params": params}, ids, deterministic=True)
-    return logits[..., :self.model.codebook_size]
+    return self.model.apply({"params": params}, ids, deterministic=True,
+                            num_logits=self.model.codebook_size)
