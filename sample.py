@@ -44,6 +44,10 @@ _CFG_SCALE = flags.DEFINE_float(
     "with label dropout (default: the checkpoint's; 0 turns it off).")
 _CFG_SCHEDULE = flags.DEFINE_enum("cfg_schedule", None, ("constant", "linear"),
                                   "Guidance ramp (default: the checkpoint's).")
+_SAMPLER = flags.DEFINE_enum(
+    "sampler", None, ("cdf", "gumbel"),
+    "Token sampler: cdf (default) or gumbel (the official draw; the same "
+    "distribution, slower).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")
@@ -82,7 +86,8 @@ def _run(generator, progress):
   options = dict(num_steps=_NUM_STEPS.value, schedule=_SCHEDULE.value,
                  choice_temperature=_CHOICE_TEMPERATURE.value,
                  temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
-                 cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value)
+                 cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
+                 sampler=_SAMPLER.value)
   task, seed = _TASK.value, _SEED.value
   if task == "generate":
     if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):

@@ -29,6 +29,10 @@ GRIDS = (8, 16, 32)
 STEPS = (8, 12, 16)
 BATCHES = (1, 8, 32)
 AR_SAMPLE_STEPS = 8  # recompute baseline: timed steps, scaled to L (see doc)
+# Decode variants: (sampler, unroll). The first is the official program; the
+# decode and AR tables use FAST (the Generator's default).
+VARIANTS = (("gumbel", False), ("cdf", False), ("gumbel", True), ("cdf", True))
+FAST = dict(sampler="cdf", unroll=False)
 
 
 def _timed(compiled, *args, budget: float = 1.0) -> float:
@@ -136,8 +140,8 @@ def decode(quick: bool) -> dict:
         run, compile_s = _compile(
             lambda p, x, r, t=t: parallel_decode.decode(
                 p, x, r, tokens_to_logits=logits_fn, num_iter=t,
-                mask_token_id=model.layout.mask_id).tokens, params, inputs,
-            rng)
+                mask_token_id=model.layout.mask_id, **FAST).tokens, params,
+            inputs, rng)
         seconds = _timed(run, params, inputs, rng)
         rows.append(dict(
             grid=f"{grid}x{grid}", T=t, batch=batch, seconds=seconds,
@@ -170,6 +174,51 @@ def decode(quick: bool) -> dict:
                                                      else length - 1)))
         print(json.dumps(ar_rows[-1]), flush=True)
   return {"decode": rows, "ar_speedup": ar_rows}
+
+
+def overhead(quick: bool) -> dict:
+  """Decode overhead of each (sampler, unroll) variant at T=8, and its parts.
+
+  ``sample_s`` is the work of one iteration besides the forward pass (draw,
+  confidence, re-mask choice) timed alone on fixed logits.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
+  rows, t = [], 8
+  for grid in GRIDS[:1] if quick else GRIDS[:2]:
+    model, params = _maskgit(grid)
+    logits_fn = transformer_lib.CodebookLogits(model)
+    for batch in BATCHES[:2] if quick else BATCHES:
+      inputs = model.layout.masked_sequence(jnp.arange(batch) % 10,
+                                            grid * grid)
+      rng = jax.random.PRNGKey(0)
+      fwd, _ = _compile(logits_fn, params, inputs)
+      forward_s = _timed(fwd, params, inputs, budget=2)
+      logits = fwd(params, inputs)
+      for sampler, unroll in VARIANTS:
+        run, compile_s = _compile(
+            lambda p, x, r, s=sampler, u=unroll: parallel_decode.decode(
+                p, x, r, tokens_to_logits=logits_fn, num_iter=t,
+                mask_token_id=model.layout.mask_id, sampler=s,
+                unroll=u).tokens, params, inputs, rng)
+        seconds = _timed(run, params, inputs, rng, budget=2)
+
+        def one_draw(lg, r, s=sampler):
+          ids = parallel_decode.sample_tokens(r, lg, 1.0, sampler=s)
+          conf = parallel_decode.log_prob_of(lg, ids)
+          return parallel_decode.mask_by_random_topk(
+              r, jnp.full((lg.shape[0], 1), lg.shape[1] // 2), conf, 1.0)
+        draw, _ = _compile(one_draw, logits, rng)
+        rows.append(dict(grid=f"{grid}x{grid}", T=t, batch=batch,
+                         sampler=sampler, unroll=unroll, seconds=seconds,
+                         forward_s=forward_s,
+                         overhead=seconds / (t * forward_s),
+                         sample_s=_timed(draw, logits, rng, budget=1),
+                         compile_s=compile_s))
+        print(json.dumps(rows[-1]), flush=True)
+  return {"overhead": rows}
 
 
 def train(quick: bool) -> dict:
@@ -261,6 +310,8 @@ def run(quick: bool = False) -> dict:
   results["matmul_gflops"] = c["matmul_f32_gflops"]
   results["matmul_bf16_gflops"] = c["matmul_bf16_f32acc_gflops"]
   results["copy_gbs"] = c["copy_gbs"]
+  o = _run_isolated("overhead", quick)
+  results["overhead"] = o["overhead"]
   d = _run_isolated("decode", quick)
   results.update(decode=d["decode"], ar_speedup=d["ar_speedup"],
                  decode_peak_rss_mb=d["peak_rss_mb"])

@@ -34,12 +34,28 @@ def render(res: dict) -> str:
       f"| bfloat16 matmul, f32 accumulation | "
       f"{res['matmul_bf16_gflops']:.1f} GFLOP/s |",
       f"| copy bandwidth (read + write) | {res['copy_gbs']:.1f} GB/s |", "",
-      "### Parallel decode (transformer only; MaskGIT hidden "
-      f"{res['model']['hidden']}, {res['model']['layers']} layers, codebook "
-      f"{res['model']['codebook']})", "",
+      "### Decode overhead: what the work around the forward passes costs",
+      "",
       "Overhead = decode time / (T x one forward pass): 1.00 means the "
       "sampling, sorting and random numbers around the forward passes cost "
-      "nothing.", "",
+      "nothing. `gumbel`, loop is the official program (bit-exact parity); "
+      "`cdf` draws one uniform number per token instead of one per token "
+      "and code; unrolled runs the T iterations as straight-line code. "
+      "Draw = one iteration's sampling, confidence and re-mask choice timed "
+      "alone, as a share of one forward pass.", "",
+      "| grid | batch | sampler | loop | decode (s) | overhead | draw / "
+      "forward | compile (s) |", "|---|---|---|---|---|---|---|---|"]
+  for r in res.get("overhead", []):
+    lines.append(
+        f"| {r['grid']} | {r['batch']} | {r['sampler']} | "
+        f"{'unrolled' if r['unroll'] else 'fori_loop'} | {r['seconds']:.3f} "
+        f"| {r['overhead']:.2f} | {r['sample_s'] / r['forward_s']:.0%} | "
+        f"{r['compile_s']:.1f} |")
+  lines += [
+      "", "### Parallel decode (transformer only; MaskGIT hidden "
+      f"{res['model']['hidden']}, {res['model']['layers']} layers, codebook "
+      f"{res['model']['codebook']}; `cdf` sampler in a `fori_loop`: the "
+      "`Generator` default)", "",
       "| grid | T | batch | decode (s) | images/s | + VQGAN decode (s) | "
       "GFLOP/s | % of matmul peak | overhead | compile (s) |",
       "|---|---|---|---|---|---|---|---|---|---|"]

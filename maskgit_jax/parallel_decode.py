@@ -18,16 +18,19 @@ re-masking). Random numbers are drawn in the official order
 confidence noise) so that, with ``jax_threefry_partitionable`` False, sampled
 runs reproduce the official implementation bit for bit.
 
-Two options trade that bit-exactness of *sampled* runs (greedy runs are
-unaffected) or compile time for speed; ``benchmarks/RESULTS.md`` measures
-them:
+Two options, measured in ``benchmarks/RESULTS.md``:
 
 * ``sampler="cdf"`` draws each token by inverting the cumulative
   distribution with one uniform number per position instead of Gumbel-max
-  with one per position *and code* (the same distribution; ``K`` times fewer
-  random numbers, which dominate the work around the forward pass on CPU).
-* ``unroll=True`` unrolls the T iterations into straight-line code (XLA
-  then schedules across iterations; compile time grows with T).
+  with one per position *and code*: the same distribution from ``K`` times
+  fewer random numbers (on CPU the Gumbel draw costs 20-40% of a forward
+  pass per iteration, the inverse-CDF draw about 5%). Sampled runs then no
+  longer match the official ones bit for bit (greedy runs still do); the
+  :class:`maskgit_jax.sampling.Generator` uses it by default.
+* ``unroll=True`` unrolls the T iterations into straight-line code
+  (bit-identical results). On CPU it was no faster and compiled 2-3x
+  slower; it is there for accelerators, where each while-loop iteration
+  has a launch and synchronisation cost.
 
 The model arrives as ``tokens_to_logits(params, tokens) -> [batch, length,
 K]``: logits over the K ids that may be sampled (the image codebook). It must

@@ -64,6 +64,11 @@ class DecodeOptions:
       share of tokens already decoded (no guidance on an all-masked grid).
     start_step: first iteration to run (the official box edit starts at 2
       of 12).
+    sampler: how tokens are drawn: ``"cdf"`` (one uniform number per
+      token; the default) or ``"gumbel"`` (the official Gumbel-max, one
+      number per token and code: the same distribution at 20-40% of a
+      forward pass per step on CPU, see ``benchmarks/RESULTS.md``); see
+      :func:`maskgit_jax.parallel_decode.sample_tokens`.
   """
 
   num_steps: int = 8
@@ -74,6 +79,7 @@ class DecodeOptions:
   cfg_scale: float = 0.0
   cfg_schedule: str = "constant"
   start_step: int = 0
+  sampler: str = "cdf"
 
   def validate(self) -> "DecodeOptions":
     if (isinstance(self.num_steps, bool) or
@@ -93,6 +99,9 @@ class DecodeOptions:
     if self.cfg_schedule not in CFG_SCHEDULES:
       raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got "
                        f"{self.cfg_schedule!r}")
+    if self.sampler not in parallel_decode.SAMPLERS:
+      raise ValueError(f"sampler must be one of {parallel_decode.SAMPLERS}, "
+                       f"got {self.sampler!r}")
     return self
 
 
@@ -546,7 +555,7 @@ class Generator:
               index_offset: int = 0) -> Samples:
     guided = opts.cfg_scale != 0
     key = ("decode", opts.num_steps, opts.schedule, opts.greedy, guided,
-           opts.cfg_schedule)
+           opts.cfg_schedule, opts.sampler)
     fn = self._jit(key, lambda *a: self._decode_images(opts, guided, *a))
     base = jax.random.PRNGKey(seed)  # raw uint32 [2] keys, one per row
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(
@@ -581,7 +590,8 @@ class Generator:
           tokens_to_logits=logits_fn, num_iter=opts.num_steps,
           start_iter=start_step, choice_temperature=choice_temperature,
           temperature=temperature, schedule=opts.schedule,
-          greedy=opts.greedy, mask_token_id=layout.mask_id)
+          greedy=opts.greedy, mask_token_id=layout.mask_id,
+          sampler=opts.sampler)
       return state.final[0, 1:]
 
     tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)

@@ -92,6 +92,23 @@ def test_generate_shapes_and_seeds(gen, tiny_run):
   np.testing.assert_array_equal(small.sample(labels, seed=1).tokens, a.tokens)
 
 
+def test_samplers(gen):
+  labels = [1, 4, 7, 2]
+  official = gen.sample(labels, seed=3, sampler="gumbel")
+  cdf = gen.sample(labels, seed=3)  # the default
+  assert gen.defaults.sampler == "cdf"
+  assert not np.array_equal(cdf.tokens, official.tokens)
+  for sampler, drawn in (("gumbel", official), ("cdf", cdf)):
+    # Reproducible per (seed, i), valid codes.
+    np.testing.assert_array_equal(
+        gen.sample(labels[:2], seed=3, sampler=sampler).tokens,
+        drawn.tokens[:2])
+    assert 0 <= drawn.tokens.min()
+    assert drawn.tokens.max() < gen.tokenizer.codebook_size
+  with pytest.raises(ValueError, match="sampler must be one of"):
+    gen.sample(labels, sampler="fast")
+
+
 def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
   from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top

@@ -134,6 +134,33 @@ def test_gradient_accumulation_updates_every_k_steps():
   assert changed == [False, True, False, True]
 
 
+def test_ema_follows_the_params_early_and_settles_to_its_decay():
+  decay = np.asarray([transformer_step.ema_decay_at(t, 0.999)
+                      for t in (0, 1, 90, 10**6)])
+  np.testing.assert_allclose(decay, [0.1, 2 / 11, 0.91, 0.999], rtol=1e-6)
+  # The random init's share of the average after t steps: prod of decays.
+  share = np.prod([float(transformer_step.ema_decay_at(t, 0.999))
+                   for t in range(1400)])
+  assert share < 1e-3  # without the ramp: 0.999 ** 1400 = 0.25
+
+  trainer = transformer_step.TransformerTrainer(
+      model=MODEL, optimizer=transformer_step.make_optimizer(
+          learning_rate=1e-2, warmup_steps=0, total_steps=10))
+  state = jax.tree_util.tree_map(jnp.asarray, __import__(
+      "flax").linen.unbox(trainer.init(jax.random.PRNGKey(0))))
+  batch = {"tokens": jax.random.randint(jax.random.PRNGKey(1), (4, 8, 8), 0,
+                                        64), "labels": jnp.arange(4)}
+  expected = state.ema_params
+  for i in range(3):
+    state, _ = jax.jit(trainer.train_step)(state, batch, jax.random.PRNGKey(i))
+    d = float(transformer_step.ema_decay_at(i, 0.999))
+    expected = jax.tree_util.tree_map(lambda e, p, d=d: d * e + (1 - d) * p,
+                                      expected, state.params)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+      state.ema_params, expected)
+
+
 # ---------------------------------------------------------------------------
 # Bad input: clear errors, no damage.
 
