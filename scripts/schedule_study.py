@@ -32,7 +32,7 @@ STEPS = (4, 8, 12, 16, 32)
 
 def study(run: pathlib.Path, num_samples: int, schedules=SCHEDULES,
           steps=STEPS, cfg_scale: float = 0.0) -> list[dict]:
-  gen = sampling.Generator.from_checkpoint(run / "maskgit", batch_size=500)
+  gen = sampling.Generator.from_checkpoint(run / "maskgit", batch_size=64)
   judge = classifier_lib.Classifier.load(run / "classifier.npz")
   images, _ = input_pipeline.load_animal_mnist()
   reference = metrics.Statistics.of(judge.features(

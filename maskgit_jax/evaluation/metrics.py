@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -40,6 +41,9 @@ def frechet_distance(a: Statistics, b: Statistics, *, eps: float = 1e-6
   As the standard FID code: if the matrix square root is not finite (a
   near-singular product), ``eps`` is added to both diagonals; a small
   imaginary part from round-off is dropped, a large one is an error.
+  scipy's singular-matrix warning is silenced: singular covariances are
+  normal here (features that are always zero, e.g. dead ReLU units) and the
+  finiteness check above is what decides.
   """
   mu1, mu2 = np.atleast_1d(a.mu), np.atleast_1d(b.mu)
   s1, s2 = np.atleast_2d(a.sigma), np.atleast_2d(b.sigma)
@@ -47,10 +51,12 @@ def frechet_distance(a: Statistics, b: Statistics, *, eps: float = 1e-6
     raise ValueError(f"statistics differ in shape: {mu1.shape} vs "
                      f"{mu2.shape}, {s1.shape} vs {s2.shape}")
   diff = mu1 - mu2
-  covmean = linalg.sqrtm(s1.dot(s2))
-  if not np.isfinite(covmean).all():
-    offset = np.eye(s1.shape[0]) * eps
-    covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", linalg.LinAlgWarning)
+    covmean = linalg.sqrtm(s1.dot(s2))
+    if not np.isfinite(covmean).all():
+      offset = np.eye(s1.shape[0]) * eps
+      covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
       raise ValueError(f"imaginary component "
