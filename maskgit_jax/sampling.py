@@ -33,6 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from scipy import special
 
+from maskgit_jax import batching
 from maskgit_jax import checkpointing
 from maskgit_jax import editing
 from maskgit_jax import imageio
@@ -606,27 +607,15 @@ class Generator:
 
   def _batched(self, fn, arrays: list[np.ndarray], *, progress=None
                ) -> list[np.ndarray]:
-    """Runs ``fn(params, *chunks)`` over fixed-size row chunks of ``arrays``.
-
-    The last chunk is padded (so one compilation serves every call) and rows
-    are sharded over the devices.
-    """
+    """``fn(params, *chunks)`` over fixed-size row chunks sharded over the
+    devices (see :func:`maskgit_jax.batching.map_chunks`)."""
     total = len(arrays[0])
     size = min(self.batch_size, -(-total // self._mesh.size) * self._mesh.size)
-    outputs = []
-    for start in range(0, total, size):
-      chunk = [a[start:start + size] for a in arrays]
-      rows = len(chunk[0])
-      if rows < size:
-        chunk = [np.concatenate([c, np.repeat(c[-1:], size - rows, 0)])
-                 for c in chunk]
-      chunk = jax.device_put(chunk, self._rows)
-      result = jax.device_get(fn(self.params, *chunk))
-      result = result if isinstance(result, tuple) else (result,)
-      outputs.append([np.asarray(r)[:rows] for r in result])
-      if progress is not None:
-        progress(start + rows, total)
-    return [np.concatenate(parts) for parts in zip(*outputs)]
+    result = batching.map_chunks(
+        lambda *chunk: fn(self.params, *chunk), arrays, size,
+        put=lambda chunk: jax.device_put(chunk, self._rows),
+        progress=progress)
+    return list(result) if isinstance(result, tuple) else [result]
 
 
 def _resolve(tokenizer_checkpoint: str | None, workdir: pathlib.Path

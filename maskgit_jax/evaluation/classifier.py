@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from maskgit_jax import batching
+
 FEATURES = 128
 
 
@@ -73,17 +75,8 @@ class Classifier:
     if images.dtype != np.uint8 or images.ndim != 4:
       raise ValueError(f"images must be uint8 [n, H, W, 3], got "
                        f"{images.dtype} {images.shape}")
-    logits, feats = [], []
-    for start in range(0, len(images), self.batch_size):
-      chunk = images[start:start + self.batch_size]
-      rows = len(chunk)
-      if rows < self.batch_size:  # one compiled shape
-        chunk = np.concatenate([chunk, np.zeros(
-            (self.batch_size - rows,) + chunk.shape[1:], np.uint8)])
-      lg, ft = jax.device_get(self._apply(self.params, chunk))
-      logits.append(lg[:rows])
-      feats.append(ft[:rows])
-    return np.concatenate(logits), np.concatenate(feats)
+    return batching.map_chunks(lambda x: self._apply(self.params, x),
+                               [images], self.batch_size)
 
   def outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
     """One pass: ``{"pool": features [n, 128], "logits": [n, C]}`` (the

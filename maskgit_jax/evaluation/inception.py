@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_jax import batching
+
 FID_FEATURES = 2048
 NUM_LOGITS = 1008
 INPUT_SIZE = 299
@@ -273,15 +275,5 @@ class InceptionFeatures:
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     """uint8 ``[n, H, W, 3]`` -> ``{"pool": [n, 2048], "logits": [n, 1008]}``."""
-    images = np.asarray(images)
-    outs = {"pool": [], "logits": []}
-    for start in range(0, len(images), self.batch_size):
-      chunk = images[start:start + self.batch_size]
-      rows = len(chunk)
-      if rows < self.batch_size:
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:],
-                                                 self.batch_size - rows, 0)])
-      result = jax.device_get(self._apply(self.variables, chunk))
-      for k in outs:
-        outs[k].append(np.asarray(result[k])[:rows])
-    return {k: np.concatenate(v) for k, v in outs.items()}
+    return batching.map_chunks(lambda x: self._apply(self.variables, x),
+                               [np.asarray(images)], self.batch_size)
