@@ -81,6 +81,8 @@ def write(rows: list[dict], out: pathlib.Path, command: str) -> None:
               xscale="log", xticks=steps, xticklabels=steps)
   axes[1].set(xlabel="decoding steps T", ylabel="class accuracy",
               xscale="log", xticks=steps, xticklabels=steps)
+  for ax in axes:
+    ax.minorticks_off()  # log-scale minor labels would overlap the T ticks
   axes[1].legend(fontsize=8)
   fig.suptitle("Mask schedules on animal-MNIST (cf. paper Figure 8)")
   fig.tight_layout()
