@@ -257,6 +257,8 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
      "num_steps must be a positive integer"),
     (("--checkpoint={run}", "--task=edit", "--image={image}",
       "--box=0,0,40,4", "--label=1"), "outside the 16x16 image"),
+    (("--checkpoint={run}", "--labels=1", "--sampler=fast"),
+     "value should be one of <cdf|gumbel>"),
 ])
 def test_cli_errors_are_one_line(tiny_run, tmp_path, args, message):
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
