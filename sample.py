@@ -18,9 +18,10 @@ and, when generating, ``tokens`` int32 [N, h, w].
 
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from maskgit_jax import cli
 
 TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama")
 
@@ -128,7 +129,7 @@ def _run(generator, progress):
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # checkpoint-library chatter
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
@@ -160,17 +161,8 @@ def main(argv):
       imageio.write_image(_OUTPUT.value, picture)
       print(f"wrote {_OUTPUT.value}")
   except USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
-def run():
-  try:
-    app.run(main)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
 
 
 if __name__ == "__main__":
-  run()
+  cli.run(main)

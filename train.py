@@ -8,12 +8,11 @@ Re-running the same command resumes from the latest checkpoint in
 ``--workdir``. Any config field can be overridden with ``--config.a.b=value``.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from maskgit_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: path.py:variant",
@@ -28,7 +27,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, KeyError,
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   sharding.maybe_initialize_distributed()
@@ -36,23 +35,8 @@ def main(argv):
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except USER_ERRORS as e:
     logging.error("%s", e)
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
-def run():
-  # Config parsing errors (unknown fields, bad values, missing files) surface
-  # while absl parses flags: report them in one line as well.
-  try:
-    app.run(main)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except (AttributeError, KeyError) as e:  # --config.<unknown field>=...
-    print(f"error: unknown config field {e} in a --config override",
-          file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
 
 
 if __name__ == "__main__":
-  run()
+  cli.run(main)

@@ -82,6 +82,8 @@ def test_unrestorable_checkpoints_are_reported_not_moved(tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (("--config.no_such_field=1",), "no_such_field"),
+    (("--config.batch_size=many",), "--config.batch_size=many"),
+    (("leftover",), "unexpected arguments: leftover"),
     (("--config.data.name=tfds:no_such_dataset_xyz",),
      "TFDS dataset 'no_such_dataset_xyz'"),
 ])
