@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                 checkpoint_every_steps=400, preview_every_steps=800)
   if variant == "long":
     config.model.update(dropout_rate=0.1, attention_dropout_rate=0.1)
-    config.update(num_train_steps=10000, checkpoint_every_steps=1000,
+    config.update(num_train_steps=6000, checkpoint_every_steps=1000,
                   preview_every_steps=2000)
   if variant == "tiny":
     config.image_size = 16  # as the tiny tokenizer: an 8x8 token grid
