@@ -1,7 +1,7 @@
 """``make demo``: both stages on animal-MNIST, samples, edits and metrics.
 
     python -m maskgit_jax.demo --out demo_out            # about 22 minutes on 2 cores
-    python -m maskgit_jax.demo --out demo_out --variant long  # about 2 hours (estimated)
+    python -m maskgit_jax.demo --out demo_out --variant long  # about 75 minutes
 
 Steps, each resumable (re-running continues where it stopped):
 
