@@ -57,3 +57,39 @@ def test_schedule_study_writes_table_and_plot(tiny_demo, tmp_path):
   table = (tmp_path / "schedule_study.md").read_text()
   assert "| cosine |" in table and "T=4" in table
   assert (tmp_path / "schedule_study.png").stat().st_size > 1000
+
+  seeded = schedule_study.study(out, 20, schedules=("cosine",), steps=(2,),
+                                seeds=(0, 1))
+  assert [r["seed"] for r in seeded] == [0, 1]
+  schedule_study.write(seeded, tmp_path / "seeds", "test")
+  table = (tmp_path / "seeds" / "schedule_study.md").read_text()
+  assert "mean over 2 seeds" in table and " +- " in table
+
+
+def test_schedule_study_averages_seeds_per_cell():
+  sys.path.insert(0, str(th.REPO / "scripts"))
+  import schedule_study  # pylint: disable=g-import-not-at-top
+  fids, accs = [10.0, 12.0, 17.0], [0.5, 0.6, 0.7]
+  rows = [dict(schedule="cosine", steps=8, seed=i, classifier_fid=f,
+               class_accuracy=a) for i, (f, a) in enumerate(zip(fids, accs))]
+  rows.append(dict(schedule="linear", steps=8, seed=0, classifier_fid=3.0,
+                   class_accuracy=0.1))
+  cells = schedule_study._cells(rows)  # pylint: disable=protected-access
+  np.testing.assert_allclose(cells["cosine", 8]["classifier_fid"], 13.0)
+  np.testing.assert_allclose(cells["cosine", 8]["fid_std"],
+                             np.std(fids, ddof=1))
+  np.testing.assert_allclose(cells["cosine", 8]["class_accuracy"], 0.6)
+  assert cells["linear", 8]["fid_std"] == 0.0
+  assert cells["linear", 8]["num_seeds"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "4,x"], "--steps must be comma-separated integers"),
+    (["--steps", "0"], "--steps must be positive"),
+    (["--schedules", "cosine,zigzag"], "unknown zigzag"),
+])
+def test_schedule_study_rejects_bad_flags(args, message, capsys):
+  sys.path.insert(0, str(th.REPO / "scripts"))
+  import schedule_study  # pylint: disable=g-import-not-at-top
+  assert schedule_study.main(["--run", "nowhere"] + args) == 2
+  assert message in capsys.readouterr().err
