@@ -127,7 +127,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     schedules = _names(args.schedules, SCHEDULES, "--schedules")
-    steps = _ints(args.steps, "--steps")
+    steps = _ints(args.steps, "--steps", positive=True)
     seeds = _ints(args.seeds, "--seeds")
     rows = study(pathlib.Path(args.run), args.num_samples, schedules, steps,
                  seeds=seeds)
@@ -140,13 +140,14 @@ def main(argv=None) -> int:
   return 0
 
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
+def _ints(text: str, flag: str, positive: bool = False) -> tuple[int, ...]:
+  """``"4,8"`` -> ``(4, 8)``; a ValueError naming ``flag`` on bad input."""
   try:
     values = tuple(int(v) for v in text.split(","))
   except ValueError:
     raise ValueError(f"{flag} must be comma-separated integers, got "
                      f"{text!r}") from None
-  if flag == "--steps" and min(values) < 1:
+  if positive and min(values) < 1:
     raise ValueError(f"{flag} must be positive, got {text!r}")
   return values
 
