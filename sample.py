@@ -19,7 +19,6 @@ and, when generating, ``tokens`` int32 [N, h, w].
 import sys
 
 from absl import flags
-from absl import logging
 
 from maskgit_jax import cli
 
@@ -32,8 +31,9 @@ _LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7.")
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples", None, "Number of class-balanced samples (instead of "
     "--labels).")
-_NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Decoding steps T "
-                                  "(default: the checkpoint's).")
+_NUM_ITER = flags.DEFINE_integer("num_iter", None, "Decoding iterations T "
+                                 "(default: the checkpoint's).")
+flags.DEFINE_alias("num_steps", "num_iter")  # the old name, for one release
 _SCHEDULE = flags.DEFINE_string("schedule", None, "Mask schedule.")
 _CHOICE_TEMPERATURE = flags.DEFINE_float(
     "choice_temperature", None, "Gumbel temperature of the token choice.")
@@ -63,8 +63,6 @@ _EXTEND = flags.DEFINE_list(
     "extend", None, "Outpaint margin: one value or top,bottom,left,right.")
 _WIDTH = flags.DEFINE_integer("width", None, "Panorama width in pixels.")
 
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, TypeError)
-
 
 def _ints(values, name):
   try:
@@ -84,7 +82,7 @@ def _run(generator, progress):
   """Runs --task; returns (images uint8 [N, H, W, 3], labels, tokens|None)."""
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  options = dict(num_steps=_NUM_STEPS.value, schedule=_SCHEDULE.value,
+  options = dict(num_iter=_NUM_ITER.value, schedule=_SCHEDULE.value,
                  choice_temperature=_CHOICE_TEMPERATURE.value,
                  temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
                  cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
@@ -128,40 +126,34 @@ def _run(generator, progress):
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)  # checkpoint-library chatter
+  del argv  # cli.run refuses stray arguments
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
-  try:
-    if _CHECKPOINT.value is None:
-      raise ValueError("--checkpoint is required")
-    if not (_OUTPUT.value or _OUTPUT_NPZ.value):
-      raise ValueError("pass --output (PNG) and/or --output_npz")
-    generator = sampling.Generator.from_checkpoint(
-        _CHECKPOINT.value, use_ema=_USE_EMA.value,
-        batch_size=_BATCH_SIZE.value)
-    with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
-                   disable=None) as bar:
-      def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
-      images, labels, tokens = _run(generator, progress)
-    if _OUTPUT_NPZ.value:
-      arrays = dict(images=images, labels=labels)
-      if tokens is not None:
-        arrays["tokens"] = tokens
-      np.savez(_OUTPUT_NPZ.value, **arrays)
-      print(f"wrote {len(images)} images to {_OUTPUT_NPZ.value}")
-    if _OUTPUT.value:
-      picture = (images[0] if len(images) == 1 else
-                 imageio.image_grid(images, min(_COLUMNS.value, len(images))))
-      imageio.write_image(_OUTPUT.value, picture)
-      print(f"wrote {_OUTPUT.value}")
-  except USER_ERRORS as e:
-    cli.fail(e)
+  if _CHECKPOINT.value is None:
+    raise ValueError("--checkpoint is required")
+  if not (_OUTPUT.value or _OUTPUT_NPZ.value):
+    raise ValueError("pass --output (PNG) and/or --output_npz")
+  generator = sampling.Generator.from_checkpoint(
+      _CHECKPOINT.value, use_ema=_USE_EMA.value, batch_size=_BATCH_SIZE.value)
+  with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
+                 disable=None) as bar:
+    def progress(done, total):
+      bar.total = total
+      bar.update(done - bar.n)
+    images, labels, tokens = _run(generator, progress)
+  if _OUTPUT_NPZ.value:
+    arrays = dict(images=images, labels=labels)
+    if tokens is not None:
+      arrays["tokens"] = tokens
+    np.savez(_OUTPUT_NPZ.value, **arrays)
+    print(f"wrote {len(images)} images to {_OUTPUT_NPZ.value}")
+  if _OUTPUT.value:
+    picture = (images[0] if len(images) == 1 else
+               imageio.image_grid(images, min(_COLUMNS.value, len(images))))
+    imageio.write_image(_OUTPUT.value, picture)
+    print(f"wrote {_OUTPUT.value}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Re-running the same command resumes from the latest checkpoint in
 """
 
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from maskgit_jax import cli
@@ -20,22 +19,13 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumable).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-# Problems with the inputs that deserve one line, not a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, KeyError,
-               AttributeError, FloatingPointError)
-
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  del argv  # cli.run refuses stray arguments
   from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   sharding.maybe_initialize_distributed()
-  try:
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except USER_ERRORS as e:
-    logging.error("%s", e)
-    cli.fail(e)
+  loop.train_and_evaluate(cli.config_value(_CONFIG), _WORKDIR.value)
 
 
 if __name__ == "__main__":

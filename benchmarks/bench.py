@@ -225,7 +225,7 @@ def train(quick: bool) -> dict:
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from configs import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top

@@ -18,8 +18,8 @@ import time
 import flax.linen as nn
 import jax
 
-from configs import maskgit_animal_mnist
-from configs import vqgan_animal_mnist
+from maskgit_jax.presets import animal_mnist_transformer as maskgit_animal_mnist
+from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist
 from maskgit_jax import input_pipeline
 from maskgit_jax import pretokenize
 from maskgit_jax.trainers import loop

@@ -48,7 +48,7 @@ class Checkpointer:
             max_to_keep=max_to_keep,
             enable_async_checkpointing=async_save,
             create=True),
-        item_names=(STATE, DATA, CONFIG))
+        item_handlers=_handlers())
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -132,36 +132,49 @@ class Checkpointer:
     self.manager.close()
 
 
-def _step_dir(workdir: str | pathlib.Path, step: int | None,
-              item: str) -> pathlib.Path:
-  """``workdir/checkpoints/<step>/<item>``; the latest finished step by default.
+def _handlers() -> dict[str, ocp.CheckpointHandler]:
+  """The handler of each item: how it is written and read back."""
+  return {STATE: ocp.StandardCheckpointHandler(),
+          DATA: ocp.JsonCheckpointHandler(),
+          CONFIG: ocp.JsonCheckpointHandler()}
 
-  Orbax names finished steps by their number (unfinished ones carry a
-  temporary suffix).
+
+def _reader(workdir: str | pathlib.Path, step: int | None
+            ) -> tuple[ocp.CheckpointManager, int]:
+  """A manager over an existing ``workdir/checkpoints`` and the step to read.
+
+  Reading goes through the same ``CheckpointManager`` layout that
+  :class:`Checkpointer` writes (step folders holding the step metadata and
+  one folder per item), so Orbax finds every metadata file it expects.
 
   Raises:
     FileNotFoundError: when there is no such checkpoint.
   """
   directory = pathlib.Path(workdir).absolute() / "checkpoints"
-  if step is None:
-    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit()
-                   ) if directory.is_dir() else []
-    if not steps:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
+  if not directory.is_dir():
+    raise FileNotFoundError(f"no checkpoint in {directory}")
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(create=False),
+      item_handlers=_handlers())
+  steps = sorted(manager.all_steps())
+  if step is None and steps:
     step = steps[-1]
-  path = directory / str(step) / item
-  if not path.is_dir():
-    raise FileNotFoundError(f"no checkpoint step {step} in {directory}")
-  return path
+  if step is None or step not in steps:
+    manager.close()
+    raise FileNotFoundError(
+        f"no checkpoint {'' if step is None else f'step {step} '}in "
+        f"{directory}")
+  return manager, step
 
 
 def read_config(workdir: str | pathlib.Path, step: int | None = None) -> dict:
   """The config saved with a checkpoint (default: the latest step)."""
-  checkpointer = ocp.Checkpointer(ocp.JsonCheckpointHandler())
+  manager, step = _reader(workdir, step)
   try:
-    return checkpointer.restore(_step_dir(workdir, step, CONFIG))
+    return manager.restore(step, args=ocp.args.Composite(**{
+        CONFIG: ocp.args.JsonRestore()}))[CONFIG]
   finally:
-    checkpointer.close()
+    manager.close()
 
 
 def abstract_like(tree: Any, shardings: Any) -> Any:
@@ -186,15 +199,15 @@ def restore_state_tree(workdir: str | pathlib.Path, step: int | None = None,
   Raises:
     FileNotFoundError: when there is no checkpoint.
   """
-  path = _step_dir(workdir, step, STATE)
+  manager, step = _reader(workdir, step)
   sharding = sharding or jax.sharding.SingleDeviceSharding(
       jax.local_devices()[0])
-  checkpointer = ocp.StandardCheckpointer()
   try:
-    metadata = checkpointer.metadata(path).item_metadata
+    metadata = manager.item_metadata(step)[STATE]
     target = jax.tree_util.tree_map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
         metadata)
-    return checkpointer.restore(path, target)
+    return manager.restore(step, args=ocp.args.Composite(**{
+        STATE: ocp.args.StandardRestore(target)}))[STATE]
   finally:
-    checkpointer.close()
+    manager.close()

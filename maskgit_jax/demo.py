@@ -16,14 +16,14 @@ Steps, each resumable (re-running continues where it stopped):
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging as py_logging
 import pathlib
 import sys
 import time
 
 import numpy as np
+
+from maskgit_jax import cli
 
 # Where the demo's metrics come from (see metrics.json): class-balanced
 # samples against the held-out split, in the classifier's feature space.
@@ -35,29 +35,11 @@ def _log(message: str) -> None:
   print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _quiet_logs() -> None:
-  """Keeps training progress (steps/s, ETA, losses); drops library chatter."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  keep = ("loop.py", "periodic_actions.py", "logging_writer.py", "local.py")
-
-  class _Filter(py_logging.Filter):
-
-    def filter(self, record):
-      if str(record.msg).startswith("Metadata file does not exist"):
-        return False  # orbax, about checkpoints written before it existed
-      return (record.levelno >= py_logging.WARNING or
-              record.pathname.endswith(keep))
-
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_Filter())
-  logging.use_absl_handler()
-
-
 def _configs(variant: str, out: pathlib.Path):
-  from configs import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
-  from configs import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
-  tok = vqgan_animal_mnist.get_config(variant)
-  maskgit = maskgit_animal_mnist.get_config(variant)
+  from maskgit_jax.presets import animal_mnist_transformer  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import animal_mnist_tokenizer  # pylint: disable=g-import-not-at-top
+  tok = animal_mnist_tokenizer.get_config(variant)
+  maskgit = animal_mnist_transformer.get_config(variant)
   maskgit.tokenizer_checkpoint = str(out / "tokenizer")
   maskgit.data.name = f"tokens:{out / 'tokens_train.npz'}"
   return tok, maskgit
@@ -98,7 +80,7 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
   """Runs every step (resuming finished ones) and returns the metrics."""
   start = time.time()
   out.mkdir(parents=True, exist_ok=True)
-  _quiet_logs()
+  cli.quiet_startup()
   # pylint: disable=g-import-not-at-top
   from maskgit_jax import input_pipeline
   from maskgit_jax import pretokenize
@@ -203,7 +185,7 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
       "sample_class_accuracy_per_class": dict(zip(names,
                                                   accuracy_per_class)),
       "num_samples": num,
-      "num_steps": decode.num_steps,
+      "num_iter": decode.num_iter,
       "choice_temperature": decode.choice_temperature,
       "temperature": decode.temperature,
       "cfg_scale": decode.cfg_scale,
@@ -224,23 +206,20 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="demo_out")
   parser.add_argument("--variant", default="default", choices=VARIANTS)
-  args = parser.parse_args(argv)
-  try:
+
+  def report(args):
     result = run(pathlib.Path(args.out), args.variant)
-  except (ValueError, FileNotFoundError, PermissionError,
-          FloatingPointError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  _log(f"done in {result['wall_seconds'] / 60:.1f} min; wrote {args.out}/"
-       "{samples,inpaint,reconstructions}.png and metrics.json")
-  for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
-              "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
-              "classifier_test_accuracy"):
-    print(f"  {key:26s} {result[key]:.4f}")
-  return 0
+    _log(f"done in {result['wall_seconds'] / 60:.1f} min; wrote {args.out}/"
+         "{samples,inpaint,reconstructions}.png and metrics.json")
+    for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
+                "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
+                "classifier_test_accuracy"):
+      print(f"  {key:26s} {result[key]:.4f}")
+
+  return cli.run_args(report, parser, argv)
 
 
 if __name__ == "__main__":

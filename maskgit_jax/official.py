@@ -21,7 +21,6 @@ Orbax workdirs that the rest of the library loads like its own::
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
 import re
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax import checkpointing
+from maskgit_jax import cli
 
 
 def read_msgpack(path: str | pathlib.Path) -> dict:
@@ -121,8 +121,8 @@ def import_checkpoints(tokenizer_path, transformer_path,
   Returns:
     ``{"tokenizer": fields, "transformer": fields, "image_size": int}``.
   """
-  from configs import maskgit_imagenet  # pylint: disable=g-import-not-at-top
-  from configs import vqgan_imagenet  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import imagenet_transformer  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import imagenet_tokenizer  # pylint: disable=g-import-not-at-top
   tok_params = read_msgpack(tokenizer_path)
   tf_params = read_msgpack(transformer_path)
   tok_fields = infer_tokenizer(tok_params)
@@ -135,10 +135,10 @@ def import_checkpoints(tokenizer_path, transformer_path,
   image_size = grid * factor
 
   out = pathlib.Path(out)
-  tok_config = vqgan_imagenet.get_config("256")
+  tok_config = imagenet_tokenizer.get_config("256")
   tok_config.model.update(tok_fields)
   tok_config.image_size = image_size
-  tf_config = maskgit_imagenet.get_config("512" if grid >= 32 else "256")
+  tf_config = imagenet_transformer.get_config("512" if grid >= 32 else "256")
   tf_config.model.update(tf_fields)
   tf_config.update(image_size=image_size, token_factor=factor,
                    tokenizer_checkpoint="tokenizer")
@@ -159,19 +159,17 @@ def import_checkpoints(tokenizer_path, transformer_path,
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       description="Import the released MaskGIT checkpoints into Orbax dirs.")
   parser.add_argument("--tokenizer", required=True)
   parser.add_argument("--transformer", required=True)
   parser.add_argument("--out", required=True)
-  args = parser.parse_args(argv)
-  try:
+
+  def run(args):
     summary = import_checkpoints(args.tokenizer, args.transformer, args.out)
-  except (ValueError, FileNotFoundError, PermissionError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"imported into {args.out}: {summary}")
-  return 0
+    print(f"imported into {args.out}: {summary}")
+
+  return cli.run_args(run, parser, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the price of caching (see benchmarks/RESULTS.md for the speed it buys).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -20,15 +19,16 @@ import time
 import jax
 import numpy as np
 
+from maskgit_jax import cli
 from maskgit_jax import input_pipeline
-from maskgit_jax.trainers import tasks
+from maskgit_jax import restore
 
 
 def pretokenize(tokenizer_workdir: str, data: str, split: str,
                 image_size: int, out: str, *, data_dir: str | None = None,
                 batch_size: int = 256, progress=print) -> pathlib.Path:
   """Tokenizes a whole split; see the module docstring for the file layout."""
-  model, params = tasks.load_tokenizer(tokenizer_workdir)
+  model, params = restore.load_tokenizer(tokenizer_workdir)
   source = input_pipeline.make_source(data, split, data_dir)
   preprocess = input_pipeline.Preprocess(image_size, train=False)
   encode = jax.jit(lambda p, x: model.apply(
@@ -56,7 +56,7 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--tokenizer", required=True, help="stage-1 workdir")
   parser.add_argument("--data", required=True, help="as config.data.name")
   parser.add_argument("--split", default="train")
@@ -64,16 +64,14 @@ def main(argv=None) -> int:
   parser.add_argument("--image_size", type=int, required=True)
   parser.add_argument("--batch_size", type=int, default=256)
   parser.add_argument("--out", required=True)
-  args = parser.parse_args(argv)
-  try:
-    path = pretokenize(args.tokenizer, args.data, args.split, args.image_size,
-                       args.out, data_dir=args.data_dir,
+
+  def run(args):
+    path = pretokenize(args.tokenizer, args.data, args.split,
+                       args.image_size, args.out, data_dir=args.data_dir,
                        batch_size=args.batch_size)
-  except (ValueError, FileNotFoundError, PermissionError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {path}")
-  return 0
+    print(f"wrote {path}")
+
+  return cli.run_args(run, parser, argv)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def study(run: pathlib.Path, num_samples: int, schedules=SCHEDULES,
 
 def _cell(gen, judge, reference, labels, schedule, t, seed, cfg_scale):
   start = time.time()
-  samples = gen.sample(labels, seed=seed, schedule=schedule, num_steps=t,
+  samples = gen.sample(labels, seed=seed, schedule=schedule, num_iter=t,
                        cfg_scale=cfg_scale)
   judged = judge.outputs(samples.images)
   return dict(schedule=schedule, steps=t, seed=seed,

@@ -26,7 +26,7 @@ def test_demo_writes_pictures_and_metrics(tiny_demo):
   assert saved == json.loads(json.dumps(result))
   for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
               "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
-              "classifier_test_accuracy", "num_steps", "choice_temperature",
+              "classifier_test_accuracy", "num_iter", "choice_temperature",
               "wall_seconds"):
     assert np.isfinite(saved[key]), key
   assert 0 <= saved["sample_class_accuracy"] <= 1

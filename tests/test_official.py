@@ -8,7 +8,7 @@ from maskgit_jax import checkpointing
 from maskgit_jax import official
 from maskgit_jax import parallel_decode
 from maskgit_jax.models import transformer as transformer_lib
-from maskgit_jax.trainers import tasks
+from maskgit_jax import restore
 
 
 def test_hyperparameters_are_inferred_from_shapes(parity, imported):
@@ -43,7 +43,7 @@ def test_imported_models_reproduce_the_official_generation(parity, imported):
       greedy=True, choice_temperature=0.0)
   np.testing.assert_array_equal(state.sequences,
                                 parity.io["gen_greedy_t0_final_seqs"])
-  tokenizer, tok_params = tasks.load_tokenizer(imported / "tokenizer")
+  tokenizer, tok_params = restore.load_tokenizer(imported / "tokenizer")
   images = tokenizer.apply({"params": tok_params},
                            state.final[:, 1:].reshape(2, 8, 8),
                            method=tokenizer.decode_from_indices)

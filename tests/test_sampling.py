@@ -48,7 +48,7 @@ def test_cli_reproduces_the_official_greedy_generation(parity, imported,
                                                        tmp_path):
   npz = tmp_path / "samples.npz"
   result = _cli(f"--checkpoint={imported}", "--greedy",
-                "--choice_temperature=0", "--num_steps=8", "--labels=3,7",
+                "--choice_temperature=0", "--num_iter=8", "--labels=3,7",
                 f"--output_npz={npz}", f"--output={tmp_path / 'grid.png'}")
   assert result.returncode == 0, result.stderr
   saved = np.load(npz)
@@ -64,7 +64,7 @@ def test_cli_reproduces_the_official_greedy_generation(parity, imported,
 def test_generator_images_match_the_official_images(parity, imported):
   gen = sampling.Generator.from_checkpoint(imported)
   samples = gen.sample([3, 7], greedy=True, choice_temperature=0.0,
-                       num_steps=8)
+                       num_iter=8)
   np.testing.assert_allclose(samples.float_images,
                              parity.io["gen_greedy_t0_images"], rtol=0,
                              atol=5e-5)
@@ -90,6 +90,15 @@ def test_generate_shapes_and_seeds(gen, tiny_run):
                                              batch_size=1,
                                              devices=gen.devices[:1])
   np.testing.assert_array_equal(small.sample(labels, seed=1).tokens, a.tokens)
+
+
+def test_old_option_names_still_work_with_a_warning(gen):
+  with pytest.warns(DeprecationWarning, match="'num_steps' is renamed"):
+    old = gen.sample([1, 2], seed=3, num_steps=4)
+  new = gen.sample([1, 2], seed=3, num_iter=4)
+  np.testing.assert_array_equal(old.tokens, new.tokens)
+  with pytest.warns(DeprecationWarning, match="'start_step' is renamed"):
+    assert gen.options(start_step=1).start_iter == 1
 
 
 def test_samplers(gen):
@@ -237,8 +246,10 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
     gen.inpaint(_images(1)[0], np.ones((20, 20), bool))
   with pytest.raises(ValueError, match="mask is empty"):
     gen.inpaint(_images(1)[0], np.zeros((16, 16), bool))
-  with pytest.raises(ValueError, match="num_steps must be a positive"):
-    gen.generate([0], num_steps=0)
+  with pytest.raises(ValueError, match="num_iter must be a positive"):
+    gen.generate([0], num_iter=0)
+  with pytest.raises(TypeError, match="unknown decode options \\['steps'\\]"):
+    gen.generate([0], steps=8)
   with pytest.raises(ValueError, match="must be uint8"):
     gen.inpaint(_images(1)[0] / 255.0, np.ones((16, 16), bool))
   with pytest.raises(ValueError, match="multiples of the token factor"):
@@ -253,8 +264,8 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--checkpoint={missing}", "--labels=1"), "not found"),
     (("--checkpoint={run}", "--labels=1,12"), "label 12 is out of range"),
-    (("--checkpoint={run}", "--labels=1", "--num_steps=-1"),
-     "num_steps must be a positive integer"),
+    (("--checkpoint={run}", "--labels=1", "--num_iter=-1"),
+     "num_iter must be a positive integer"),
     (("--checkpoint={run}", "--task=edit", "--image={image}",
       "--box=0,0,40,4", "--label=1"), "outside the 16x16 image"),
     (("--checkpoint={run}", "--labels=1", "--sampler=fast"),

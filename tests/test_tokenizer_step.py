@@ -6,10 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import vqgan_imagenet
+from maskgit_jax.presets import imagenet_tokenizer as vqgan_imagenet
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import tokenizer_step
 
 
@@ -38,7 +39,7 @@ def test_reconstruction_loss_halves_on_a_fixed_batch():
   history = []
   for i in range(150):
     state, metrics = step(state, images, jax.random.PRNGKey(i))
-    tokenizer_step.check_finite(metrics, i)
+    loop.check_finite(metrics, i)
     history.append(metrics)
   first = float(history[0]["reconstruction_loss"])
   last = float(history[-1]["reconstruction_loss"])
@@ -109,9 +110,9 @@ def test_perceptual_loss_is_used_when_configured():
 def test_non_finite_metrics_raise_a_clear_error():
   with pytest.raises(FloatingPointError,
                      match=r"at step 7: generator_loss=nan, r1_penalty=inf"):
-    tokenizer_step.check_finite(
+    loop.check_finite(
         {"generator_loss": jnp.nan, "r1_penalty": jnp.inf, "ok": 1.0}, 7)
-  tokenizer_step.check_finite({"ok": jnp.float32(1.0)}, 0)
+  loop.check_finite({"ok": jnp.float32(1.0)}, 0)
   # A NaN image batch makes the step itself produce non-finite values.
   images = smooth_images(2).at[0, 0, 0, 0].set(jnp.nan)
   trainer = tiny_trainer()
@@ -119,7 +120,7 @@ def test_non_finite_metrics_raise_a_clear_error():
   _, metrics = jax.jit(trainer.train_step)(state, images,
                                            jax.random.PRNGKey(0))
   with pytest.raises(FloatingPointError, match="reconstruction_loss=nan"):
-    tokenizer_step.check_finite(metrics, 0)
+    loop.check_finite(metrics, 0)
 
 
 def test_bad_loss_names_are_reported():

@@ -220,13 +220,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
   from maskgit_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   from maskgit_jax import pretokenize  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
   path = pretokenize.pretokenize(str(animal_tokenizer), "animal_mnist",
                                  "test", 16, str(tmp_path / "tok.npz"),
                                  batch_size=512, progress=lambda _: None)
   cached = np.load(path)
   assert cached["tokens"].shape == (2000, 2, 8, 8)
-  model, params = tasks.load_tokenizer(animal_tokenizer)
+  model, params = restore.load_tokenizer(animal_tokenizer)
   source = input_pipeline.make_source("animal_mnist", "test")
   images = np.stack([input_pipeline.center_crop(source[i][0], 16)
                      for i in range(4)]).astype(np.float32) / 255

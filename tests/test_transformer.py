@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import common
-from configs import maskgit_imagenet
+from maskgit_jax.presets import common
+from maskgit_jax.presets import imagenet_transformer as maskgit_imagenet
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 

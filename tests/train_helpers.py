@@ -2,10 +2,10 @@
 
 import pathlib
 
-from configs import maskgit_animal_mnist
-from configs import maskgit_imagenet
-from configs import vqgan_animal_mnist
-from configs import vqgan_imagenet
+from maskgit_jax.presets import animal_mnist_transformer as maskgit_animal_mnist
+from maskgit_jax.presets import imagenet_transformer as maskgit_imagenet
+from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist
+from maskgit_jax.presets import imagenet_tokenizer as vqgan_imagenet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

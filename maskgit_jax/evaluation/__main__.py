@@ -18,13 +18,13 @@ accuracy of the samples.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
 
 import numpy as np
 
+from maskgit_jax import cli
 from maskgit_jax.evaluation import metrics
 
 
@@ -86,26 +86,24 @@ def _network(args):
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--samples", required=True, help="sample.py npz")
   parser.add_argument("--reference", required=True, help="reference npz")
   net = parser.add_mutually_exclusive_group(required=True)
   net.add_argument("--inception_weights", help="converted FID Inception npz")
   net.add_argument("--classifier", help="a classifier npz (demo_out/...)")
   parser.add_argument("--output_json", default=None)
-  args = parser.parse_args(argv)
-  try:
+
+  def run(args):
     result = evaluate(read_images(args.samples), read_images(args.reference),
                       _network(args))
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  for key, value in result.items():
-    print(f"{key:16s} {value:.4f}" if isinstance(value, float)
-          else f"{key:16s} {value}")
-  if args.output_json:
-    pathlib.Path(args.output_json).write_text(json.dumps(result, indent=2))
-  return 0
+    for key, value in result.items():
+      print(f"{key:16s} {value:.4f}" if isinstance(value, float)
+            else f"{key:16s} {value}")
+    if args.output_json:
+      pathlib.Path(args.output_json).write_text(json.dumps(result, indent=2))
+
+  return cli.run_args(run, parser, argv)
 
 
 if __name__ == "__main__":

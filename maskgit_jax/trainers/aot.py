@@ -42,14 +42,15 @@ import jax.numpy as jnp
 import ml_collections
 
 from maskgit_jax import checkpointing
+from maskgit_jax import cli
 from maskgit_jax import sharding as sharding_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import tasks
 
 
 def _abstract_tokenizer(image_size: int):
-  from configs import vqgan_imagenet
-  model = vqgan_lib.VQGAN(**vqgan_imagenet.get_config("256").model)
+  from maskgit_jax.presets import imagenet_tokenizer
+  model = vqgan_lib.VQGAN(**imagenet_tokenizer.get_config("256").model)
   params = jax.eval_shape(
       model.init, jax.random.PRNGKey(0),
       jnp.zeros((1, image_size, image_size, 3)))["params"]
@@ -111,17 +112,19 @@ def compile_train_step(config: ml_collections.ConfigDict) -> dict:
 
 
 def main(argv) -> None:
-  from absl import app  # noqa: F401  (flags parsing)
-  from absl import flags
-  from ml_collections import config_flags
-  config_flag = config_flags.DEFINE_config_file("config", None, "config file")
-  flags.DEFINE_integer("fake_devices", 0, "simulated CPU devices")
-  flags.FLAGS(argv)
-  result = compile_train_step(config_flag.value)
+  """Flags: ``--config=PATH.py[:VARIANT]``, ``--fake_devices=N``."""
+  del argv  # cli.run refuses stray arguments
+  result = compile_train_step(cli.config_value(_CONFIG))
   gib = {k: round(v / 2**30, 3)
          for k, v in result["bytes_per_device"].items()}
   print(json.dumps(dict(result, gib_per_device=gib), indent=1))
 
 
 if __name__ == "__main__":
-  main(sys.argv)
+  from absl import flags
+  from ml_collections import config_flags
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", None, "Config file: PATH.py or PATH.py:VARIANT")
+  flags.DEFINE_integer("fake_devices", 0, "Simulated CPU devices.")
+  flags.mark_flags_as_required(["config"])
+  cli.run(main)

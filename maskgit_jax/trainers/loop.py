@@ -2,9 +2,10 @@
 
 Mesh and sharded state from the config, deterministic per-process data,
 one jitted step with in/out shardings and a donated state, Orbax
-checkpoints that resume by default (and on preemption), and clu monitoring
-(scalars, progress with steps/s and ETA, a parameter overview, preview
-images as PNG files and TensorBoard images).
+checkpoints that resume by default (and on preemption), and monitoring
+(scalars to the log, ``metrics.jsonl`` and TensorBoard when TensorFlow is
+installed; progress with steps/s and ETA; a parameter overview in
+``parameters.txt``; preview images as PNG files).
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ import numpy as np
 from maskgit_jax import checkpointing
 from maskgit_jax import imageio
 from maskgit_jax import input_pipeline
+from maskgit_jax import monitoring
 from maskgit_jax import sharding as sharding_lib
 from maskgit_jax.trainers import tasks
-from maskgit_jax.trainers.tokenizer_step import check_finite
+
+
+def check_finite(metrics: dict, step: int) -> None:
+  """Raises FloatingPointError naming every non-finite metric at ``step``."""
+  bad = {k: float(v) for k, v in metrics.items()
+         if not np.all(np.isfinite(np.asarray(v)))}
+  if bad:
+    names = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+    raise FloatingPointError(f"non-finite training values at step {step}: "
+                             f"{names}")
 
 
 def _check_workdir(workdir: pathlib.Path) -> None:
@@ -55,10 +66,16 @@ class _PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _writer(workdir: pathlib.Path):
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  return metric_writers.create_default_writer(
-      str(workdir), just_logging=jax.process_index() > 0, asynchronous=True)
+def _log_parameters(workdir: pathlib.Path, params) -> None:
+  """One log line; the per-array table goes to ``parameters.txt``."""
+  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
+  params = jax.device_get(params)
+  count = parameter_overview.count_parameters(params)
+  logging.info("%s parameters (table in %s)", f"{count:,}",
+               workdir / "parameters.txt")
+  if jax.process_index() == 0:
+    (workdir / "parameters.txt").write_text(
+        parameter_overview.get_parameter_overview(params) + "\n")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -76,9 +93,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     FloatingPointError: a non-finite loss; the checkpoints written before
       it are kept untouched.
   """
-  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
-  from clu import periodic_actions  # pylint: disable=g-import-not-at-top
-
   workdir = pathlib.Path(workdir)
   mesh = sharding_lib.make_mesh(config.mesh_shape)
   rules = tuple(tuple(r) for r in config.logical_axis_rules)
@@ -143,12 +157,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Replicated output: every process can read the images (multi-host safe).
   preview = jax.jit(task.preview, out_shardings=replicated)
 
-  writer = _writer(workdir)
+  writer = monitoring.MetricWriter(workdir,
+                                   enabled=jax.process_index() == 0)
   if step == 0:
-    parameter_overview.log_parameter_overview(state.params)
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_train_steps, writer=writer,
-      every_steps=config.log_every_steps)
+    _log_parameters(workdir, state.params)
+  progress = monitoring.Progress(config.num_train_steps,
+                                 config.log_every_steps, first_step=step)
   config_dict = config.to_dict()
   batches = input_pipeline.local_batches(loader, next_batch)
   last_metrics: dict[str, float] = {}
@@ -168,12 +182,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             state, batch, jax.random.fold_in(train_rng, step), extras)
         step += 1
         next_batch += 1
-        progress(step)
+        speed = progress(step)
         if step % config.log_every_steps == 0 or step == config.num_train_steps:
           last_metrics = {k: float(v) for k, v in
                           jax.device_get(last_step_metrics).items()}
           check_finite(last_metrics, step)
-          writer.write_scalars(step, last_metrics)
+          writer.write_scalars(step, {**last_metrics, **speed})
         if config.preview_every_steps and (
             step % config.preview_every_steps == 0 or
             step == config.num_train_steps):
@@ -188,7 +202,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           break
   finally:
     ckpt.close()
-    writer.flush()
+    writer.close()
   return last_metrics
 
 

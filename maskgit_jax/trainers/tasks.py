@@ -9,15 +9,14 @@ but never updates (the LPIPS network for stage 1, the tokenizer for stage 2).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from maskgit_jax import checkpointing
 from maskgit_jax import parallel_decode
+from maskgit_jax import restore
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import transformer as transformer_lib
@@ -26,6 +25,7 @@ from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.trainers import transformer_step
 
 PREVIEW_IMAGES = 8
+_kwargs = restore.module_kwargs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +36,6 @@ class Task:
   step: Callable[..., tuple[Any, dict]]
   preview: Callable[[Any, dict, Any], jax.Array]
   extras: Any = None
-
-
-def _kwargs(config_dict) -> dict:
-  return dict(config_dict.to_dict() if hasattr(config_dict, "to_dict")
-              else config_dict)
 
 
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
@@ -75,45 +70,6 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
               preview=preview, extras=extras)
 
 
-def load_tokenizer(workdir: str | pathlib.Path
-                   ) -> tuple[vqgan_lib.VQGAN, Any]:
-  """The frozen stage-1 model and params of a training or imported workdir.
-
-  Raises:
-    FileNotFoundError: when ``workdir`` holds no checkpoint.
-    ValueError: when the checkpoint is not a tokenizer's.
-  """
-  directory = pathlib.Path(workdir)
-  if not (directory / "checkpoints").is_dir():
-    raise FileNotFoundError(
-        f"tokenizer checkpoint {workdir} not found (expected a stage-1 "
-        "workdir with a checkpoints/ folder)")
-  saved = checkpointing.read_config(directory)
-  if saved.get("stage") != "tokenizer":
-    raise ValueError(f"checkpoint {workdir} is a {saved.get('stage')!r} "
-                     "checkpoint, not a tokenizer")
-  model = vqgan_lib.VQGAN(**saved["model"])
-  return model, checkpointing.restore_state_tree(directory)["params"]
-
-
-def transformer_from_config(config) -> tuple[transformer_lib.Transformer,
-                                             int | None]:
-  """The stage-2 model of a config (ConfigDict or saved dict) and its null label.
-
-  With ``masking.label_dropout > 0`` (classifier-free guidance) the model
-  gets one class token more than ``model.num_classes``: the null class,
-  whose label is ``model.num_classes``. Otherwise the null label is None.
-  """
-  kwargs = _kwargs(config["model"])
-  masking_config = config.get("masking") or {}
-  if float(masking_config.get("label_dropout", 0.0)) > 0:
-    null_label = int(kwargs["num_classes"])
-    kwargs["num_classes"] = null_label + 1
-  else:
-    null_label = None
-  return transformer_lib.Transformer(**kwargs), null_label
-
-
 def transformer_task(config: ml_collections.ConfigDict,
                      tokenizer: tuple[vqgan_lib.VQGAN, Any] | None = None
                      ) -> Task:
@@ -129,9 +85,9 @@ def transformer_task(config: ml_collections.ConfigDict,
     if not config.get("tokenizer_checkpoint"):
       raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
                        "workdir whose tokenizer makes the training tokens")
-    tokenizer = load_tokenizer(config.tokenizer_checkpoint)
+    tokenizer = restore.load_tokenizer(config.tokenizer_checkpoint)
   tokenizer, tokenizer_params = tokenizer
-  model, null_label = transformer_from_config(config)
+  model, null_label = restore.transformer_from_config(config)
   if tokenizer.codebook_size != model.codebook_size:
     raise ValueError(
         f"tokenizer codebook has {tokenizer.codebook_size} codes but "

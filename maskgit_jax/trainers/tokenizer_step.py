@@ -22,7 +22,6 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from maskgit_jax import losses
@@ -253,13 +252,3 @@ def _restart_dead_codes(params, code_usage, features, rng, threshold):
   # Restarted codes get a uniform share so they have time to attract data.
   code_usage = jnp.where(dead, 1.0 / codebook.shape[0], code_usage)
   return params, code_usage, jnp.sum(dead)
-
-
-def check_finite(metrics: dict, step: int) -> None:
-  """Raises FloatingPointError naming every non-finite metric at ``step``."""
-  bad = {k: float(v) for k, v in metrics.items()
-         if not np.all(np.isfinite(np.asarray(v)))}
-  if bad:
-    names = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
-    raise FloatingPointError(f"non-finite training values at step {step}: "
-                             f"{names}")

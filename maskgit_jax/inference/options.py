@@ -1,0 +1,156 @@
+"""Decode options and sample results: the vocabulary of the inference layer."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import warnings
+
+import numpy as np
+
+from maskgit_jax import masking
+from maskgit_jax import parallel_decode
+
+CFG_SCHEDULES = ("constant", "linear")
+
+# Old keyword -> the name ``decode``, the configs and the CLIs use. The old
+# names are accepted (with a DeprecationWarning) for one release.
+RENAMED = {"num_steps": "num_iter", "start_step": "start_iter"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+  """How tokens are decoded (paper Section 3.2).
+
+  Attributes:
+    num_iter: T, the number of decoding iterations.
+    schedule: mask schedule name (:data:`maskgit_jax.masking.SCHEDULES`).
+    choice_temperature: Gumbel temperature of the confidence ranking
+      (official 4.5; 0 keeps the most confident tokens deterministically).
+    temperature: sampling temperature of the token distribution.
+    greedy: take the most likely token instead of sampling.
+    cfg_scale: classifier-free guidance scale ``s`` in ``cond + s * (cond -
+      uncond)``; 0 disables guidance (and its second forward pass).
+    cfg_schedule: ``constant``, or ``linear``: the scale grows with the
+      share of tokens already decoded (no guidance on an all-masked grid).
+    start_iter: first iteration to run (the official box edit starts at 2
+      of 12).
+    sampler: how tokens are drawn: ``"cdf"`` (one uniform number per
+      token; the default) or ``"gumbel"`` (the official Gumbel-max, one
+      number per token and code: the same distribution at 20-40% of a
+      forward pass per step on CPU, see ``benchmarks/RESULTS.md``); see
+      :func:`maskgit_jax.parallel_decode.sample_tokens`.
+  """
+
+  num_iter: int = 8
+  schedule: str = "cosine"
+  choice_temperature: float = 4.5
+  temperature: float = 1.0
+  greedy: bool = False
+  cfg_scale: float = 0.0
+  cfg_schedule: str = "constant"
+  start_iter: int = 0
+  sampler: str = "cdf"
+
+  @classmethod
+  def from_config(cls, decode: dict, *, guided: bool) -> "DecodeOptions":
+    """The defaults a saved ``decode`` config section asks for."""
+    return cls(
+        num_iter=int(decode.get("num_iter", 8)),
+        schedule=decode.get("schedule", "cosine"),
+        choice_temperature=float(decode.get("choice_temperature", 4.5)),
+        temperature=float(decode.get("temperature", 1.0)),
+        cfg_scale=float(decode.get("cfg_scale") or 0.0) if guided else 0.0,
+        cfg_schedule=decode.get("cfg_schedule", "constant"))
+
+  def replace(self, **overrides) -> "DecodeOptions":
+    """A validated copy with ``overrides`` (None values ignored).
+
+    Raises:
+      TypeError: for a keyword that is not an option.
+      ValueError: for an option value out of range.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for old, new in RENAMED.items():
+      if old in overrides:
+        warnings.warn(f"decode option {old!r} is renamed {new!r}; the old "
+                      "name goes in the next release", DeprecationWarning,
+                      stacklevel=3)
+        overrides.setdefault(new, overrides.pop(old))
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+    if unknown:
+      raise TypeError(f"unknown decode options {sorted(unknown)}; expected "
+                      f"{[f.name for f in dataclasses.fields(self)]}")
+    return dataclasses.replace(self, **overrides).validate()
+
+  def validate(self) -> "DecodeOptions":
+    """Returns self; raises ValueError naming the first bad option."""
+    if (isinstance(self.num_iter, bool) or
+        int(self.num_iter) != self.num_iter or self.num_iter < 1):
+      raise ValueError(f"num_iter must be a positive integer, got "
+                       f"{self.num_iter}")
+    masking.validate_schedule(self.schedule)
+    if not 0 <= self.start_iter < self.num_iter:
+      raise ValueError(f"start_iter must lie in [0, num_iter={self.num_iter})"
+                       f", got {self.start_iter}")
+    if self.choice_temperature < 0:
+      raise ValueError(f"choice_temperature must be >= 0, got "
+                       f"{self.choice_temperature}")
+    if not self.greedy and not self.temperature > 0:
+      raise ValueError(f"temperature must be > 0 (or use greedy), got "
+                       f"{self.temperature}")
+    if self.cfg_schedule not in CFG_SCHEDULES:
+      raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got "
+                       f"{self.cfg_schedule!r}")
+    if self.sampler not in parallel_decode.SAMPLERS:
+      raise ValueError(f"sampler must be one of {parallel_decode.SAMPLERS}, "
+                       f"got {self.sampler!r}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Samples:
+  """Generated images with their tokens and labels.
+
+  Attributes:
+    images: uint8 ``[n, H, W, 3]``.
+    tokens: int32 ``[n, h, w]``.
+    labels: int32 ``[n]``.
+    float_images: float32 ``[n, H, W, 3]``: the tokenizer's output, not
+      clipped to [0, 1] (``images`` is it clipped and rounded).
+  """
+
+  images: np.ndarray
+  tokens: np.ndarray
+  labels: np.ndarray
+  float_images: np.ndarray
+
+  def take(self, index: np.ndarray) -> "Samples":
+    """The samples at ``index`` (int ``[m]``)."""
+    return Samples(images=self.images[index], tokens=self.tokens[index],
+                   labels=self.labels[index],
+                   float_images=self.float_images[index])
+
+  def save_npz(self, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes ``images``, ``tokens`` and ``labels`` (the FID tools read it)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=self.images, tokens=self.tokens, labels=self.labels)
+    return path
+
+
+def label_array(labels, num: int | None = None) -> np.ndarray:
+  """int32 ``[n]`` from an int or a sequence; one label repeats to ``num``.
+
+  Raises:
+    ValueError: non-integer labels, or a count that does not match ``num``.
+  """
+  arr = np.asarray(labels)
+  if arr.dtype.kind not in "iu" and arr.size:
+    raise ValueError(f"labels must be integers, got {labels!r}")
+  arr = arr.astype(np.int32).reshape(-1)
+  if num is not None and arr.size == 1:
+    arr = np.repeat(arr, num)
+  if num is not None and arr.size != num:
+    raise ValueError(f"got {arr.size} labels for {num} images")
+  return arr

@@ -1,0 +1,55 @@
+"""Stage 2 on animal-MNIST: the demo transformer (10 classes, 8x8 tokens).
+
+Variants: ``default`` (the demo: about 11 minutes on 2 CPU cores),
+``long`` (``make demo DEMO=long``) and ``tiny``. Trained with 10% label
+dropout so that samples use classifier-free guidance by default. Set
+``--config.tokenizer_checkpoint=WORKDIR_OF_STAGE_1``.
+"""
+
+import ml_collections
+
+from maskgit_jax.presets import imagenet_transformer
+
+VARIANTS = ("default", "long", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  config = imagenet_transformer.get_config("tiny")
+  config.variant = variant
+  config.image_size = 32
+  config.token_factor = 4
+  config.data.update(name="animal_mnist", split="train", min_scale=1.0,
+                     flip=True)
+  config.model.update(codebook_size=128, num_classes=10, hidden_size=128,
+                      num_layers=4, num_heads=4, mlp_dim=512,
+                      max_position_embeddings=8 * 8 + 1,
+                      dropout_rate=0.0, attention_dropout_rate=0.0)
+  config.masking.update(label_dropout=0.1)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=200,
+                          weight_decay=0.01)
+  # Decoding measured on the 1400-step demo model (2,000 samples, class
+  # accuracy / classifier FID): guidance 4 at temperature 1: 0.70 / 75.1;
+  # at temperature 0.8: 0.72 / 75.3; guidance 2 or 3: lower FID-accuracy
+  # trade-offs; no guidance: 0.47 (1,000 samples).
+  config.decode.update(num_iter=8, cfg_scale=4.0, temperature=0.8)
+  config.update(batch_size=64, num_train_steps=2000, log_every_steps=100,
+                checkpoint_every_steps=400, preview_every_steps=800)
+  if variant == "long":  # measured: 45 minutes, sample accuracy 0.94
+    config.model.update(dropout_rate=0.1, attention_dropout_rate=0.1)
+    config.update(num_train_steps=6000, checkpoint_every_steps=1000,
+                  preview_every_steps=2000)
+  if variant == "tiny":
+    config.image_size = 16  # as the tiny tokenizer: an 8x8 token grid
+    config.token_factor = 2
+    config.model.update(codebook_size=32, hidden_size=32, num_layers=1,
+                        num_heads=2, mlp_dim=64,
+                        max_position_embeddings=8 * 8 + 1)
+    config.masking.update(label_dropout=0.0)
+    config.decode.update(cfg_scale=0.0)
+    config.optimizer.update(warmup_steps=2)
+    config.update(batch_size=8, num_train_steps=6, log_every_steps=2,
+                  checkpoint_every_steps=3, preview_every_steps=3)
+  return config

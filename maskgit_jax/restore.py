@@ -1,0 +1,136 @@
+"""Workdir -> (module, params, decode defaults): how checkpoints become models.
+
+The one place that turns a saved config into Flax modules and a checkpoint
+into parameters, used by training (the frozen tokenizer of stage 2),
+``pretokenize`` and sampling alike, so that all of them build the same
+model from the same workdir. Works for training workdirs and for the
+directories written by ``python -m maskgit_jax.official``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Mapping
+
+from maskgit_jax import checkpointing
+from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.models import vqgan as vqgan_lib
+
+
+def module_kwargs(section: Mapping[str, Any]) -> dict:
+  """A config section (ConfigDict or the saved JSON dict) as keyword args."""
+  return dict(section.to_dict() if hasattr(section, "to_dict") else section)
+
+
+def transformer_from_config(config: Mapping[str, Any]
+                            ) -> tuple[transformer_lib.Transformer, int | None]:
+  """The stage-2 model of a config and its null label.
+
+  With ``masking.label_dropout > 0`` (classifier-free guidance) the model
+  gets one class token more than ``model.num_classes``: the null class,
+  whose label is ``model.num_classes``. Otherwise the null label is None.
+  """
+  kwargs = module_kwargs(config["model"])
+  masking_config = config.get("masking") or {}
+  if float(masking_config.get("label_dropout", 0.0)) > 0:
+    null_label = int(kwargs["num_classes"])
+    kwargs["num_classes"] = null_label + 1
+  else:
+    null_label = None
+  return transformer_lib.Transformer(**kwargs), null_label
+
+
+def _require_checkpoint(workdir: pathlib.Path, what: str) -> None:
+  if not (workdir / "checkpoints").is_dir():
+    raise FileNotFoundError(
+        f"{what} checkpoint {workdir} not found (expected a workdir with a "
+        "checkpoints/ folder)")
+
+
+def _check_stage(saved: Mapping[str, Any], stage: str, workdir, hint: str
+                 ) -> None:
+  if saved.get("stage") != stage:
+    raise ValueError(f"checkpoint {workdir} is a {saved.get('stage')!r} "
+                     f"checkpoint; {hint}")
+
+
+def load_tokenizer(workdir: str | pathlib.Path
+                   ) -> tuple[vqgan_lib.VQGAN, Any]:
+  """The frozen stage-1 model and params of a training or imported workdir.
+
+  Raises:
+    FileNotFoundError: when ``workdir`` holds no checkpoint.
+    ValueError: when the checkpoint is not a tokenizer's.
+  """
+  directory = pathlib.Path(workdir)
+  _require_checkpoint(directory, "tokenizer")
+  saved = checkpointing.read_config(directory)
+  _check_stage(saved, "tokenizer", workdir, "expected a stage-1 tokenizer")
+  model = vqgan_lib.VQGAN(**saved["model"])
+  return model, checkpointing.restore_state_tree(directory)["params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredTransformer:
+  """A stage-2 checkpoint with everything sampling needs.
+
+  Attributes:
+    model, params: the transformer and the params chosen (EMA by default).
+    null_label: the null class of a model trained with label dropout.
+    image_size: the side of the images it generates.
+    decode: the config's ``decode`` section (the decode defaults).
+    tokenizer, tokenizer_params: the stage-1 model and params it names.
+    config: the whole saved config.
+  """
+
+  model: transformer_lib.Transformer
+  params: Any
+  null_label: int | None
+  image_size: int
+  decode: dict
+  tokenizer: vqgan_lib.VQGAN
+  tokenizer_params: Any
+  config: dict
+
+
+def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
+                     use_ema: bool = True) -> RestoredTransformer:
+  """A stage-2 training workdir or imported directory, ready to sample.
+
+  Args:
+    workdir: the directory holding ``checkpoints/``.
+    step: the checkpoint step (default: the latest).
+    use_ema: use the EMA params when the checkpoint has them.
+
+  Raises:
+    FileNotFoundError: no checkpoint at ``workdir`` or at its tokenizer's.
+    ValueError: the checkpoint is not a stage-2 (transformer) one.
+  """
+  directory = pathlib.Path(workdir)
+  _require_checkpoint(directory, "stage-2")
+  config = checkpointing.read_config(directory, step)
+  _check_stage(config, "transformer", workdir,
+               "sampling needs the stage-2 (transformer) workdir")
+  model, null_label = transformer_from_config(config)
+  tokenizer, tokenizer_params = load_tokenizer(
+      resolve_tokenizer(config.get("tokenizer_checkpoint"), directory))
+  state = checkpointing.restore_state_tree(directory, step)
+  params = state.get("ema_params") if use_ema else None
+  return RestoredTransformer(
+      model=model, params=params if params is not None else state["params"],
+      null_label=null_label, image_size=int(config["image_size"]),
+      decode=dict(config.get("decode") or {}), tokenizer=tokenizer,
+      tokenizer_params=tokenizer_params, config=config)
+
+
+def resolve_tokenizer(tokenizer_checkpoint: str | None,
+                      workdir: pathlib.Path) -> pathlib.Path:
+  """The tokenizer dir of a stage-2 config: absolute, relative to the
+  workdir (imported checkpoints), or relative to the current directory."""
+  if not tokenizer_checkpoint:
+    raise ValueError(f"checkpoint {workdir} names no tokenizer_checkpoint")
+  path = pathlib.Path(tokenizer_checkpoint)
+  if path.is_absolute():
+    return path
+  return workdir / path if (workdir / path).is_dir() else path
