@@ -9,6 +9,8 @@ import ml_collections
 
 from maskgit_jax.presets import imagenet_transformer
 
+VARIANTS = imagenet_transformer.VARIANTS
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return imagenet_transformer.get_config(arg)

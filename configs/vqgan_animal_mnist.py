@@ -9,6 +9,8 @@ import ml_collections
 
 from maskgit_jax.presets import animal_mnist_tokenizer
 
+VARIANTS = animal_mnist_tokenizer.VARIANTS
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return animal_mnist_tokenizer.get_config(arg)

@@ -9,6 +9,8 @@ import ml_collections
 
 from maskgit_jax.presets import imagenet_tokenizer
 
+VARIANTS = imagenet_tokenizer.VARIANTS
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return imagenet_tokenizer.get_config(arg)

@@ -25,11 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
-import importlib.util
-import io
 import pathlib
-import pickle
 from typing import Iterator, Protocol
 
 import grain
@@ -37,11 +33,10 @@ import jax
 import numpy as np
 from PIL import Image
 
+from maskgit_jax.animal_mnist import (  # pylint: disable=unused-import
+    ANIMAL_MNIST_CLASSES, animal_mnist_split, load_animal_mnist)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-ANIMAL_MNIST_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant",
-                        "giraffe", "horse", "sheep", "zebra")
-# Held-out share of animal-MNIST ("test"); fixed split, stratified by class.
-ANIMAL_MNIST_TEST_PER_CLASS = 200
 
 
 class Source(Protocol):
@@ -52,75 +47,6 @@ class Source(Protocol):
   def __len__(self) -> int: ...
 
   def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
-
-
-# ---------------------------------------------------------------------------
-# animal-MNIST
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-  """Unpickles plain numpy arrays and nothing else (no code can run)."""
-
-  _ALLOWED = {
-      ("numpy.core.multiarray", "_reconstruct"),
-      ("numpy._core.multiarray", "_reconstruct"),
-      ("numpy", "ndarray"),
-      ("numpy", "dtype"),
-  }
-
-  def find_class(self, module, name):
-    if (module, name) not in self._ALLOWED:
-      raise pickle.UnpicklingError(
-          f"refusing to unpickle {module}.{name}: only numpy arrays allowed")
-    if name == "_reconstruct":
-      return np.ndarray.__reduce__(np.zeros(()))[0]  # numpy's own rebuilder
-    return getattr(np, name)
-
-
-def _load_numpy_pickle(path: pathlib.Path) -> np.ndarray:
-  with gzip.open(path, "rb") as f:
-    value = _NumpyOnlyUnpickler(f).load()
-  if not isinstance(value, np.ndarray):
-    raise ValueError(f"{path} does not hold a numpy array")
-  return value
-
-
-@functools.lru_cache(maxsize=1)
-def load_animal_mnist() -> tuple[np.ndarray, np.ndarray]:
-  """All 10,000 images (uint8 ``[N, 32, 32, 3]``) and labels (int32 ``[N]``).
-
-  Raises:
-    FileNotFoundError: when the ``animal-mnist`` package is not installed.
-  """
-  spec = importlib.util.find_spec("animal_mnist")
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(
-        "dataset 'animal_mnist' needs the animal-mnist package: "
-        "pip install --no-deps animal-mnist==0.4")
-  root = pathlib.Path(list(spec.submodule_search_locations)[0])
-  folder = root / "data" / "Animal_MNIST"
-  images = _load_numpy_pickle(folder / "animal_data_version_3.gz")
-  labels = _load_numpy_pickle(folder / "animal_label_version_3.gz")
-  images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
-  images = np.pad(images, ((0, 0), (2, 2), (2, 2)))
-  images = np.repeat(images[..., None], 3, axis=-1)
-  return images, np.asarray(labels, np.int32).reshape(-1)
-
-
-def animal_mnist_split(split: str) -> np.ndarray:
-  """Record indices of ``split``: "train", "test" (200 per class) or "all"."""
-  _, labels = load_animal_mnist()
-  if split == "all":
-    return np.arange(len(labels))
-  order = np.random.default_rng(20221).permutation(len(labels))
-  test = np.concatenate([order[labels[order] == c][:ANIMAL_MNIST_TEST_PER_CLASS]
-                         for c in range(len(ANIMAL_MNIST_CLASSES))])
-  if split == "test":
-    return np.sort(test)
-  if split == "train":
-    return np.setdiff1d(np.arange(len(labels)), test)
-  raise ValueError(f"unknown animal_mnist split {split!r}; expected "
-                   "'train', 'test' or 'all'")
 
 
 @dataclasses.dataclass

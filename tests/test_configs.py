@@ -1,4 +1,4 @@
-"""Every config file x variant builds, and its models are constructible."""
+"""Every config file and preset x variant builds; its models construct."""
 
 import importlib
 import pathlib
@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
+from maskgit_jax import presets
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -16,8 +17,10 @@ from maskgit_jax.trainers import tokenizer_step
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
                       if p.stem not in ("__init__", "common"))
-CASES = [(name, variant) for name in CONFIG_FILES
-         for variant in importlib.import_module(f"configs.{name}").VARIANTS]
+MODULES = ([f"configs.{name}" for name in CONFIG_FILES] +
+           [f"maskgit_jax.presets.{name}" for name in presets.NAMES])
+CASES = [(name, variant) for name in MODULES
+         for variant in importlib.import_module(name).VARIANTS]
 
 
 def _models_and_inputs(config):
@@ -38,7 +41,7 @@ def _models_and_inputs(config):
 
 @pytest.mark.parametrize("name, variant", CASES)
 def test_config_builds(name, variant):
-  config = importlib.import_module(f"configs.{name}").get_config(variant)
+  config = importlib.import_module(name).get_config(variant)
   assert isinstance(config, ml_collections.ConfigDict)
   assert config.variant == variant
   for model, example in _models_and_inputs(config):
@@ -46,9 +49,9 @@ def test_config_builds(name, variant):
     assert jax.tree_util.tree_leaves(out["params"])
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("name", MODULES)
 def test_tiny_variant_runs(name):
-  config = importlib.import_module(f"configs.{name}").get_config("tiny")
+  config = importlib.import_module(name).get_config("tiny")
   for model, example in _models_and_inputs(config):
     variables = model.init(jax.random.PRNGKey(0), example)
     out = model.apply(variables, example)
@@ -58,6 +61,13 @@ def test_tiny_variant_runs(name):
 
 
 def test_unknown_variant_is_named():
-  for name in CONFIG_FILES:
+  for name in MODULES:
     with pytest.raises(ValueError, match="unknown variant 'huge'"):
-      importlib.import_module(f"configs.{name}").get_config("huge")
+      importlib.import_module(name).get_config("huge")
+
+
+def test_presets_by_name():
+  config = presets.get_config("imagenet_transformer", "tiny")
+  assert config.stage == "transformer" and config.variant == "tiny"
+  with pytest.raises(ValueError, match="unknown preset 'imagenet'"):
+    presets.get_config("imagenet")

@@ -24,217 +24,19 @@ statistics and the output logits are float32.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from maskgit_jax import tokens as tokens_lib
-
-LAYERNORM_EPSILON = 1e-12
-ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
-
-Dtype = Any
-Initializer = Callable[..., jax.Array]
+from maskgit_jax.models import layers
+# The blocks, importable from here as before.
+from maskgit_jax.models.layers import (  # pylint: disable=unused-import
+    ATTENTION_IMPLS, LAYERNORM_EPSILON, Attention, Dtype, Initializer, Mlp,
+    Projection, SelfAttention, TransformerLayer)
 
 _zeros = nn.initializers.zeros
-_ones = nn.initializers.ones
-
-
-def _layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
-  return nn.LayerNorm(
-      epsilon=LAYERNORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
-      scale_init=nn.with_logical_partitioning(_ones, ("embed",)),
-      bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
-      name=name)
-
-
-def _dense(features: int, names: tuple[str, str], kernel_init: Initializer,
-           dtype: Dtype, param_dtype: Dtype, name: str) -> nn.Dense:
-  """A Dense layer whose kernel is ``names`` and bias ``names[1:]``."""
-  return nn.Dense(
-      features, dtype=dtype, param_dtype=param_dtype,
-      kernel_init=nn.with_logical_partitioning(kernel_init, names),
-      bias_init=nn.with_logical_partitioning(_zeros, names[1:]), name=name)
-
-
-def _gelu(x):
-  # The official code calls jax.nn.gelu with its default (tanh) approximation.
-  return jax.nn.gelu(x, approximate=True)
-
-
-class Projection(nn.Module):
-  """Dense layer over several input and output axes (q/k/v and out).
-
-  Like ``nn.DenseGeneral`` with the official parameter shapes, but the
-  kernel is initialised at its true shape so that its logical axis names
-  apply to it directly (DenseGeneral initialises a flattened 2-D kernel,
-  which breaks sharding constraints on 3-D logical names under a mesh).
-
-  Attributes:
-    features: output dimensions, e.g. ``(heads, head_dim)`` or ``(hidden,)``.
-    in_axes: how many trailing input axes are contracted (1 or 2).
-    kernel_names, bias_names: logical axis names of the parameters.
-  """
-
-  features: tuple[int, ...]
-  in_axes: int
-  kernel_init: Initializer
-  kernel_names: tuple[str, ...]
-  bias_names: tuple[str, ...]
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """``[..., *in_dims]`` -> ``[..., *features]``."""
-    in_shape = x.shape[x.ndim - self.in_axes:]
-    kernel = self.param(
-        "kernel", nn.with_logical_partitioning(self.kernel_init,
-                                               self.kernel_names),
-        tuple(in_shape) + tuple(self.features), self.param_dtype)
-    bias = self.param(
-        "bias", nn.with_logical_partitioning(_zeros, self.bias_names),
-        tuple(self.features), self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
-    contract_x = tuple(range(x.ndim - self.in_axes, x.ndim))
-    y = jax.lax.dot_general(
-        x, kernel, ((contract_x, tuple(range(self.in_axes))), ((), ())))
-    return y + bias
-
-
-class SelfAttention(nn.Module):
-  """Multi-head self-attention without masking (every token sees every token).
-
-  Attributes:
-    num_heads: number of heads; ``hidden_size`` must divide evenly.
-    dropout_rate: dropout on the attention weights.
-    kernel_init: initializer of the q/k/v/out kernels.
-    impl: "einsum" (plain einsum + f32 softmax), "xla" or "cudnn"
-      (``jax.nn.dot_product_attention`` with that implementation).
-  """
-
-  num_heads: int
-  dropout_rate: float
-  kernel_init: Initializer
-  impl: str = "einsum"
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    """``[batch, length, hidden]`` -> ``[batch, length, hidden]``."""
-    hidden = x.shape[-1]
-    if hidden % self.num_heads:
-      raise ValueError(
-          f"hidden size {hidden} is not divisible by num_heads {self.num_heads}")
-    head_dim = hidden // self.num_heads
-    proj = functools.partial(
-        Projection, features=(self.num_heads, head_dim), in_axes=1,
-        kernel_init=self.kernel_init, kernel_names=("embed", "heads", "kv"),
-        bias_names=("heads", "kv"), dtype=self.dtype,
-        param_dtype=self.param_dtype)
-    q = proj(name="query")(x)
-    k = proj(name="key")(x)
-    v = proj(name="value")(x)
-    qkv_axes = ("batch", "length", "heads", "kv")
-    q, k, v = (nn.with_logical_constraint(t, qkv_axes) for t in (q, k, v))
-
-    use_dropout = not deterministic and self.dropout_rate > 0.0
-    if self.impl == "einsum" or use_dropout:
-      q = q / jnp.sqrt(head_dim).astype(q.dtype)
-      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
-      weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-      weights = weights.astype(self.dtype)
-      if use_dropout:
-        weights = nn.Dropout(rate=self.dropout_rate)(
-            weights, deterministic=False)
-      out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-    elif self.impl in ("xla", "cudnn"):
-      out = jax.nn.dot_product_attention(q, k, v, implementation=self.impl)
-    else:
-      raise ValueError(
-          f"attention impl must be one of {ATTENTION_IMPLS}, got {self.impl!r}")
-    out = nn.with_logical_constraint(out, qkv_axes)
-    return Projection(
-        features=(hidden,), in_axes=2, kernel_init=self.kernel_init,
-        kernel_names=("heads", "kv", "embed"), bias_names=("embed",),
-        dtype=self.dtype, param_dtype=self.param_dtype, name="out")(out)
-
-
-class Attention(nn.Module):
-  """Self-attention, dropout, residual and post-LayerNorm."""
-
-  num_heads: int
-  hidden_dropout_rate: float
-  attention_dropout_rate: float
-  kernel_init: Initializer
-  attention_impl: str = "einsum"
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    h = SelfAttention(
-        num_heads=self.num_heads, dropout_rate=self.attention_dropout_rate,
-        kernel_init=self.kernel_init, impl=self.attention_impl,
-        dtype=self.dtype, param_dtype=self.param_dtype,
-        name="self_attention")(x, deterministic)
-    h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
-    return _layer_norm("attention_output_ln", self.dtype, self.param_dtype)(
-        h + x)
-
-
-class Mlp(nn.Module):
-  """Dense -> gelu -> Dense, dropout, residual and post-LayerNorm."""
-
-  mlp_dim: int
-  hidden_dropout_rate: float
-  kernel_init: Initializer
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    hidden = x.shape[-1]
-    kw = dict(kernel_init=self.kernel_init, dtype=self.dtype,
-              param_dtype=self.param_dtype)
-    h = _dense(self.mlp_dim, ("embed", "mlp"), name="intermediate_output",
-               **kw)(x)
-    h = nn.with_logical_constraint(_gelu(h), ("batch", "length", "mlp"))
-    h = _dense(hidden, ("mlp", "embed"), name="layer_output", **kw)(h)
-    h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
-    return _layer_norm("layer_output_ln", self.dtype, self.param_dtype)(h + x)
-
-
-class TransformerLayer(nn.Module):
-  """One post-LN BERT block: Attention_0 then Mlp_0."""
-
-  num_heads: int
-  mlp_dim: int
-  hidden_dropout_rate: float
-  attention_dropout_rate: float
-  kernel_init: Initializer
-  attention_impl: str = "einsum"
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    """``[batch, length, hidden]`` -> ``[batch, length, hidden]``."""
-    x = Attention(
-        num_heads=self.num_heads, hidden_dropout_rate=self.hidden_dropout_rate,
-        attention_dropout_rate=self.attention_dropout_rate,
-        kernel_init=self.kernel_init, attention_impl=self.attention_impl,
-        dtype=self.dtype, param_dtype=self.param_dtype)(x, deterministic)
-    x = Mlp(
-        mlp_dim=self.mlp_dim, hidden_dropout_rate=self.hidden_dropout_rate,
-        kernel_init=self.kernel_init, dtype=self.dtype,
-        param_dtype=self.param_dtype)(x, deterministic)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
 
 class Embed(nn.Module):
@@ -259,7 +61,7 @@ class Embed(nn.Module):
         param_dtype=self.param_dtype,
         embedding_init=nn.with_logical_partitioning(
             self.embedding_init, ("pos", "embed")))
-    self.embeddings_ln = _layer_norm(
+    self.embeddings_ln = layers.layer_norm(
         "embeddings_ln", self.dtype, self.param_dtype)
     self.dropout = nn.Dropout(rate=self.dropout_rate)
 
@@ -298,9 +100,9 @@ class MlmLayer(nn.Module):
     """
     hidden = x.shape[-1]
     n = self.vocab_size if num_logits is None else num_logits
-    h = _dense(hidden, ("embed", "mlp"), self.kernel_init, self.dtype,
+    h = layers.dense(hidden, ("embed", "mlp"), self.kernel_init, self.dtype,
                self.param_dtype, name="mlm_dense")(x)
-    h = _layer_norm("mlm_ln", self.dtype, self.param_dtype)(_gelu(h))
+    h = layers.layer_norm("mlm_ln", self.dtype, self.param_dtype)(layers.gelu(h))
     logits = jnp.einsum("bld,vd->blv", h, table[:n].astype(self.dtype),
                         preferred_element_type=jnp.float32)
     bias = _Bias(self.vocab_size, self.param_dtype, name="mlm_bias")()
