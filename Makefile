@@ -7,7 +7,7 @@ PYTEST_ARGS ?= -n 2
 DEMO ?= default
 DEMO_OUT ?= demo_out
 
-.PHONY: install test demo bench study clean
+.PHONY: install test demo bench study notebook clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ bench: install
 # The mask-schedule study (needs a finished demo) -> docs/schedule_study.*
 study: install
 	$(PY) scripts/schedule_study.py --run $(DEMO_OUT)
+
+# Re-executes notebooks/quickstart.ipynb on the demo model (outputs committed).
+notebook: install
+	$(PY) scripts/execute_notebook.py --checkpoint $(DEMO_OUT)/maskgit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis $(DEMO_OUT)

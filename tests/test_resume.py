@@ -105,7 +105,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   deadline = time.time() + 300
   # Wait until training runs (the first log line after step 2), then stop.
   while time.time() < deadline and proc.poll() is None:
-    if list(tmp_path.glob("events.out.tfevents.*")):
+    if (tmp_path / "metrics.jsonl").exists():
       time.sleep(3)
       break
     time.sleep(0.1)

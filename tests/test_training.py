@@ -9,6 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from maskgit_jax import sharding
+from maskgit_jax.presets import common
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import transformer_step
@@ -63,8 +64,7 @@ def test_tfds_mock_data_both_stages(tmp_path):
 MODEL = transformer_lib.Transformer(
     codebook_size=64, num_classes=10, hidden_size=64, num_layers=2,
     num_heads=4, mlp_dim=128, max_position_embeddings=65)
-RULES = [tuple(r) for r in __import__("configs.common").common
-         .LOGICAL_AXIS_RULES]
+RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
 
 
 def _one_step(mesh_shape, devices):

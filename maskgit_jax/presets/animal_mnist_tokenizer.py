@@ -7,15 +7,14 @@ and entropy losses only, about 5 minutes on 2 CPU cores), ``long``
 
 import ml_collections
 
+from maskgit_jax.presets import common
 from maskgit_jax.presets import imagenet_tokenizer
 
 VARIANTS = ("default", "long", "tiny")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "default"
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  variant = common.check_variant(arg, VARIANTS)
   config = imagenet_tokenizer.get_config("tiny" if variant == "tiny" else "256")
   config.variant = variant
   config.image_size = 32

@@ -8,15 +8,14 @@ dropout so that samples use classifier-free guidance by default. Set
 
 import ml_collections
 
+from maskgit_jax.presets import common
 from maskgit_jax.presets import imagenet_transformer
 
 VARIANTS = ("default", "long", "tiny")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "default"
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  variant = common.check_variant(arg, VARIANTS)
   config = imagenet_transformer.get_config("tiny")
   config.variant = variant
   config.image_size = 32

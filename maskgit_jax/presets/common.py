@@ -33,6 +33,18 @@ LOGICAL_AXIS_RULES = (
 )
 
 
+def check_variant(arg: str | None, variants: tuple[str, ...]) -> str:
+  """``arg``, or the first (default) of ``variants`` when it is empty.
+
+  Raises:
+    ValueError: naming the variant and the ones there are.
+  """
+  variant = arg or variants[0]
+  if variant not in variants:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {variants}")
+  return variant
+
+
 def get_config() -> ml_collections.ConfigDict:
   """Runtime defaults every stage shares."""
   config = ml_collections.ConfigDict()

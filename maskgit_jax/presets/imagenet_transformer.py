@@ -19,9 +19,7 @@ VARIANTS = ("256", "512", "tiny")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "256"
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  variant = common.check_variant(arg, VARIANTS)
   config = common.get_config()
   config.stage = "transformer"
   config.variant = variant

@@ -1,0 +1,162 @@
+"""Every tool follows one command-line convention (maskgit_jax/cli.py).
+
+A user's mistake: one ``error:`` line on stderr, exit 2, nothing written.
+A bug: a traceback, exit 1. A normal run: no TensorFlow, oneDNN, XLA or
+absl start-up lines and no warning about the project's own checkpoints.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import train_helpers as th
+
+BANNERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard",
+           "Unable to initialize backend", "Metadata file does not exist",
+           "tensorflow", "WARNING")
+
+
+def _env():
+  env = th.subprocess_env(1)
+  env.pop("TF_CPP_MIN_LOG_LEVEL")  # as a user's shell: nothing preset
+  return env
+
+
+def _run(args, cwd):
+  return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True,
+                        text=True, timeout=600, check=False)
+
+
+def _tool(name):
+  """The command line that starts tool ``name``."""
+  if name.endswith(".py"):
+    return [sys.executable, str(th.REPO / name)]
+  return [sys.executable, "-m", name]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """Both tiny stages trained through train.py, and their output."""
+  root = tmp_path_factory.mktemp("cli_run")
+  outputs = []
+  for stage, extra in (("vqgan", []), ("maskgit", [
+      f"--config.tokenizer_checkpoint={root / 'tok'}"])):
+    workdir = root / ("tok" if stage == "vqgan" else "gen")
+    result = _run(_tool("train.py") + [
+        f"--config={th.REPO / 'configs' / f'{stage}_animal_mnist.py'}:tiny",
+        f"--workdir={workdir}", *extra], cwd=root)
+    assert result.returncode == 0, result.stderr
+    outputs.append(result.stdout + result.stderr)
+  return root, "\n".join(outputs)
+
+
+def test_training_and_sampling_print_no_library_banners(trained):
+  root, output = trained
+  result = _run(_tool("sample.py") + [f"--checkpoint={root / 'gen'}",
+                                      "--labels=1,2",
+                                      f"--output={root / 'grid.png'}"],
+                cwd=root)
+  assert result.returncode == 0, result.stderr
+  text = output + result.stdout + result.stderr
+  found = [b for b in BANNERS if b.lower() in text.lower()]
+  assert not found, text
+  assert "step 6/6" in output  # our own progress lines are kept
+  assert (root / "grid.png").exists()
+
+
+def _cases(root: pathlib.Path):
+  """``(tool, args, expected message)`` with ``root`` holding inputs."""
+  tok = th.REPO / "configs" / "vqgan_animal_mnist.py"
+  gen = root / "gen"
+  png = root / "in.png"
+  return [
+      ("train.py", ["--config=missing.py", "--workdir=out"],
+       "config file 'missing.py' could not be loaded"),
+      ("train.py", [f"--config={tok}:tiny", "--workdir=out",
+                    "--config.no_such_field=1"], "no_such_field"),
+      ("train.py", [f"--config={tok}:huge", "--workdir=out"],
+       "unknown variant 'huge'"),
+      ("train.py", [f"--config={tok}:tiny", "--workdir=out",
+                    "--config.batch_size=many"], "--config.batch_size=many"),
+      ("train.py", [
+          f"--config={th.REPO / 'configs' / 'maskgit_animal_mnist.py'}:tiny",
+          "--workdir=out", "--config.tokenizer_checkpoint=nowhere"],
+       "tokenizer checkpoint nowhere not found"),
+      ("sample.py", ["--checkpoint=nowhere", "--labels=1", "--output=out.png"],
+       "checkpoint nowhere not found"),
+      ("sample.py", [f"--checkpoint={gen}", "--labels=1,12",
+                     "--output=out.png"], "label 12 is out of range"),
+      ("sample.py", [f"--checkpoint={gen}", "--task=inpaint",
+                     f"--image={root / 'bad.png'}", f"--mask={png}",
+                     "--label=1", "--output=out.png"], "not a readable image"),
+      ("sample.py", [f"--checkpoint={gen}", "--labels=1", "--sampler=fast",
+                     "--output=out.png"], "<cdf|gumbel>"),
+      ("maskgit_jax.official", ["--tokenizer=nothing.msgpack",
+                                "--transformer=nothing.msgpack", "--out=out"],
+       "does not exist"),
+      ("maskgit_jax.official", ["--tokenizer=a"], "required"),
+      ("maskgit_jax.pretokenize", ["--tokenizer=nowhere", "--data=animal_mnist",
+                                   "--image_size=16", "--out=out.npz"],
+       "tokenizer checkpoint nowhere not found"),
+      ("maskgit_jax.pretokenize", ["--tokenizer=a", "--data=animal_mnist",
+                                   "--image_size=big", "--out=out.npz"],
+       "invalid int value: 'big'"),
+      ("maskgit_jax.demo", ["--out=out", "--variant=huge"], "invalid choice"),
+      ("maskgit_jax.evaluation", ["--samples=none.npz",
+                                  f"--reference={png}",
+                                  "--classifier=none.npz"], "does not exist"),
+      ("maskgit_jax.trainers.aot", ["--config=missing.py"],
+       "config file 'missing.py' could not be loaded"),
+      ("maskgit_jax.trainers.aot", [f"--config={tok}:tiny",
+                                    "--config.nope=1"], "nope"),
+  ]
+
+
+CASE_IDS = [f"{tool}:{i}" for i, (tool, _, _) in
+            enumerate(_cases(pathlib.Path("/")))]
+
+
+@pytest.mark.parametrize("index", range(len(CASE_IDS)), ids=CASE_IDS)
+def test_user_mistakes_are_one_line_exit_2_nothing_written(trained, tmp_path,
+                                                          index):
+  root, _ = trained
+  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  if not (root / "in.png").exists():
+    imageio.write_image(root / "in.png", np.zeros((16, 16, 3), np.uint8))
+    (root / "bad.png").write_bytes(b"not an image")
+  tool, args, message = _cases(root)[index]
+  result = _run(_tool(tool) + args, cwd=tmp_path)
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+  assert message in lines[0], lines[0]
+  assert not os.listdir(tmp_path), os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("tool", ["train.py", "maskgit_jax.pretokenize"])
+def test_an_internal_key_error_keeps_its_traceback(tmp_path, tool):
+  """A bug inside the library is not dressed up as a user mistake."""
+  if tool == "train.py":
+    code = ("import runpy, sys\n"
+            "from maskgit_jax.trainers import loop\n"
+            "def broken(*args): return {}['internal']\n"
+            "loop.train_and_evaluate = broken\n"
+            f"sys.argv = ['train.py', '--config={th.REPO}/configs/"
+            "vqgan_animal_mnist.py:tiny', '--workdir=w']\n"
+            f"runpy.run_path({str(th.REPO / 'train.py')!r}, "
+            "run_name='__main__')\n")
+  else:
+    code = ("import sys\n"
+            "from maskgit_jax import pretokenize\n"
+            "def broken(*args, **kwargs): return {}['internal']\n"
+            "pretokenize.pretokenize = broken\n"
+            "sys.exit(pretokenize.main(['--tokenizer=t', '--data=d', "
+            "'--image_size=16', '--out=o.npz']))\n")
+  result = _run([sys.executable, "-c", code], cwd=tmp_path)
+  assert result.returncode == 1
+  assert "Traceback" in result.stderr and "KeyError: 'internal'" in (
+      result.stderr)
