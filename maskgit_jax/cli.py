@@ -147,6 +147,9 @@ def run_args(main: Callable[[argparse.Namespace], int | None],
   """
   quiet_startup()
   args = parser.parse_args(argv)
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():  # absl logging would warn about it
+    flags.FLAGS.mark_as_parsed()
   try:
     return int(main(args) or 0)
   except USER_ERRORS as e:

@@ -16,6 +16,7 @@ import pytest
 from tests import train_helpers as th
 
 BANNERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard",
+           "Logging before flag parsing",
            "Unable to initialize backend", "Metadata file does not exist",
            "tensorflow", "WARNING")
 
@@ -54,14 +55,19 @@ def trained(tmp_path_factory):
   return root, "\n".join(outputs)
 
 
-def test_training_and_sampling_print_no_library_banners(trained):
+def test_training_sampling_and_tools_print_no_library_banners(trained):
   root, output = trained
   result = _run(_tool("sample.py") + [f"--checkpoint={root / 'gen'}",
                                       "--labels=1,2",
                                       f"--output={root / 'grid.png'}"],
                 cwd=root)
   assert result.returncode == 0, result.stderr
-  text = output + result.stdout + result.stderr
+  tokens = _run(_tool("maskgit_jax.pretokenize") + [
+      f"--tokenizer={root / 'tok'}", "--data=animal_mnist", "--split=test",
+      "--image_size=16", f"--out={root / 'tokens.npz'}"], cwd=root)
+  assert tokens.returncode == 0, tokens.stderr
+  text = (output + result.stdout + result.stderr + tokens.stdout +
+          tokens.stderr)
   found = [b for b in BANNERS if b.lower() in text.lower()]
   assert not found, text
   assert "step 6/6" in output  # our own progress lines are kept

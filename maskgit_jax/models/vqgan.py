@@ -26,6 +26,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from maskgit_jax.models import quantizers
+# The official quantizer and its helpers, importable from here as before.
+from maskgit_jax.models.quantizers import (  # pylint: disable=unused-import
+    VectorQuantizer, entropy_loss, squared_distances)
+
 Dtype = Any
 
 GROUPNORM_GROUPS = 32
@@ -161,114 +166,6 @@ class Decoder(nn.Module):
     return x.astype(jnp.float32)
 
 
-def squared_distances(x: jax.Array, codebook: jax.Array) -> jax.Array:
-  """``|x - c|^2`` for every row: ``[n, d]``, ``[k, d]`` -> ``[n, k]`` (float32).
-
-  Uses ``|x|^2 - 2 x.c + |c|^2`` as the official code does (so ids agree at
-  near ties), at the highest matmul precision.
-  """
-  x = x.astype(jnp.float32)
-  codebook = codebook.astype(jnp.float32)
-  x2 = jnp.sum(x**2, axis=1, keepdims=True)
-  c2 = jnp.sum(codebook**2, axis=1)[None, :]
-  xc = jnp.matmul(x, codebook.T, precision=jax.lax.Precision.HIGHEST)
-  return x2 - 2 * xc + c2
-
-
-def entropy_loss(affinity: jax.Array, *, temperature: float = 1.0,
-                 loss_type: str = "softmax") -> jax.Array:
-  """Per-sample entropy minus batch-average entropy of code assignments.
-
-  Minimising it makes each position pick one code confidently (low sample
-  entropy) while spreading the batch over the whole codebook (high average
-  entropy): the official tokenizer's codebook-usage regulariser.
-
-  Args:
-    affinity: ``[..., k]`` scores, higher = closer (the official code uses
-      ``-distance``).
-    temperature: softmax temperature (official: 0.01).
-    loss_type: "softmax" or "argmax" (straight-through one-hot targets).
-
-  Returns:
-    float32 scalar.
-  """
-  if loss_type not in ("softmax", "argmax"):
-    raise ValueError(f"loss_type must be 'softmax' or 'argmax', got {loss_type!r}")
-  flat = affinity.reshape(-1, affinity.shape[-1]).astype(jnp.float32)
-  flat = flat / temperature
-  probs = jax.nn.softmax(flat, axis=-1)
-  log_probs = jax.nn.log_softmax(flat + 1e-5, axis=-1)
-  if loss_type == "softmax":
-    targets = probs
-  else:
-    one_hot = jax.nn.one_hot(jnp.argmax(flat, -1), flat.shape[-1])
-    targets = probs - jax.lax.stop_gradient(probs - one_hot)
-  avg_probs = jnp.mean(targets, axis=0)
-  avg_entropy = -jnp.sum(avg_probs * jnp.log(avg_probs + 1e-5))
-  sample_entropy = -jnp.mean(jnp.sum(targets * log_probs, axis=-1))
-  return sample_entropy - avg_entropy
-
-
-class VectorQuantizer(nn.Module):
-  """Nearest-code quantisation with a learned codebook ``[codebook_size, dim]``.
-
-  In training mode it returns straight-through quantised features (the
-  forward value is the code, the gradient flows to the encoder as identity)
-  and the VQ losses; in eval mode the exact codebook rows.
-  """
-
-  codebook_size: int
-  embedding_dim: int
-  commitment_cost: float = 0.25
-  entropy_loss_ratio: float = 0.1
-  entropy_temperature: float = 0.01
-  entropy_loss_type: str = "softmax"
-  param_dtype: Dtype = jnp.float32
-
-  def setup(self):
-    self.codebook = self.param(
-        "codebook", nn.with_logical_partitioning(
-            nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
-            ("codebook", "code_dim")),
-        (self.codebook_size, self.embedding_dim), self.param_dtype)
-
-  def __call__(self, x: jax.Array, train: bool = False
-               ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Quantises ``x [..., dim]``.
-
-    Returns:
-      ``(quantized [..., dim] float32, aux)``; aux holds ``ids [...]`` and,
-      when ``train``, ``commitment_loss``, ``codebook_loss``,
-      ``entropy_loss`` (already weighted) and ``quantizer_loss`` (their sum).
-    """
-    x = x.astype(jnp.float32)
-    flat = x.reshape(-1, x.shape[-1])
-    distances = squared_distances(flat, self.codebook)
-    ids = jnp.argmin(distances, axis=-1).reshape(x.shape[:-1])
-    quantized = self.lookup(ids)
-    aux = {"ids": ids}
-    if train:
-      commitment = jnp.mean((jax.lax.stop_gradient(quantized) - x) ** 2)
-      codebook_loss = jnp.mean((quantized - jax.lax.stop_gradient(x)) ** 2)
-      entropy = jnp.zeros((), jnp.float32)
-      if self.entropy_loss_ratio:
-        entropy = self.entropy_loss_ratio * entropy_loss(
-            -distances, temperature=self.entropy_temperature,
-            loss_type=self.entropy_loss_type)
-      aux.update(
-          commitment_loss=self.commitment_cost * commitment,
-          codebook_loss=codebook_loss,
-          entropy_loss=entropy,
-          quantizer_loss=self.commitment_cost * commitment + codebook_loss +
-          entropy)
-      quantized = x + jax.lax.stop_gradient(quantized - x)
-    return quantized, aux
-
-  def lookup(self, ids: jax.Array) -> jax.Array:
-    """Code ids ``[...]`` -> codebook rows ``[..., dim]`` (exact, float32)."""
-    return jnp.take(self.codebook, ids, axis=0).astype(jnp.float32)
-
-
 class VQGAN(nn.Module):
   """The tokenizer: ``encoder`` -> ``quantizer`` -> ``decoder``.
 
@@ -282,6 +179,10 @@ class VQGAN(nn.Module):
     shortcut: "official" (released weights) or "input"; see module doc.
     commitment_cost, entropy_loss_ratio, entropy_temperature,
       entropy_loss_type: quantizer losses (0.25, 0.1, 0.01, "softmax").
+    quantizer_type: "vq" (official), "vq_ema", "factorized" or "lfq"; see
+      :mod:`maskgit_jax.models.quantizers`. Only "vq" reads the released
+      checkpoints.
+    factorized_dim: the lookup dimension of "factorized".
     dtype, param_dtype: activation and parameter dtypes.
   """
 
@@ -296,6 +197,8 @@ class VQGAN(nn.Module):
   entropy_loss_ratio: float = 0.1
   entropy_temperature: float = 0.01
   entropy_loss_type: str = "softmax"
+  quantizer_type: str = "vq"
+  factorized_dim: int = 8
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -311,14 +214,14 @@ class VQGAN(nn.Module):
               param_dtype=self.param_dtype)
     self.encoder = Encoder(embedding_dim=self.embedding_dim,
                            conv_downsample=self.conv_downsample, **kw)
-    self.quantizer = VectorQuantizer(
-        codebook_size=self.codebook_size,
+    self.quantizer = quantizers.make_quantizer(
+        self.quantizer_type, codebook_size=self.codebook_size,
+        embedding_dim=self.embedding_dim,
         commitment_cost=self.commitment_cost,
         entropy_loss_ratio=self.entropy_loss_ratio,
         entropy_temperature=self.entropy_temperature,
         entropy_loss_type=self.entropy_loss_type,
-        embedding_dim=self.embedding_dim,
-        param_dtype=self.param_dtype)
+        factorized_dim=self.factorized_dim, param_dtype=self.param_dtype)
     self.decoder = Decoder(**kw)
 
   def _check_images(self, images: jax.Array):

@@ -27,6 +27,7 @@ import optax
 from maskgit_jax import losses
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
+from maskgit_jax.models import quantizers
 from maskgit_jax.models import vqgan as vqgan_lib
 
 
@@ -46,10 +47,17 @@ class LossWeights:
   dead_code_restart: bool = False
   usage_decay: float = 0.99
   dead_code_threshold: float = 0.03  # restart codes used < 3% of uniform
+  # Lazy R1 (StyleGAN2): the penalty every r1_interval discriminator steps,
+  # weighted by r1_interval so that its average strength is unchanged.
+  r1_interval: int = 1
+  ema_decay: float = 0.99  # the "vq_ema" quantizer's codebook averages
 
   def __post_init__(self):
     losses.reconstruction_loss(self.reconstruction)  # validates the names
     losses.gan_losses(self.gan_loss)
+    if int(self.r1_interval) != self.r1_interval or self.r1_interval < 1:
+      raise ValueError(f"r1_interval must be a positive integer, got "
+                       f"{self.r1_interval}")
 
 
 @flax.struct.dataclass
@@ -112,6 +120,13 @@ class TokenizerTrainer:
   disc_optimizer: optax.GradientTransformation
   weights: LossWeights = LossWeights()
   perceptual: lpips_lib.LPIPS | None = None
+
+  def __post_init__(self):
+    if self.weights.dead_code_restart and self.vqgan.quantizer_type not in (
+        "vq", "factorized"):
+      raise ValueError(
+          f"dead_code_restart works with the 'vq' and 'factorized' "
+          f"quantizers, not {self.vqgan.quantizer_type!r}")
 
   def init(self, rng: jax.Array, images: jax.Array) -> TokenizerState:
     """A fresh state for image batches shaped like ``images [b, H, W, 3]``.
@@ -194,9 +209,12 @@ class TokenizerTrainer:
       real_logits = self._discriminate(disc_params, images)
       fake_logits = self._discriminate(disc_params, fake)
       gan = disc_gan_loss(real_logits=real_logits, fake_logits=fake_logits)
-      r1 = losses.r1_penalty(
-          discriminator_fn=lambda x: self._discriminate(disc_params, x),
-          images=images)
+      r1 = jax.lax.cond(
+          state.step % w.r1_interval == 0,
+          lambda x: w.r1_interval * losses.r1_penalty(
+              discriminator_fn=lambda y: self._discriminate(disc_params, y),
+              images=x),
+          lambda x: jnp.zeros((), jnp.float32), images)
       lecam = losses.lecam_regularization(
           real_logits=real_logits, fake_logits=fake_logits,
           ema_real=state.lecam_ema[0], ema_fake=state.lecam_ema[1])
@@ -227,9 +245,12 @@ class TokenizerTrainer:
     k = self.vqgan.codebook_size
     share, usage, perplexity = code_statistics(aux["ids"], k)
     code_usage = w.usage_decay * state.code_usage + (1 - w.usage_decay) * share
+    if self.vqgan.quantizer_type == "vq_ema":
+      params = _ema_codebook(params, aux, w.ema_decay)
     if w.dead_code_restart:
       params, code_usage, restarted = _restart_dead_codes(
-          params, code_usage, aux["features"], rng, w.dead_code_threshold / k)
+          params, code_usage, aux["codebook_features"], rng,
+          w.dead_code_threshold / k)
       metrics["restarted_codes"] = restarted
     metrics.update(codebook_usage=usage, codebook_perplexity=perplexity)
     new_state = TokenizerState(
@@ -238,6 +259,17 @@ class TokenizerTrainer:
         lecam_ema=lecam_ema, code_usage=code_usage)
     return new_state, {k_: jnp.asarray(v, jnp.float32)
                        for k_, v in metrics.items()}
+
+
+def _ema_codebook(params, aux, decay: float):
+  """Params with the quantizer's EMA statistics and codebook moved on."""
+  q = params["quantizer"]
+  cluster_size, embed_sum, codebook = quantizers.ema_codebook_update(
+      q["ema_cluster_size"], q["ema_embed_sum"], aux["ids"],
+      jax.lax.stop_gradient(aux["codebook_features"]), decay=decay)
+  return {**params, "quantizer": {
+      **q, "ema_cluster_size": cluster_size, "ema_embed_sum": embed_sum,
+      "codebook": codebook.astype(q["codebook"].dtype)}}
 
 
 def _restart_dead_codes(params, code_usage, features, rng, threshold):
