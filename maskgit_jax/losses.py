@@ -112,3 +112,18 @@ def perceptual_loss(*, distance_fn: Callable[[jax.Array, jax.Array], jax.Array],
     predictions, targets: images in [0, 1].
   """
   return jnp.mean(_f32(distance_fn(predictions, targets)))
+
+
+def adaptive_weight(*, reconstruction_grad: jax.Array,
+                    adversarial_grad: jax.Array, max_weight: float = 1e4,
+                    eps: float = 1e-4) -> jax.Array:
+  """VQGAN's adaptive adversarial weight (Esser et al. 2021, eq. 7).
+
+  ``|grad_L rec| / (|grad_L adv| + eps)``, clipped to ``[0, max_weight]``
+  and without gradient, where both gradients are taken with respect to the
+  decoder's last layer ``L``: the adversarial term is scaled to pull as
+  hard as the reconstruction term does.
+  """
+  ratio = jnp.linalg.norm(_f32(reconstruction_grad)) / (
+      jnp.linalg.norm(_f32(adversarial_grad)) + eps)
+  return jax.lax.stop_gradient(jnp.clip(ratio, 0.0, max_weight))

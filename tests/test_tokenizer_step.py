@@ -126,3 +126,49 @@ def test_non_finite_metrics_raise_a_clear_error():
 def test_bad_loss_names_are_reported():
   with pytest.raises(ValueError, match="'l3'"):
     tokenizer_step.LossWeights(reconstruction="l3")
+
+
+def test_adaptive_weight_matches_a_hand_computation():
+  """|d rec / dW| / (|d adv / dW| + 1e-4) at the decoder's last kernel W,
+  here from gradients through the whole model."""
+  trainer = tiny_trainer(adaptive_adversarial_weight=True,
+                         perceptual_weight=0.0, reconstruction_weight=2.0)
+  images = smooth_images(4)
+  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  _, metrics = jax.jit(trainer.train_step)(state, images,
+                                           jax.random.PRNGKey(1))
+  model, disc = trainer.vqgan, trainer.discriminator
+
+  def rec(params):
+    recon, _ = model.apply({"params": params}, images, train=True)
+    return 2.0 * jnp.mean((recon - images) ** 2)
+
+  def adv(params):
+    recon, _ = model.apply({"params": params}, images, train=True)
+    logits = disc.apply({"params": state.disc_params}, recon)
+    return jnp.mean(jax.nn.softplus(-logits))
+
+  last = vqgan_lib.last_layer_name(state.params["decoder"])
+  g_rec = jax.grad(rec)(state.params)["decoder"][last]["kernel"]
+  g_adv = jax.grad(adv)(state.params)["decoder"][last]["kernel"]
+  want = jnp.linalg.norm(g_rec) / (jnp.linalg.norm(g_adv) + 1e-4)
+  np.testing.assert_allclose(float(metrics["adaptive_weight"]), float(want),
+                             rtol=1e-4)
+  assert float(metrics["adaptive_weight"]) != 1.0
+  # Off by default: the adversarial term keeps its plain weight.
+  _, plain = jax.jit(tiny_trainer().train_step)(state, images,
+                                                jax.random.PRNGKey(1))
+  assert float(plain["adaptive_weight"]) == 1.0
+
+
+def test_last_layer_alone_reproduces_the_decoder_output():
+  model = vqgan_lib.VQGAN(**vqgan_imagenet.get_config("tiny").model)
+  images = smooth_images(2)
+  params = nn.unbox(model.init(jax.random.PRNGKey(0), images))["params"]
+  (recon, _), inter = model.apply({"params": params}, images,
+                                  mutable=["intermediates"])
+  last = vqgan_lib.last_layer_name(params["decoder"])
+  again = vqgan_lib.last_layer(
+      params["decoder"][last],
+      inter["intermediates"]["decoder"]["last_layer_input"][0])
+  np.testing.assert_allclose(again, recon, rtol=1e-5, atol=1e-5)

@@ -162,6 +162,8 @@ class Decoder(nn.Module):
       if level > 0:
         x = _conv(filters, 3, use_bias=True, **kw)(upsample(x))
     x = nn.swish(_group_norm(**kw)(x))
+    # For VQGAN's adaptive weight (read with mutable=["intermediates"]).
+    self.sow("intermediates", "last_layer_input", x)
     x = _conv(self.output_dim, 3, use_bias=True, **kw)(x)
     return x.astype(jnp.float32)
 
@@ -268,3 +270,29 @@ class VQGAN(nn.Module):
     """
     quantized, aux = self.encode(images, train=train)
     return self.decode(quantized), aux
+
+
+def last_layer(params, inputs: jax.Array, dtype: Dtype = jnp.float32
+               ) -> jax.Array:
+  """The decoder's output convolution alone, as a function of its params.
+
+  Args:
+    params: ``{"kernel": [3, 3, c, 3], "bias": [3]}`` of the layer named by
+      :func:`last_layer_name`.
+    inputs: ``[b, H, W, c]``, what the decoder sows as
+      ``intermediates/decoder/last_layer_input``.
+    dtype: the model's activation dtype.
+
+  Returns:
+    float32 images ``[b, H, W, 3]``, as the decoder computes them.
+  """
+  out = jax.lax.conv_general_dilated(
+      inputs.astype(dtype), params["kernel"].astype(dtype), (1, 1), "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return (out + params["bias"].astype(dtype)).astype(jnp.float32)
+
+
+def last_layer_name(decoder_params) -> str:
+  """The name of the decoder's output convolution (the last ``Conv_i``)."""
+  convs = [k for k in decoder_params if k.startswith("Conv_")]
+  return max(convs, key=lambda k: int(k.split("_")[1]))

@@ -50,6 +50,9 @@ class LossWeights:
   # Lazy R1 (StyleGAN2): the penalty every r1_interval discriminator steps,
   # weighted by r1_interval so that its average strength is unchanged.
   r1_interval: int = 1
+  # VQGAN's adaptive weight: adversarial_weight * |grad rec| / |grad adv|
+  # at the decoder's last layer (losses.adaptive_weight).
+  adaptive_adversarial_weight: bool = False
   ema_decay: float = 0.99  # the "vq_ema" quantizer's codebook averages
 
   def __post_init__(self):
@@ -169,28 +172,58 @@ class TokenizerTrainer:
     images = images.astype(jnp.float32)
     gan_active = state.step >= w.discriminator_start_step
 
-    def generator_loss(params):
-      recon, aux = self.vqgan.apply({"params": params}, images, train=True)
+    def reconstruction_terms(recon):
       rec = recon_loss_fn(predictions=recon, targets=images)
-      total = w.reconstruction_weight * rec + aux["quantizer_loss"]
-      metrics = {"reconstruction_loss": rec}
+      terms = {"reconstruction_loss": rec}
+      total = w.reconstruction_weight * rec
       if self.perceptual is not None and w.perceptual_weight:
         perc = losses.perceptual_loss(
             distance_fn=lambda a, b: self.perceptual.apply(
                 {"params": perceptual_params}, a, b),
             predictions=recon, targets=images)
         total += w.perceptual_weight * perc
-        metrics["perceptual_loss"] = perc
+        terms["perceptual_loss"] = perc
+      return total, terms
+
+    def adversarial(recon):
+      return gen_gan_loss(fake_logits=self._discriminate(state.disc_params,
+                                                         recon))
+
+    def generator_loss(params):
+      (recon, aux), inter = self.vqgan.apply(
+          {"params": params}, images, train=True, mutable=["intermediates"])
+      total, metrics = reconstruction_terms(recon)
+      total += aux["quantizer_loss"]
+      last = vqgan_lib.last_layer_name(params["decoder"])
+      last_params = params["decoder"][last]
+      last_input = jax.lax.stop_gradient(
+          inter["intermediates"]["decoder"]["last_layer_input"][0])
+
+      def head(kernel):  # the last layer again, from its (frozen) input
+        return vqgan_lib.last_layer({**last_params, "kernel": kernel},
+                                    last_input, self.vqgan.dtype)
+
+      def gan_terms(x):
+        adv = adversarial(x)
+        if not w.adaptive_adversarial_weight:
+          return adv, jnp.ones((), jnp.float32)
+        weight = losses.adaptive_weight(
+            reconstruction_grad=jax.grad(
+                lambda k: reconstruction_terms(head(k))[0])(
+                    last_params["kernel"]),
+            adversarial_grad=jax.grad(lambda k: adversarial(head(k)))(
+                last_params["kernel"]))
+        return adv, weight
+
       # Before the discriminator starts, skip its forward and backward pass
       # (half the step's cost at the demo size): cond runs one branch only.
-      adv = jax.lax.cond(
-          gan_active,
-          lambda x: gen_gan_loss(
-              fake_logits=self._discriminate(state.disc_params, x)),
-          lambda x: jnp.zeros((), jnp.float32), recon)
-      total += w.adversarial_weight * adv
+      adv, adaptive = jax.lax.cond(
+          gan_active, gan_terms,
+          lambda x: (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+          recon)
+      total += w.adversarial_weight * adaptive * adv
       metrics.update(
-          generator_adversarial_loss=adv,
+          generator_adversarial_loss=adv, adaptive_weight=adaptive,
           commitment_loss=aux["commitment_loss"],
           codebook_loss=aux["codebook_loss"],
           entropy_loss=aux["entropy_loss"], generator_loss=total)
