@@ -14,6 +14,8 @@ import pathlib
 from typing import Any, Mapping
 
 from maskgit_jax import checkpointing
+from maskgit_jax import supervised
+from maskgit_jax.models import perceptual as perceptual_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 
@@ -134,3 +136,23 @@ def resolve_tokenizer(tokenizer_checkpoint: str | None,
   if path.is_absolute():
     return path
   return workdir / path if (workdir / path).is_dir() else path
+
+
+def load_perceptual(path: str | pathlib.Path, mode: str = "features"
+                    ) -> tuple[perceptual_lib.PerceptualDistance, Any]:
+  """The perceptual distance and params saved by
+  ``python -m maskgit_jax.trainers.perceptual``.
+
+  Raises:
+    FileNotFoundError: no such file; ValueError: not such a file, or an
+      unknown ``mode``.
+  """
+  if mode not in perceptual_lib.MODES:
+    raise ValueError(f"perceptual_mode must be one of {perceptual_lib.MODES}"
+                     f", got {mode!r}")
+  params, meta = supervised.load(path, ("num_classes", "widths"),
+                                 "perceptual network")
+  module = perceptual_lib.PerceptualDistance(
+      num_classes=int(meta["num_classes"]),
+      widths=tuple(int(w) for w in meta["widths"]), mode=mode)
+  return module, {"net": params}

@@ -37,6 +37,7 @@ LAYERS = {
     "": "algorithms",  # the top-level package: empty
     "cli": "tools", "official": "tools", "pretokenize": "tools",
     "demo": "tools", "evaluation.__main__": "tools", "trainers.aot": "tools",
+    "trainers.perceptual": "tools", "supervised": "runtime",
 }
 
 

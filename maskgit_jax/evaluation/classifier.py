@@ -10,17 +10,15 @@ split, and cached as an ``.npz``.
 from __future__ import annotations
 
 import pathlib
-import time
 from typing import Callable
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from maskgit_jax import batching
+from maskgit_jax import supervised
 
 FEATURES = 128
 
@@ -47,16 +45,6 @@ class SmallCNN(nn.Module):
     x = nn.Dropout(0.3, deterministic=not train)(x)
     features = nn.relu(nn.Dense(FEATURES)(x))
     return nn.Dense(self.num_classes)(features), features
-
-
-def _augment(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
-  """Random horizontal flips and shifts of up to 2 pixels (uint8)."""
-  flips = rng.random(len(images)) < 0.5
-  images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
-  padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
-  dy, dx = rng.integers(0, 5, 2)
-  h, w = images.shape[1:3]
-  return padded[:, dy:dy + h, dx:dx + w]
 
 
 class Classifier:
@@ -98,59 +86,26 @@ class Classifier:
     return float((self.logits(images).argmax(-1) == labels).mean())
 
   def save(self, path: str | pathlib.Path) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = flax.traverse_util.flatten_dict(jax.device_get(self.params),
-                                           sep="/")
-    np.savez(path, num_classes=np.int32(self.num_classes), **flat)
-    return path
+    return supervised.save(path, self.params,
+                           num_classes=np.int32(self.num_classes))
 
   @classmethod
   def load(cls, path: str | pathlib.Path) -> "Classifier":
-    path = pathlib.Path(path)
-    if not path.is_file():
-      raise FileNotFoundError(f"classifier weights {path} do not exist")
-    with np.load(path) as data:
-      num_classes = int(data["num_classes"])
-      flat = {k: np.asarray(v) for k, v in data.items() if k != "num_classes"}
-    return cls(flax.traverse_util.unflatten_dict(flat, sep="/"), num_classes)
+    params, meta = supervised.load(path, ("num_classes",), "classifier")
+    return cls(params, int(meta["num_classes"]))
 
 
 def train(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
           steps: int = 1500, batch_size: int = 64,
           learning_rate: float = 2e-3, seed: int = 0,
           log: Callable[[str], None] | None = print) -> Classifier:
-  """Trains :class:`SmallCNN` with AdamW and cosine decay.
+  """Trains :class:`SmallCNN` (see :func:`maskgit_jax.supervised.fit`).
 
   Args:
     images: uint8 ``[n, H, W, 3]``; labels: int ``[n]``.
     log: called with a progress line every 10% of the steps.
   """
-  model = SmallCNN(num_classes)
-  rng = np.random.default_rng(seed)
-  params = model.init(jax.random.PRNGKey(seed),
-                      jnp.zeros((1,) + images.shape[1:]))["params"]
-  tx = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
-                   weight_decay=1e-4)
-  opt_state = tx.init(params)
-
-  @jax.jit
-  def step(params, opt_state, x, y, key):
-    def loss_fn(p):
-      logits, _ = model.apply({"params": p}, x.astype(jnp.float32) / 255.0,
-                              train=True, rngs={"dropout": key})
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  start = time.time()
-  for i in range(steps):
-    idx = rng.integers(0, len(images), batch_size)
-    params, opt_state, loss = step(params, opt_state,
-                                   _augment(rng, images[idx]), labels[idx],
-                                   jax.random.PRNGKey(i))
-    if log and (i + 1) % max(steps // 10, 1) == 0:
-      log(f"classifier step {i + 1}/{steps} loss {float(loss):.3f} "
-          f"({time.time() - start:.0f} s)")
+  params = supervised.fit(SmallCNN(num_classes), images, labels, steps=steps,
+                          batch_size=batch_size, learning_rate=learning_rate,
+                          seed=seed, name="classifier", log=log)
   return Classifier(params, num_classes)

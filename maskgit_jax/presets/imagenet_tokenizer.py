@@ -62,6 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # LPIPS-VGG weights file (scripts/convert_lpips_weights.py); None disables
   # the perceptual loss.
   config.perceptual_weights = None
+  # Or a network trained here (python -m maskgit_jax.trainers.perceptual),
+  # compared by its features ("features") or its logits ("logits").
+  config.perceptual_network = None
+  config.perceptual_mode = "features"
   # Adam(b1=0, b2=0.99) for both networks, as in the official config.
   config.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=1e-4, b1=0.0, b2=0.99, grad_clip=None))

@@ -41,9 +41,15 @@ class Task:
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
   """Stage 1: VQGAN + discriminator (+ LPIPS when a weights file is set)."""
   perceptual, extras = None, None
+  if config.get("perceptual_weights") and config.get("perceptual_network"):
+    raise ValueError("set config.perceptual_weights (LPIPS-VGG) or "
+                     "config.perceptual_network (trained here), not both")
   if config.get("perceptual_weights"):
     perceptual = lpips_lib.LPIPS()
     extras = lpips_lib.load_params(config.perceptual_weights)
+  elif config.get("perceptual_network"):
+    perceptual, extras = restore.load_perceptual(
+        config.perceptual_network, config.get("perceptual_mode", "features"))
   trainer = tokenizer_step.TokenizerTrainer(
       vqgan=vqgan_lib.VQGAN(**_kwargs(config.model)),
       discriminator=discriminator_lib.StyleGANDiscriminator(

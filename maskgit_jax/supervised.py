@@ -1,0 +1,102 @@
+"""Fitting a small image classifier, and saving it as an ``.npz``.
+
+Shared by the demo's evaluation classifier (``evaluation/classifier.py``)
+and the perceptual network the tokenizer may train with
+(``trainers/perceptual.py``), which must stay two different networks: each
+passes its own module and seed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def augment(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
+  """Random horizontal flips and shifts of up to 2 pixels (uint8)."""
+  flips = rng.random(len(images)) < 0.5
+  images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
+  padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+  dy, dx = rng.integers(0, 5, 2)
+  h, w = images.shape[1:3]
+  return padded[:, dy:dy + h, dx:dx + w]
+
+
+def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
+        steps: int, batch_size: int = 64, learning_rate: float = 2e-3,
+        seed: int = 0, name: str = "classifier",
+        log: Callable[[str], None] | None = print) -> Any:
+  """Trains ``model`` (``(images, train) -> (logits, ...)``) with AdamW,
+  cosine decay, cross-entropy and :func:`augment`; returns its params.
+
+  Args:
+    model: called as ``model.apply({"params": p}, x, train=True,
+      rngs={"dropout": key})`` with ``x`` float in [0, 1]; its first output
+      is the logits ``[b, C]``.
+    images: uint8 ``[n, H, W, 3]``; labels: int ``[n]``.
+    log: called with a progress line every 10% of the steps.
+  """
+  rng = np.random.default_rng(seed)
+  params = model.init(jax.random.PRNGKey(seed),
+                      jnp.zeros((1,) + images.shape[1:]))["params"]
+  tx = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
+                   weight_decay=1e-4)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, x, y, key):
+    def loss_fn(p):
+      out = model.apply({"params": p}, x.astype(jnp.float32) / 255.0,
+                        train=True, rngs={"dropout": key})
+      return optax.softmax_cross_entropy_with_integer_labels(out[0], y).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  start = time.time()
+  for i in range(steps):
+    idx = rng.integers(0, len(images), batch_size)
+    params, opt_state, loss = step(params, opt_state,
+                                   augment(rng, images[idx]), labels[idx],
+                                   jax.random.PRNGKey(i))
+    if log and (i + 1) % max(steps // 10, 1) == 0:
+      log(f"{name} step {i + 1}/{steps} loss {float(loss):.3f} "
+          f"({time.time() - start:.0f} s)")
+  return params
+
+
+def save(path: str | pathlib.Path, params, **meta: np.ndarray
+         ) -> pathlib.Path:
+  """Writes ``params`` (as ``a/b/kernel`` keys) and ``meta`` to an npz."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep="/")
+  np.savez(path, **meta, **flat)
+  return path
+
+
+def load(path: str | pathlib.Path, meta: tuple[str, ...], what: str
+         ) -> tuple[Any, dict[str, np.ndarray]]:
+  """``(params, {name: value})`` from :func:`save`'s file.
+
+  Raises:
+    FileNotFoundError: no such file; ValueError: a ``meta`` key is missing.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{what} weights {path} do not exist")
+  with np.load(path) as data:
+    missing = [k for k in meta if k not in data.files]
+    if missing:
+      raise ValueError(f"{path} is not a {what} file (missing {missing})")
+    values = {k: np.asarray(data[k]) for k in meta}
+    flat = {k: np.asarray(v) for k, v in data.items() if k not in meta}
+  return flax.traverse_util.unflatten_dict(flat, sep="/"), values
