@@ -7,7 +7,7 @@ PYTEST_ARGS ?= -n 2
 DEMO ?= default
 DEMO_OUT ?= demo_out
 
-.PHONY: install test demo bench study notebook clean
+.PHONY: install test demo bench study tokenizer-study notebook clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,12 @@ bench: install
 # The mask-schedule study (needs a finished demo) -> docs/schedule_study.*
 study: install
 	$(PY) scripts/schedule_study.py --run $(DEMO_OUT)
+
+# Stage-1 recipes at equal minutes (needs demo_out/classifier.npz, the judge
+# make demo trains) -> runs/tokenizer_study/tokenizer_study.{json,md}
+tokenizer-study: install
+	$(PY) scripts/tokenizer_study.py --out runs/tokenizer_study \
+	    --classifier $(DEMO_OUT)/classifier.npz
 
 # Re-executes notebooks/quickstart.ipynb on the demo model (outputs committed).
 notebook: install
