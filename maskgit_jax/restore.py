@@ -128,14 +128,24 @@ def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
 
 def resolve_tokenizer(tokenizer_checkpoint: str | None,
                       workdir: pathlib.Path) -> pathlib.Path:
-  """The tokenizer dir of a stage-2 config: absolute, relative to the
-  workdir (imported checkpoints), or relative to the current directory."""
+  """The tokenizer dir a stage-2 config names, wherever the reader runs.
+
+  Tried in order: the path as saved if absolute; relative to the workdir
+  (imported checkpoints keep it inside); relative to the current directory
+  (where training ran); the workdir's sibling of that name (``runs/tok``
+  beside ``runs/gen``, ``demo_out/tokenizer`` beside ``demo_out/maskgit``).
+  The first that exists wins; if none does, the path as saved (the
+  loader then names it in its error).
+  """
   if not tokenizer_checkpoint:
     raise ValueError(f"checkpoint {workdir} names no tokenizer_checkpoint")
   path = pathlib.Path(tokenizer_checkpoint)
   if path.is_absolute():
     return path
-  return workdir / path if (workdir / path).is_dir() else path
+  for candidate in (workdir / path, path, workdir.parent / path.name):
+    if (candidate / "checkpoints").is_dir():
+      return candidate
+  return path
 
 
 def load_perceptual(path: str | pathlib.Path, mode: str = "features"
