@@ -19,7 +19,7 @@ here trains or tunes against it. Results: ``OUT/tokenizer_study.json`` and
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -86,18 +86,40 @@ def recipe_config(name: str, overrides: dict, *, steps: int | None,
   return config
 
 
-def seconds_per_step(config, batch: dict, repeats: int = 5) -> float:
-  """The jitted train step's cost on one batch (after compilation)."""
+def seconds_per_step(config, batch: dict, repeats: int = 8) -> float:
+  """The mean cost of steps ``0..repeats-1`` of ``config``'s train step,
+  each phase compiled beforehand (see ``Task.phase``)."""
   task = tasks.make_task(config)
   state = nn.unbox(task.init(jax.random.PRNGKey(0)))
-  step = jax.jit(task.step)
-  state, m = step(state, batch, jax.random.PRNGKey(0), task.extras)
-  jax.block_until_ready(m)
+  phases = [task.phase(i) if task.phase else None for i in range(repeats)]
+  programs = {p: jax.jit(functools.partial(task.step, phase=p))
+              for p in set(phases)}
+  for program in programs.values():  # compile, outside the timing
+    jax.block_until_ready(program(state, batch, jax.random.PRNGKey(0),
+                                  task.extras))
   start = time.perf_counter()
-  for i in range(repeats):
-    state, m = step(state, batch, jax.random.PRNGKey(i), task.extras)
+  for i, phase in enumerate(phases):
+    state, m = programs[phase](state, batch, jax.random.PRNGKey(i),
+                               task.extras)
   jax.block_until_ready(m)
   return (time.perf_counter() - start) / repeats
+
+
+def recipe_cost(name: str, batch: dict, perceptual_path: str,
+                variant: str) -> float:
+  """Seconds per step of a recipe, averaged over its run: a recipe whose
+  GAN starts at a share ``s`` of the steps costs ``s * off + (1 - s) * on``
+  (the discriminator's forward and backward run only once it starts)."""
+  overrides = RECIPES[name]
+  config = recipe_config(name, overrides, steps=None, seed=0,
+                         perceptual_path=perceptual_path, variant=variant)
+  config.losses.discriminator_start_step = 10**9
+  off = seconds_per_step(config, batch)
+  if "gan_start" not in overrides:
+    return off
+  config.losses.discriminator_start_step = 0
+  share = overrides["gan_start"]
+  return share * off + (1 - share) * seconds_per_step(config, batch)
 
 
 def evaluate(workdir, judge, data, num_reference: int) -> dict:
@@ -205,9 +227,8 @@ def run(args) -> int:
            "labels": np.zeros((batch_config.batch_size,), np.int32)}
   for name in names:  # one pass, same conditions for every recipe
     if name not in costs:
-      costs[name] = seconds_per_step(recipe_config(
-          name, RECIPES[name], steps=None, seed=0,
-          perceptual_path=str(perceptual_path), variant=args.variant), batch)
+      costs[name] = recipe_cost(name, batch, str(perceptual_path),
+                                args.variant)
       print(f"{name}: {1000 * costs[name]:.0f} ms/step", flush=True)
       costs_path.write_text(json.dumps(costs, indent=1))
 

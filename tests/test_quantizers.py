@@ -152,3 +152,21 @@ def test_lazy_r1_runs_every_kth_step_scaled_by_k():
     np.testing.assert_allclose(float(m_lazy["r1_penalty"]), want, rtol=1e-5)
   with pytest.raises(ValueError, match="r1_interval"):
     tokenizer_step.LossWeights(r1_interval=0)
+
+
+def test_static_phases_compute_what_the_traced_switches_compute():
+  """The loop compiles one program per phase; each equals the lax.cond
+  program at the same step."""
+  trainer = _trainer("vq", r1_interval=2, discriminator_start_step=1)
+  images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
+  state = nn.unbox(trainer.init(jax.random.PRNGKey(1), images))
+  for i in range(3):
+    s = state.replace(step=jnp.int32(i))
+    phase = trainer.phase(i)
+    assert phase == (i >= 1, i % 2 == 0)
+    traced = jax.jit(trainer.train_step)(s, images, jax.random.PRNGKey(2))
+    static = jax.jit(trainer.train_step, static_argnames="phase")(
+        s, images, jax.random.PRNGKey(2), phase=phase)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        traced, static)

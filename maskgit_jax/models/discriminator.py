@@ -25,7 +25,29 @@ def _leaky_relu(x):
 
 
 def blur_downsample(x: jax.Array) -> jax.Array:
-  """Low-pass ``[1,3,3,1]`` filter then stride 2: ``[b, h, w, c]`` -> ``[b, h/2, w/2, c]``."""
+  """Low-pass ``[1,3,3,1]`` filter then stride 2: ``[b, h, w, c]`` -> ``[b, h/2, w/2, c]``.
+
+  The 2-D filter is the outer product of the taps, so it runs as two
+  strided 1-D passes of shifted slices (padding 1 on each side centres the
+  4 taps). That is the depthwise convolution of :func:`blur_downsample_conv`
+  computed without grouped convolutions, which XLA:CPU runs (and
+  differentiates, twice for R1) an order of magnitude slower.
+  """
+  taps = np.asarray(BLUR_TAPS) / np.sum(BLUR_TAPS)
+
+  def one_axis(y, axis):
+    n = y.shape[axis]
+    pad = [(0, 0)] * y.ndim
+    pad[axis] = (1, 1)
+    y = jnp.pad(y, pad)
+    return sum(float(t) * jax.lax.slice_in_dim(y, k, k + n - 1, 2, axis)
+               for k, t in enumerate(taps))
+
+  return one_axis(one_axis(x, 1), 2).astype(x.dtype)
+
+
+def blur_downsample_conv(x: jax.Array) -> jax.Array:
+  """:func:`blur_downsample` as one depthwise convolution (the reference)."""
   taps = np.asarray(BLUR_TAPS)
   kernel = np.outer(taps, taps)
   kernel = kernel / kernel.sum()

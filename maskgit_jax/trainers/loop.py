@@ -10,6 +10,7 @@ installed; progress with steps/s and ETA; a parameter overview in
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import signal
@@ -149,11 +150,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   extras_sharding = jax.tree_util.tree_map(lambda _: replicated, task.extras)
   batch_shardings = {input_pipeline.batch_key(source): batch_sharding,
                      "labels": batch_sharding}
-  train_step = jax.jit(
-      task.step,
-      in_shardings=(state_shardings, batch_shardings, replicated,
-                    extras_sharding),
-      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  programs = {}
+
+  def train_step(step_number: int):
+    """The jitted step of this step's phase (compiled on first use)."""
+    phase = task.phase(step_number) if task.phase else None
+    if phase not in programs:
+      programs[phase] = jax.jit(
+          functools.partial(task.step, phase=phase),
+          in_shardings=(state_shardings, batch_shardings, replicated,
+                        extras_sharding),
+          out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+    return programs[phase]
   # Replicated output: every process can read the images (multi-host safe).
   preview = jax.jit(task.preview, out_shardings=replicated)
 
@@ -178,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     with sharding_lib.mesh_context(mesh, rules), _PreemptionFlag() as flag:
       while step < config.num_train_steps:
         batch = input_pipeline.to_global(next(batches), batch_sharding)
-        state, last_step_metrics = train_step(
+        state, last_step_metrics = train_step(step)(
             state, batch, jax.random.fold_in(train_rng, step), extras)
         step += 1
         next_batch += 1

@@ -36,6 +36,9 @@ class Task:
   step: Callable[..., tuple[Any, dict]]
   preview: Callable[[Any, dict, Any], jax.Array]
   extras: Any = None
+  # step number -> a hashable phase passed to step(..., phase=...) as a
+  # static argument: the loop compiles one program per phase (None: one).
+  phase: Callable[[int], Any] | None = None
 
 
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
@@ -62,9 +65,9 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
   size = config.image_size
   example = jnp.zeros((1, size, size, 3), jnp.float32)
 
-  def step(state, batch, rng, extras):
+  def step(state, batch, rng, extras, phase=None):
     return trainer.train_step(state, batch["images"], rng,
-                              perceptual_params=extras)
+                              perceptual_params=extras, phase=phase)
 
   def preview(state, batch, extras):
     del extras
@@ -73,7 +76,7 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
     return jnp.concatenate([images, jnp.clip(recon, 0.0, 1.0)], axis=0)
 
   return Task(init=lambda rng: trainer.init(rng, example), step=step,
-              preview=preview, extras=extras)
+              preview=preview, extras=extras, phase=trainer.phase)
 
 
 def transformer_task(config: ml_collections.ConfigDict,
@@ -110,7 +113,8 @@ def transformer_task(config: ml_collections.ConfigDict,
   logits_fn = transformer_lib.CodebookLogits(model)
   grid = config.image_size // tokenizer.factor
 
-  def step(state, batch, rng, extras):
+  def step(state, batch, rng, extras, phase=None):
+    del phase  # one program
     return trainer.train_step(state, batch, rng, tokenizer_params=extras)
 
   def preview(state, batch, extras):
