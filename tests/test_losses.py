@@ -82,6 +82,18 @@ def test_blur_downsample_preserves_constants_and_halves():
   np.testing.assert_allclose(y[:, 1:-1, 1:-1], 3.0, rtol=1e-6)
 
 
+def test_blur_downsample_equals_the_depthwise_convolution():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 8, 5))
+  np.testing.assert_allclose(discriminator_lib.blur_downsample(x),
+                             discriminator_lib.blur_downsample_conv(x),
+                             rtol=1e-5, atol=1e-6)
+  cotangent = jax.random.normal(jax.random.PRNGKey(1), (2, 6, 4, 5))
+  grads = [jax.vjp(f, x)[1](cotangent)[0] for f in (
+      discriminator_lib.blur_downsample,
+      discriminator_lib.blur_downsample_conv)]
+  np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
 def _synthetic_torch_state_dicts(seed=0):
   """State dicts with the documented pytorch names and shapes."""
   rng = np.random.default_rng(seed)

@@ -167,6 +167,11 @@ def test_static_phases_compute_what_the_traced_switches_compute():
     traced = jax.jit(trainer.train_step)(s, images, jax.random.PRNGKey(2))
     static = jax.jit(trainer.train_step, static_argnames="phase")(
         s, images, jax.random.PRNGKey(2), phase=phase)
+    # Metrics to float precision; params to well within one Adam step
+    # (1e-3 here), whose sign follows gradients that can be ~0.
     jax.tree_util.tree_map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-        traced, static)
+        traced[1], static[1])
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+        traced[0], static[0])
