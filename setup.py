@@ -37,6 +37,8 @@ EXTRAS_REQUIRE = {
         "nbclient>=0.10",
         "nbformat>=5.10",
         "ipykernel>=6.29",
+        # tests/test_installed.py builds a wheel without build isolation.
+        "wheel>=0.40",
     ],
 }
 
