@@ -114,8 +114,7 @@ class VectorQuantizer(nn.Module):
           (self.codebook_size,), jnp.float32)
       self.ema_embed_sum = self.param(
           "ema_embed_sum", nn.with_logical_partitioning(
-              lambda rng, shape, dtype: jnp.zeros(shape, dtype),
-              ("codebook", "code_dim")),
+              nn.initializers.zeros, ("codebook", "code_dim")),
           (self.codebook_size, self.embedding_dim), jnp.float32)
 
   def __call__(self, x: jax.Array, train: bool = False
@@ -139,10 +138,9 @@ class VectorQuantizer(nn.Module):
         entropy = self.entropy_loss_ratio * entropy_loss(
             -distances, temperature=self.entropy_temperature,
             loss_type=self.entropy_loss_type)
-      aux.update(_vq_losses(x, quantized, self.commitment_cost, entropy))
-      if self.ema:  # the codebook moves by averages, not by a loss
-        aux["quantizer_loss"] = aux["commitment_loss"] + aux["entropy_loss"]
-        aux["codebook_loss"] = jnp.zeros((), jnp.float32)
+      # With ema the codebook moves by averages, not by a loss.
+      aux.update(_vq_losses(x, quantized, self.commitment_cost, entropy,
+                            codebook=not self.ema))
       quantized = x + jax.lax.stop_gradient(quantized - x)
     return quantized, aux
 
@@ -188,11 +186,18 @@ def _l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
                                        eps * eps))
 
 
-def _vq_losses(x, quantized, commitment_cost, entropy=None):
+def _vq_losses(x, quantized, commitment_cost, entropy=None, *,
+               codebook: bool = True) -> dict[str, jax.Array]:
+  """The quantizer losses of ``aux``; ``codebook=False`` for quantizers
+  whose codes do not learn from a loss (EMA averages, LFQ's fixed signs)."""
   commitment = commitment_cost * jnp.mean(
       (jax.lax.stop_gradient(quantized) - x) ** 2)
-  codebook_loss = jnp.mean((quantized - jax.lax.stop_gradient(x)) ** 2)
   entropy = jnp.zeros((), jnp.float32) if entropy is None else entropy
+  if not codebook:
+    return dict(commitment_loss=commitment,
+                codebook_loss=jnp.zeros((), jnp.float32),
+                entropy_loss=entropy, quantizer_loss=commitment + entropy)
+  codebook_loss = jnp.mean((quantized - jax.lax.stop_gradient(x)) ** 2)
   return dict(commitment_loss=commitment, codebook_loss=codebook_loss,
               entropy_loss=entropy,
               quantizer_loss=commitment + codebook_loss + entropy)
@@ -315,16 +320,13 @@ class LookupFreeQuantizer(nn.Module):
     ids = jnp.sum(positive * weights, -1).astype(jnp.int32)
     aux = {"ids": ids, "codebook_features": x}
     if train:
-      entropy = jnp.zeros((), jnp.float32)
+      entropy = None
       if self.entropy_loss_ratio:
         sample, batch = lfq_entropy_terms(
             x, temperature=self.entropy_temperature)
         entropy = self.entropy_loss_ratio * (sample - batch)
-      commitment = self.commitment_cost * jnp.mean(
-          (jax.lax.stop_gradient(quantized) - x) ** 2)
-      aux.update(commitment_loss=commitment,
-                 codebook_loss=jnp.zeros((), jnp.float32),
-                 entropy_loss=entropy, quantizer_loss=commitment + entropy)
+      aux.update(_vq_losses(x, quantized, self.commitment_cost, entropy,
+                            codebook=False))
       quantized = x + jax.lax.stop_gradient(quantized - x)
     return quantized, aux
 
