@@ -216,19 +216,20 @@ class TokenizerTrainer:
           {"params": params}, images, train=True, mutable=["intermediates"])
       total, metrics = reconstruction_terms(recon)
       total += aux["quantizer_loss"]
-      last = vqgan_lib.last_layer_name(params["decoder"])
-      last_params = params["decoder"][last]
-      last_input = jax.lax.stop_gradient(
-          inter["intermediates"]["decoder"]["last_layer_input"][0])
-
-      def head(kernel):  # the last layer again, from its (frozen) input
-        return vqgan_lib.last_layer({**last_params, "kernel": kernel},
-                                    last_input, self.vqgan.dtype)
 
       def gan_terms(x):
         adv = adversarial(x)
         if not w.adaptive_adversarial_weight:
           return adv, jnp.ones((), jnp.float32)
+        last_params = params["decoder"][vqgan_lib.last_layer_name(
+            params["decoder"])]
+        last_input = jax.lax.stop_gradient(
+            inter["intermediates"]["decoder"]["last_layer_input"][0])
+
+        def head(kernel):  # the last layer again, from its (frozen) input
+          return vqgan_lib.last_layer({**last_params, "kernel": kernel},
+                                      last_input, self.vqgan.dtype)
+
         weight = losses.adaptive_weight(
             reconstruction_grad=jax.grad(
                 lambda k: reconstruction_terms(head(k))[0])(
