@@ -229,6 +229,7 @@ def train(quick: bool) -> dict:
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
   rows = []
   grid, batch = 16, 8 if quick else 32
   model, _ = _maskgit(grid)
@@ -252,6 +253,15 @@ def train(quick: bool) -> dict:
                    gflop_per_step=flops / 1e9,
                    xla_gflop_per_step=_xla_flops(step) / 1e9,
                    gflops=flops / seconds / 1e9, compile_s=compile_s))
+  demo_step, demo_args, demo_flops = step_profile.demo_transformer_step()
+  seconds = _timed(demo_step, *demo_args, budget=3)
+  tokens = demo_args[1]["tokens"].size
+  rows.append(dict(model="maskgit transformer (demo config: hidden 128, 4 "
+                   "layers, 8x8 tokens, batch 64)", seconds=seconds,
+                   tokens_per_s=tokens / seconds,
+                   gflop_per_step=demo_flops / 1e9,
+                   xla_gflop_per_step=demo_flops / 1e9,
+                   gflops=demo_flops / seconds / 1e9, compile_s=0.0))
   config = vqgan_animal_mnist.get_config()
   task = tasks.tokenizer_task(config)
   tok_state = nn.unbox(jax.jit(task.init)(jax.random.PRNGKey(0)))

@@ -7,11 +7,13 @@ Steps, each resumable (re-running continues where it stopped):
 
 1. a small CNN classifier on the train split (cached): the judge of the
    metrics, never trained on the held-out split they use as reference;
-2. the VQGAN tokenizer (``configs/vqgan_animal_mnist.py``);
+2. the tokenizer's perceptual network (cached; another network than the
+   judge) and the VQGAN tokenizer (``configs/vqgan_animal_mnist.py``);
 3. the train split tokenized once (stage 2 then trains on cached tokens);
 4. the MaskGIT transformer (``configs/maskgit_animal_mnist.py``);
 5. ``samples.png`` (10 classes x 8), ``inpaint.png``,
-   ``reconstructions.png`` and ``metrics.json``.
+   ``reconstructions.png`` and ``metrics.json`` (with the minutes of each
+   stage).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from maskgit_jax import cli
 # Where the demo's metrics come from (see metrics.json): class-balanced
 # samples against the held-out split, in the classifier's feature space.
 NUM_EVAL_SAMPLES = 5000
+# Steps of the tokenizer's perceptual network (0.2 s each on 2 cores).
+PERCEPTUAL_STEPS = 300
 VARIANTS = ("default", "long", "tiny")
 
 
@@ -36,10 +40,13 @@ def _log(message: str) -> None:
 
 
 def _configs(variant: str, out: pathlib.Path):
+  """The two stages' configs, wired to the files under ``out``."""
   from maskgit_jax.presets import animal_mnist_transformer  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import animal_mnist_tokenizer  # pylint: disable=g-import-not-at-top
   tok = animal_mnist_tokenizer.get_config(variant)
   maskgit = animal_mnist_transformer.get_config(variant)
+  if tok.losses.perceptual_weight:
+    tok.perceptual_network = str(out / "perceptual.npz")
   maskgit.tokenizer_checkpoint = str(out / "tokenizer")
   maskgit.data.name = f"tokens:{out / 'tokens_train.npz'}"
   return tok, maskgit
@@ -56,6 +63,23 @@ def _classifier(out: pathlib.Path, images, labels, train_idx, tiny: bool):
                                steps=20 if tiny else 1500, log=_log)
   model.save(path)
   return model
+
+
+def _perceptual(out: pathlib.Path, images, labels, train_idx, tiny: bool
+                ) -> pathlib.Path:
+  """The tokenizer's perceptual network (cached): not the judge."""
+  from maskgit_jax.trainers import perceptual as perceptual_lib  # pylint: disable=g-import-not-at-top
+  path = out / "perceptual.npz"
+  if path.exists():
+    _log(f"perceptual network: cached at {path}")
+    return path
+  steps = 10 if tiny else PERCEPTUAL_STEPS
+  _log(f"perceptual network: {steps} steps on the train split (for the "
+       "tokenizer's perceptual loss; seeded and built apart from the judge)")
+  params = perceptual_lib.train(images[train_idx], labels[train_idx], 10,
+                                steps=steps, log=_log)
+  perceptual_lib.save(path, params, 10)
+  return path
 
 
 def _labelled_grid(images: np.ndarray, row_names, scale: int = 3):
@@ -76,6 +100,56 @@ def _labelled_grid(images: np.ndarray, row_names, scale: int = 3):
   return canvas
 
 
+class _Stages:
+  """Wall minutes per demo stage (``metrics.json["stage_minutes"]``)."""
+
+  def __init__(self):
+    self.minutes: dict[str, float] = {}
+    self._last = time.time()
+
+  def done(self, name: str) -> None:
+    now = time.time()
+    self.minutes[name] = round((now - self._last) / 60.0, 2)
+    self._last = now
+
+
+def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages):
+  """Judge, perceptual network, tokenizer, tokens, transformer (resumable).
+
+  Returns the judge and its held-out accuracy.
+  """
+  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import pretokenize
+  from maskgit_jax.trainers import loop
+  # pylint: enable=g-import-not-at-top
+  images, labels, train_idx, test_idx = data
+  tiny = variant == "tiny"
+  judge = _classifier(out, images, labels, train_idx, tiny)
+  accuracy = judge.accuracy(images[test_idx], labels[test_idx])
+  _log(f"classifier: {accuracy:.1%} on the held-out split")
+  stages.done("classifier")
+  tok_config, maskgit_config = _configs(variant, out)
+  if tok_config.get("perceptual_network"):
+    _perceptual(out, images, labels, train_idx, tiny)
+    stages.done("perceptual_network")
+  _log(f"tokenizer: {tok_config.num_train_steps} steps "
+       f"(batch {tok_config.batch_size})")
+  loop.train_and_evaluate(tok_config, out / "tokenizer")
+  stages.done("tokenizer")
+  tokens_path = out / "tokens_train.npz"
+  if not tokens_path.exists():
+    _log("tokenizing the train split once for stage 2")
+    pretokenize.pretokenize(str(out / "tokenizer"), "animal_mnist", "train",
+                            tok_config.image_size, str(tokens_path),
+                            progress=lambda _: None)
+  stages.done("tokenize")
+  _log(f"transformer: {maskgit_config.num_train_steps} steps "
+       f"(batch {maskgit_config.batch_size})")
+  loop.train_and_evaluate(maskgit_config, out / "maskgit")
+  stages.done("transformer")
+  return judge, accuracy
+
+
 def run(out: pathlib.Path, variant: str = "default") -> dict:
   """Runs every step (resuming finished ones) and returns the metrics."""
   start = time.time()
@@ -83,35 +157,19 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
   cli.quiet_startup()
   # pylint: disable=g-import-not-at-top
   from maskgit_jax import input_pipeline
-  from maskgit_jax import pretokenize
   from maskgit_jax import sampling
   from maskgit_jax.evaluation import metrics as metrics_lib
-  from maskgit_jax.trainers import loop
   # pylint: enable=g-import-not-at-top
   tiny = variant == "tiny"
+  stages = _Stages()
   images, labels = input_pipeline.load_animal_mnist()
   train_idx = input_pipeline.animal_mnist_split("train")
   test_idx = input_pipeline.animal_mnist_split("test")
   names = input_pipeline.ANIMAL_MNIST_CLASSES
-
-  judge = _classifier(out, images, labels, train_idx, tiny)
+  stages.done("data")
+  judge, classifier_accuracy = _train_stages(
+      out, variant, (images, labels, train_idx, test_idx), stages)
   test_images, test_labels = images[test_idx], labels[test_idx]
-  classifier_accuracy = judge.accuracy(test_images, test_labels)
-  _log(f"classifier: {classifier_accuracy:.1%} on the held-out split")
-
-  tok_config, maskgit_config = _configs(variant, out)
-  _log(f"tokenizer: {tok_config.num_train_steps} steps "
-       f"(batch {tok_config.batch_size})")
-  loop.train_and_evaluate(tok_config, out / "tokenizer")
-  tokens_path = out / "tokens_train.npz"
-  if not tokens_path.exists():
-    _log("tokenizing the train split once for stage 2")
-    pretokenize.pretokenize(str(out / "tokenizer"), "animal_mnist", "train",
-                            tok_config.image_size, str(tokens_path),
-                            progress=lambda _: None)
-  _log(f"transformer: {maskgit_config.num_train_steps} steps "
-       f"(batch {maskgit_config.batch_size})")
-  loop.train_and_evaluate(maskgit_config, out / "maskgit")
 
   # 64 rows (128 with guidance) keep the decode's activations in cache:
   # 1,000 guided samples took 25 s at 64 and 49 s at 1,000 on 2 cores.
@@ -141,6 +199,7 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
   recon_u8 = imageio.to_uint8(recon)
   _labelled_grid(np.stack([originals, recon_u8[picks]]),
                  ["original", "tokens"]).save(out / "reconstructions.png")
+  stages.done("pictures")
 
   num = 200 if tiny else NUM_EVAL_SAMPLES
   _log(f"metrics: {num} class-balanced samples")
@@ -167,6 +226,7 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
       float((sample_logits[eval_labels == c].argmax(-1) == c).mean())
       for c in range(10)]
   decode = gen.defaults
+  stages.done("metrics")
   result = {
       "sample_class_accuracy": float(
           (sample_logits.argmax(-1) == eval_labels).mean()),
@@ -193,6 +253,7 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
       "schedule": decode.schedule,
       "variant": variant,
       "wall_seconds": time.time() - start,
+      "stage_minutes": stages.minutes,
   }
   (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
   return result
@@ -209,8 +270,17 @@ def main(argv=None) -> int:
   parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="demo_out")
   parser.add_argument("--variant", default="default", choices=VARIANTS)
+  parser.add_argument(
+      "--cpu_devices", type=int, default=None,
+      help="CPU devices to split the host into (default: twice the cores, "
+      "as a power of two, at most 8); see sharding.split_host_cpu")
 
   def report(args):
+    from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+    devices = sharding.split_host_cpu(args.cpu_devices)  # before JAX starts
+    _log(f"running data-parallel over {devices} CPU devices (XLA_FLAGS "
+         f"{sharding.CPU_DEVICES_FLAG}; a GPU or TPU is used instead when "
+         "present)")
     result = run(pathlib.Path(args.out), args.variant)
     _log(f"done in {result['wall_seconds'] / 60:.1f} min; wrote {args.out}/"
          "{samples,inpaint,reconstructions}.png and metrics.json")

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-SCHEDULES = ("cosine", "linear", "square", "cubic", "sqrt", "log", "exp")
+SCHEDULES = ("cosine", "arccos", "linear", "square", "cubic", "sqrt", "log",
+             "exp")
 """Named schedules; any ``"pow<k>"`` (e.g. ``"pow2.5"``) works as well."""
 
 _ALIASES = {"uniform": "pow1", "linear": "pow1", "square": "pow2",
@@ -30,7 +31,7 @@ MIN_MASK_RATIO = 1e-6
 def validate_schedule(method: str) -> str:
   """Returns the canonical name of ``method`` or raises a ValueError naming it."""
   canonical = _ALIASES.get(method, method)
-  if canonical in ("cosine", "log", "exp") or _POW.match(canonical):
+  if canonical in ("cosine", "arccos", "log", "exp") or _POW.match(canonical):
     if _POW.match(canonical) and float(canonical[3:]) <= 0:
       raise ValueError(f"pow schedules need a positive exponent, got {method!r}")
     return canonical
@@ -49,8 +50,8 @@ def schedule(ratio, total_unknown, method: str = "cosine") -> jax.Array:
     ratio: progress in ``[0, 1]``: any shape.
     total_unknown: number of tokens to generate (used by "log" and "exp");
       broadcastable against ``ratio``.
-    method: "cosine", "linear" (alias "uniform"), "square", "cubic", "sqrt",
-      "log", "exp", or "pow<k>".
+    method: "cosine", "arccos", "linear" (alias "uniform"), "square",
+      "cubic", "sqrt", "log", "exp", or "pow<k>".
 
   Returns:
     float32 array of the broadcast shape of ``ratio`` and ``total_unknown``
@@ -62,6 +63,8 @@ def schedule(ratio, total_unknown, method: str = "cosine") -> jax.Array:
     mask_ratio = 1.0 - ratio**float(method[3:])
   elif method == "cosine":
     mask_ratio = jnp.cos(math.pi / 2.0 * ratio)
+  elif method == "arccos":  # Halton-MaskGIT and MaskBit: arccos(r) / (pi/2)
+    mask_ratio = jnp.arccos(jnp.clip(ratio, -1.0, 1.0)) / (math.pi / 2.0)
   else:
     log2_n = jnp.log2(jnp.asarray(total_unknown, jnp.float32))
     if method == "log":

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from maskgit_jax import sharding
+
 
 def augment(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
   """Random horizontal flips and shifts of up to 2 pixels (uint8)."""
@@ -50,6 +52,15 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
   tx = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
                    weight_decay=1e-4)
   opt_state = tx.init(params)
+  # Data-parallel over the local devices that divide the batch (on CPU see
+  # sharding.split_host_cpu); the same program on one device otherwise.
+  devices = jax.local_devices()
+  while batch_size % len(devices):
+    devices = devices[:-1]
+  mesh = sharding.make_mesh((-1, 1, 1), devices)
+  rows = sharding.batch_sharding(mesh)
+  params, opt_state = jax.device_put((params, opt_state),
+                                     sharding.replicated(mesh))
 
   @jax.jit
   def step(params, opt_state, x, y, key):
@@ -64,8 +75,8 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
   start = time.time()
   for i in range(steps):
     idx = rng.integers(0, len(images), batch_size)
-    params, opt_state, loss = step(params, opt_state,
-                                   augment(rng, images[idx]), labels[idx],
+    x, y = jax.device_put((augment(rng, images[idx]), labels[idx]), rows)
+    params, opt_state, loss = step(params, opt_state, x, y,
                                    jax.random.PRNGKey(i))
     if log and (i + 1) % max(steps // 10, 1) == 0:
       log(f"{name} step {i + 1}/{steps} loss {float(loss):.3f} "

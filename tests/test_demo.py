@@ -20,10 +20,14 @@ def tiny_demo(tmp_path_factory):
 def test_demo_writes_pictures_and_metrics(tiny_demo):
   out, result = tiny_demo
   for name in ("samples.png", "inpaint.png", "reconstructions.png",
-               "classifier.npz", "tokens_train.npz"):
+               "classifier.npz", "perceptual.npz", "tokens_train.npz"):
     assert (out / name).exists(), name
   saved = json.loads((out / "metrics.json").read_text())
   assert saved == json.loads(json.dumps(result))
+  assert list(saved["stage_minutes"]) == [
+      "data", "classifier", "perceptual_network", "tokenizer", "tokenize",
+      "transformer", "pictures", "metrics"]
+  assert sum(saved["stage_minutes"].values()) <= saved["wall_seconds"] / 60 + 0.1
   for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
               "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
               "classifier_test_accuracy", "num_iter", "choice_temperature",
@@ -32,6 +36,15 @@ def test_demo_writes_pictures_and_metrics(tiny_demo):
   assert 0 <= saved["sample_class_accuracy"] <= 1
   assert 0 < saved["codebook_usage"] <= 1
   assert saved["real_fid_floor"] >= 0 and saved["classifier_fid"] >= 0
+
+
+def test_demo_tokenizer_trains_with_the_perceptual_network(tiny_demo):
+  out, _ = tiny_demo
+  logged = [json.loads(line) for line in
+            (out / "tokenizer" / "metrics.jsonl").read_text().splitlines()]
+  assert all(row["perceptual_loss"] > 0 for row in logged
+             if "perceptual_loss" in row)
+  assert any("perceptual_loss" in row for row in logged)
 
 
 def test_demo_resumes_instead_of_starting_over(tiny_demo):

@@ -44,6 +44,13 @@ def test_named_powers():
                              masking.schedule(r, 1, "pow3"), atol=0)
 
 
+def test_arccos_schedule_closed_form():
+  # Halton-MaskGIT / MaskBit: gamma(r) = arccos(r) / (pi / 2).
+  r = np.array([0.0, 0.5, np.sqrt(0.5), 1.0], np.float32)
+  np.testing.assert_allclose(masking.schedule(r, 64, "arccos"),
+                             [1.0, 2.0 / 3.0, 0.5, 1e-6], atol=1e-6)
+
+
 @pytest.mark.parametrize("bad", ["cosin", "pow", "pow-1", "pow0", ""])
 def test_unknown_schedule_is_named_in_the_error(bad):
   with pytest.raises(ValueError, match=repr(bad).replace("-", r"\-")):

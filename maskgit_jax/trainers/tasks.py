@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -53,6 +54,11 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
   elif config.get("perceptual_network"):
     perceptual, extras = restore.load_perceptual(
         config.perceptual_network, config.get("perceptual_mode", "features"))
+  elif config.losses.get("perceptual_weight"):
+    logging.warning(
+        "losses.perceptual_weight=%s but neither config.perceptual_weights "
+        "nor config.perceptual_network is set: no perceptual loss",
+        config.losses.perceptual_weight)
   trainer = tokenizer_step.TokenizerTrainer(
       vqgan=vqgan_lib.VQGAN(**_kwargs(config.model)),
       discriminator=discriminator_lib.StyleGANDiscriminator(
