@@ -17,6 +17,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: path.py:variant",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumable).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", None, "On CPU: split the host into this many XLA devices "
+    "and train data-parallel over them (4 on 2 cores: the demo tokenizer "
+    "step 2.2x faster); see sharding.split_host_cpu.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -24,6 +28,8 @@ def main(argv):
   del argv  # cli.run refuses stray arguments
   from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  if _CPU_DEVICES.value:
+    sharding.split_host_cpu(_CPU_DEVICES.value)  # before JAX starts
   sharding.maybe_initialize_distributed()
   loop.train_and_evaluate(cli.config_value(_CONFIG), _WORKDIR.value)
 

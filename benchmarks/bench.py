@@ -33,6 +33,8 @@ AR_SAMPLE_STEPS = 8  # recompute baseline: timed steps, scaled to L (see doc)
 # decode and AR tables use FAST (the Generator's default).
 VARIANTS = (("gumbel", False), ("cdf", False), ("gumbel", True), ("cdf", True))
 FAST = dict(sampler="cdf", unroll=False)
+# The demo's CPU split (sharding.split_host_cpu on 2 cores).
+SPLIT_CPU_DEVICES = 4
 
 
 def _timed(compiled, *args, budget: float = 1.0) -> float:
@@ -229,7 +231,6 @@ def train(quick: bool) -> dict:
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
-  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
   rows = []
   grid, batch = 16, 8 if quick else 32
   model, _ = _maskgit(grid)
@@ -253,15 +254,6 @@ def train(quick: bool) -> dict:
                    gflop_per_step=flops / 1e9,
                    xla_gflop_per_step=_xla_flops(step) / 1e9,
                    gflops=flops / seconds / 1e9, compile_s=compile_s))
-  demo_step, demo_args, demo_flops = step_profile.demo_transformer_step()
-  seconds = _timed(demo_step, *demo_args, budget=3)
-  tokens = demo_args[1]["tokens"].size
-  rows.append(dict(model="maskgit transformer (demo config: hidden 128, 4 "
-                   "layers, 8x8 tokens, batch 64)", seconds=seconds,
-                   tokens_per_s=tokens / seconds,
-                   gflop_per_step=demo_flops / 1e9,
-                   xla_gflop_per_step=demo_flops / 1e9,
-                   gflops=demo_flops / seconds / 1e9, compile_s=0.0))
   config = vqgan_animal_mnist.get_config()
   task = tasks.tokenizer_task(config)
   tok_state = nn.unbox(jax.jit(task.init)(jax.random.PRNGKey(0)))
@@ -282,17 +274,41 @@ def train(quick: bool) -> dict:
   return {"train": rows}
 
 
-def _child(name: str, quick: bool, queue) -> None:
+def demo_step(quick: bool) -> dict:
+  """The demo's transformer step over this process's CPU devices, with its
+  profile (XLA operation time by kind) when TensorFlow can read it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
+  compiled, args, flops = step_profile.demo_transformer_step()
+  seconds = _timed(compiled, *args, budget=1 if quick else 5)
+  row = dict(model=f"maskgit transformer (the demo's: hidden 128, 4 layers, "
+             f"8x8 tokens, batch 64) on {len(jax.local_devices())} CPU "
+             "device(s)", seconds=seconds,
+             tokens_per_s=args[1]["tokens"].size / seconds,
+             gflop_per_step=flops / 1e9, xla_gflop_per_step=flops / 1e9,
+             gflops=flops / seconds / 1e9, compile_s=0.0)
+  try:
+    profile = step_profile.profile(steps=3 if quick else 5)
+  except ImportError:  # no TensorFlow: no XPlane reader
+    profile = None
+  return {"row": row, "profile": profile}
+
+
+def _child(name: str, quick: bool, queue, cpu_devices: int | None) -> None:
+  if cpu_devices:
+    from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+    sharding.split_host_cpu(cpu_devices)  # before JAX starts
   result = globals()[name](quick)
   result["peak_rss_mb"] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024
   queue.put(result)
 
 
-def _run_isolated(name: str, quick: bool) -> dict:
+def _run_isolated(name: str, quick: bool,
+                  cpu_devices: int | None = None) -> dict:
   ctx = multiprocessing.get_context("spawn")
   queue = ctx.Queue()
-  process = ctx.Process(target=_child, args=(name, quick, queue))
+  process = ctx.Process(target=_child, args=(name, quick, queue, cpu_devices))
   start = time.perf_counter()
   process.start()
   result = queue.get()
@@ -330,6 +346,12 @@ def run(quick: bool = False) -> dict:
     row["mfu"] = row["gflops"] / results["matmul_gflops"]
     row["peak_rss_mb"] = t["peak_rss_mb"]
   results["train"] = t["train"]
+  for devices in (1, SPLIT_CPU_DEVICES):
+    d = _run_isolated("demo_step", quick, cpu_devices=devices)
+    d["row"].update(mfu=d["row"]["gflops"] / results["matmul_gflops"],
+                    peak_rss_mb=d["peak_rss_mb"])
+    results["train"].append(d["row"])
+    results.setdefault("demo_step_profiles", []).append(d["profile"])
   return results
 
 

@@ -94,6 +94,16 @@ def render(res: dict) -> str:
         f"| {r['model']} | {r['seconds']:.3f} | {r['tokens_per_s']:.0f} | "
         f"{r['gflop_per_step']:.1f} | {r['gflops']:.1f} | {r['mfu']:.0%} | "
         f"{r['peak_rss_mb']:.0f} |")
+  profiles = [p for p in res.get("demo_step_profiles", []) if p]
+  if profiles:
+    from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
+    lines += ["", "### Where the demo transformer step's time goes", "",
+              "XLA operation time by kind, from a `jax.profiler` trace "
+              "(`python -m benchmarks.step_profile`); thread time, so the "
+              "rows add up to more than the step on several cores."]
+    for p in profiles:
+      lines += ["", f"On {p['devices']} CPU device(s): "
+                + step_profile.markdown(p, res["matmul_gflops"])]
   lines += ["", f"Decode benchmark peak RSS: {res['decode_peak_rss_mb']:.0f} "
             "MB."]
   return "\n".join(lines)

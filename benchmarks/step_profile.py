@@ -27,11 +27,15 @@ _SKIP = ("ThunkExecutor", "Await", "end:")
 
 
 def demo_transformer_step(batch_size: int | None = None):
-  """The demo's stage-2 step, compiled: ``(compiled, args, xla_flops)``."""
+  """The demo's stage-2 step, compiled: ``(compiled, args, xla_flops)``.
+
+  ``xla_flops`` is XLA's count for the whole batch (summed over devices).
+  """
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import vqgan  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import animal_mnist_tokenizer  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import animal_mnist_transformer  # pylint: disable=g-import-not-at-top
@@ -47,12 +51,18 @@ def demo_transformer_step(batch_size: int | None = None):
                                         (b, grid, grid), 0,
                                         config.model.codebook_size),
            "labels": jnp.arange(b) % config.model.num_classes}
+  # Data-parallel over every local device (one unless the host CPU was split
+  # with sharding.split_host_cpu), as the training loop runs it.
+  mesh = sharding.make_mesh((-1, 1, 1))
+  state = jax.device_put(state, sharding.replicated(mesh))
+  batch = jax.device_put(batch, sharding.batch_sharding(mesh))
   args = (state, batch, jax.random.PRNGKey(2))
   compiled = jax.jit(lambda s, x, r: task.step(s, x, r, None)).lower(
       *args).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return compiled, args, float(cost.get("flops", 0.0))
+  # XLA counts one device's program: the batch's share of that device.
+  return compiled, args, float(cost.get("flops", 0.0)) * mesh.size
 
 
 def kind(op_name: str) -> str:
@@ -90,9 +100,11 @@ def thread_time_by_kind(trace_dir: str) -> dict[str, float]:
   return dict(totals)
 
 
-def profile(steps: int = 5, threads: int = 2) -> dict:
+def profile(steps: int = 5) -> dict:
   """Wall time, XLA FLOPs and thread time by kind of one demo step."""
+  import os  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
+  threads = os.cpu_count() or 1
   compiled, args, flops = demo_transformer_step()
   jax.block_until_ready(compiled(*args))
   wall = []
@@ -106,7 +118,8 @@ def profile(steps: int = 5, threads: int = 2) -> dict:
     by_kind = {k: v / steps for k, v in thread_time_by_kind(trace_dir).items()}
   seconds = float(sorted(wall)[len(wall) // 2])
   busy = sum(by_kind.values())
-  return {"seconds_per_step": seconds, "xla_gflop_per_step": flops / 1e9,
+  return {"devices": len(jax.local_devices()),
+          "seconds_per_step": seconds, "xla_gflop_per_step": flops / 1e9,
           "thread_seconds_by_kind": by_kind,
           "idle_share": max(0.0, 1.0 - busy / (threads * seconds))}
 
