@@ -1,6 +1,7 @@
 """Stage 2 on animal-MNIST: the demo transformer (10 classes, 8x8 tokens).
 
-Variants: ``default`` (the demo: about 11 minutes on 2 CPU cores),
+Variants: ``default`` (the demo: about 10 minutes on 2 CPU cores split
+into 4 XLA devices),
 ``long`` (``make demo DEMO=long``) and ``tiny``. Trained with 10% label
 dropout so that samples use classifier-free guidance by default. Set
 ``--config.tokenizer_checkpoint=WORKDIR_OF_STAGE_1``.
@@ -27,16 +28,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                       max_position_embeddings=8 * 8 + 1,
                       dropout_rate=0.0, attention_dropout_rate=0.0)
   config.masking.update(label_dropout=0.1)
-  config.optimizer.update(learning_rate=1e-3, warmup_steps=200,
+  # docs/demo_efficiency.md: at 1,000 steps, lr 3e-3 cut the held-out
+  # masked-token loss from 2.85 to 2.66 against 1e-3.
+  config.optimizer.update(learning_rate=3e-3, warmup_steps=200,
                           weight_decay=0.01)
   # Decoding measured on the 1400-step demo model (2,000 samples, class
   # accuracy / classifier FID): guidance 4 at temperature 1: 0.70 / 75.1;
   # at temperature 0.8: 0.72 / 75.3; guidance 2 or 3: lower FID-accuracy
   # trade-offs; no guidance: 0.47 (1,000 samples).
   config.decode.update(num_iter=8, cfg_scale=4.0, temperature=0.8)
-  config.update(batch_size=64, num_train_steps=2000, log_every_steps=100,
-                checkpoint_every_steps=400, preview_every_steps=800)
+  config.update(batch_size=64, num_train_steps=2200, log_every_steps=100,
+                checkpoint_every_steps=400, preview_every_steps=1100)
   if variant == "long":  # measured: 45 minutes, sample accuracy 0.94
+    # The recipe as measured (lr 1e-3); not yet re-run with the default's.
+    config.optimizer.update(learning_rate=1e-3)
     config.model.update(dropout_rate=0.1, attention_dropout_rate=0.1)
     config.update(num_train_steps=6000, checkpoint_every_steps=1000,
                   preview_every_steps=2000)
