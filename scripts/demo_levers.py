@@ -1,7 +1,8 @@
 """Stage-2 levers of the demo, screened on one finished demo's tokens.
 
     python scripts/demo_levers.py --base runs/demo_v1 --out runs/levers \
-        --levers baseline,lr2e-3 --seeds 0,1 --steps 1000
+        --levers baseline,lr2e-3 --seeds 0,1 --steps 1000 \
+        [--set optimizer.learning_rate=1e-3]
 
 Each lever is the demo transformer (``maskgit_jax/presets/
 animal_mnist_transformer.py``) with some config fields changed, trained on
@@ -25,6 +26,7 @@ development judge: ``OUT/decode_sweep.json``.
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
 import sys
@@ -51,6 +53,7 @@ from maskgit_jax.trainers import tasks
 
 LEVERS = {
     "baseline": {},
+    "lr1e-3": {"optimizer.learning_rate": 1e-3},
     "lr2e-3": {"optimizer.learning_rate": 2e-3},
     "lr3e-3": {"optimizer.learning_rate": 3e-3},
     "no_label_smoothing": {"masking.label_smoothing": 0.0},
@@ -171,6 +174,38 @@ def decode_sweep(workdir: pathlib.Path, judge: DevJudge,
   (out / "decode_sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
+def parse_settings(settings: list[str]) -> dict:
+  """``["a.b=1e-3", ...]`` -> ``{"a.b": 0.001}`` (values as Python literals)."""
+  parsed = {}
+  for item in settings:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise ValueError(f"--set takes key=value, got {item!r}")
+    try:
+      parsed[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      parsed[key] = value  # a plain string, e.g. a schedule name
+  return parsed
+
+
+def markdown(rows: list[dict]) -> str:
+  """One line per lever: mean and seed spread (std) of each score."""
+  lines = ["| lever | seeds | steps | held-out loss | dev accuracy | dev FD |",
+           "|---|---|---|---|---|---|"]
+  for name in dict.fromkeys(r["lever"] for r in rows):
+    runs = [r for r in rows if r["lever"] == name]
+
+    def cell(key, fmt, runs=runs):
+      values = np.array([r[key] for r in runs])
+      text = format(values.mean(), fmt)
+      return text + (f" +- {format(values.std(ddof=1), fmt)}"
+                     if len(values) > 1 else "")
+    lines.append(f"| {name} | {len(runs)} | {runs[0]['steps']} | "
+                 f"{cell('heldout_loss', '.3f')} | "
+                 f"{cell('dev_accuracy', '.3f')} | {cell('dev_fid', '.2f')} |")
+  return "\n".join(lines)
+
+
 def run(args) -> int:
   base, out = pathlib.Path(args.base), pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -198,10 +233,13 @@ def run(args) -> int:
   # levers that change neither the batch nor the model train args.steps.
   costly = [n for n in names if any(k.startswith(COST_FIELDS)
                                     for k in LEVERS[n])]
-  costs = {name: step_cost(lever_config(base, LEVERS[name], args.steps, 0))
+  common = parse_settings(args.set)
+  costs = {name: step_cost(lever_config(base, {**common, **LEVERS[name]},
+                                        args.steps, 0))
            for name in dict.fromkeys(["baseline"] + costly)}
   for name in names:
-    overrides, cost = LEVERS[name], costs.get(name, costs["baseline"])
+    overrides = {**common, **LEVERS[name]}
+    cost = costs.get(name, costs["baseline"])
     steps = int(round(args.steps * costs["baseline"] / cost))
     for seed in (int(s) for s in args.seeds.split(",")):
       if (name, seed) in done:
@@ -218,6 +256,7 @@ def run(args) -> int:
       print(json.dumps(row), flush=True)
       rows.append(row)
       results_path.write_text(json.dumps(rows, indent=1) + "\n")
+      (out / "levers.md").write_text(markdown(rows) + "\n")
   return 0
 
 
@@ -229,6 +268,9 @@ def main(argv=None) -> int:
   parser.add_argument("--levers", default="baseline")
   parser.add_argument("--seeds", default="0")
   parser.add_argument("--steps", type=int, default=1000)
+  parser.add_argument("--set", action="append", default=[],
+                      help="key=value applied to every run (the baseline's "
+                      "settings), e.g. optimizer.learning_rate=1e-3")
   parser.add_argument("--decode_sweep", default="",
                       help="a stage-2 workdir: sweep its decode options")
   return cli.run_args(run, parser, argv)

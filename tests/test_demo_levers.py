@@ -1,0 +1,60 @@
+"""scripts/demo_levers.py: lever configs and the summary table."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from tests import train_helpers as th
+
+sys.path.insert(0, str(th.REPO / "scripts"))
+import demo_levers  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def test_lever_config_applies_dotted_overrides_and_wires_the_base():
+  base = pathlib.Path("/runs/base")
+  config = demo_levers.lever_config(
+      base, {"optimizer.learning_rate": 5e-4, "batch_size": 32,
+             "masking.schedule": "arccos"}, steps=123, seed=4)
+  assert config.optimizer.learning_rate == 5e-4
+  assert config.batch_size == 32 and config.masking.schedule == "arccos"
+  assert config.num_train_steps == 123 and config.seed == 4
+  assert config.tokenizer_checkpoint == str(base / "tokenizer")
+  assert config.data.name == f"tokens:{base / 'tokens_train.npz'}"
+  untouched = demo_levers.lever_config(base, {}, steps=123, seed=4)
+  assert untouched.optimizer.learning_rate != 5e-4
+
+
+def test_every_lever_names_existing_config_fields():
+  for name, overrides in demo_levers.LEVERS.items():
+    config = demo_levers.lever_config(pathlib.Path("b"), overrides, 10, 0)
+    for key, value in overrides.items():
+      section = config
+      for part in key.split("."):
+        section = section[part]
+      assert section == value, (name, key)
+
+
+def test_settings_parse_as_python_literals():
+  assert demo_levers.parse_settings(
+      ["optimizer.learning_rate=1e-3", "batch_size=32",
+       "masking.schedule=arccos"]) == {
+           "optimizer.learning_rate": 1e-3, "batch_size": 32,
+           "masking.schedule": "arccos"}
+  with pytest.raises(ValueError, match="key=value, got 'lr'"):
+    demo_levers.parse_settings(["lr"])
+
+
+def test_markdown_reports_mean_and_seed_spread():
+  rows = [dict(lever="a", seed=s, steps=10, heldout_loss=l, dev_accuracy=a,
+               dev_fid=f)
+          for s, (l, a, f) in enumerate([(2.0, 0.5, 3.0), (2.2, 0.7, 5.0)])]
+  rows.append(dict(lever="b", seed=0, steps=20, heldout_loss=1.5,
+                   dev_accuracy=0.9, dev_fid=1.0))
+  table = demo_levers.markdown(rows).splitlines()
+  spread = np.std([2.0, 2.2], ddof=1)
+  assert table[2] == (f"| a | 2 | 10 | 2.100 +- {spread:.3f} | 0.600 +- "
+                      f"{np.std([0.5, 0.7], ddof=1):.3f} | 4.00 +- "
+                      f"{np.std([3.0, 5.0], ddof=1):.2f} |")
+  assert table[3] == "| b | 1 | 20 | 1.500 | 0.900 | 1.00 |"
