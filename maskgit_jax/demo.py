@@ -1,7 +1,10 @@
 """``make demo``: both stages on animal-MNIST, samples, edits and metrics.
 
-    python -m maskgit_jax.demo --out demo_out            # about 22 minutes on 2 cores
+    python -m maskgit_jax.demo --out demo_out            # about 23 minutes on 2 cores
     python -m maskgit_jax.demo --out demo_out --variant long  # about 75 minutes
+
+The host CPU is split into several XLA devices first (``--cpu_devices``;
+see :func:`maskgit_jax.sharding.split_host_cpu`).
 
 Steps, each resumable (re-running continues where it stopped):
 
