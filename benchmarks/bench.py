@@ -279,7 +279,8 @@ def demo_step(quick: bool) -> dict:
   profile (XLA operation time by kind) when TensorFlow can read it."""
   import jax  # pylint: disable=g-import-not-at-top
   from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
-  compiled, args, flops = step_profile.demo_transformer_step()
+  step = step_profile.demo_transformer_step()
+  compiled, args, flops = step
   seconds = _timed(compiled, *args, budget=1 if quick else 5)
   row = dict(model=f"maskgit transformer (the demo's: hidden 128, 4 layers, "
              f"8x8 tokens, batch 64) on {len(jax.local_devices())} CPU "
@@ -288,7 +289,7 @@ def demo_step(quick: bool) -> dict:
              gflop_per_step=flops / 1e9, xla_gflop_per_step=flops / 1e9,
              gflops=flops / seconds / 1e9, compile_s=0.0)
   try:
-    profile = step_profile.profile(steps=3 if quick else 5)
+    profile = step_profile.profile(steps=3 if quick else 5, step=step)
   except ImportError:  # no TensorFlow: no XPlane reader
     profile = None
   return {"row": row, "profile": profile}

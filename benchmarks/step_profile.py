@@ -100,12 +100,18 @@ def thread_time_by_kind(trace_dir: str) -> dict[str, float]:
   return dict(totals)
 
 
-def profile(steps: int = 5) -> dict:
-  """Wall time, XLA FLOPs and thread time by kind of one demo step."""
+def profile(steps: int = 5, step=None) -> dict:
+  """Wall time, XLA FLOPs and thread time by kind of one demo step.
+
+  Args:
+    steps: traced steps.
+    step: ``(compiled, args, xla_flops)`` from :func:`demo_transformer_step`
+      when the caller has it already (default: compiled here).
+  """
   import os  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   threads = os.cpu_count() or 1
-  compiled, args, flops = demo_transformer_step()
+  compiled, args, flops = step or demo_transformer_step()
   jax.block_until_ready(compiled(*args))
   wall = []
   with tempfile.TemporaryDirectory() as trace_dir:

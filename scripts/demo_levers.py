@@ -32,11 +32,11 @@ import pathlib
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_jax import batching
 from maskgit_jax import cli
 from maskgit_jax import input_pipeline
 from maskgit_jax import masking
@@ -48,8 +48,9 @@ from maskgit_jax import supervised
 from maskgit_jax.evaluation import metrics
 from maskgit_jax.models import perceptual
 from maskgit_jax.presets import animal_mnist_transformer
+from maskgit_jax.presets import common
 from maskgit_jax.trainers import loop
-from maskgit_jax.trainers import tasks
+import tokenizer_study  # scripts/: its step-cost measurement
 
 LEVERS = {
     "baseline": {},
@@ -78,12 +79,7 @@ def lever_config(base: pathlib.Path, overrides: dict, steps: int, seed: int):
   config.tokenizer_checkpoint = str(base / "tokenizer")
   config.data.name = f"tokens:{base / 'tokens_train.npz'}"
   config.seed = seed
-  for key, value in overrides.items():
-    *path, leaf = key.split(".")
-    section = config
-    for part in path:
-      section = section[part]
-    section[leaf] = value
+  common.override(config, overrides)
   config.update(num_train_steps=steps, checkpoint_every_steps=steps,
                 preview_every_steps=0, log_every_steps=max(steps // 5, 1))
   return config
@@ -91,18 +87,10 @@ def lever_config(base: pathlib.Path, overrides: dict, steps: int, seed: int):
 
 def step_cost(config, repeats: int = 10) -> float:
   """Seconds per train step of ``config`` (compiled first)."""
-  task = tasks.make_task(config)
-  state = nn.unbox(task.init(jax.random.PRNGKey(0)))
   b = config.batch_size
   batch = {"tokens": jnp.zeros((b, 8, 8), jnp.int32),
            "labels": jnp.arange(b) % 10}
-  step = jax.jit(task.step)
-  jax.block_until_ready(step(state, batch, jax.random.PRNGKey(0), task.extras))
-  start = time.perf_counter()
-  for i in range(repeats):
-    state, m = step(state, batch, jax.random.PRNGKey(i), task.extras)
-  jax.block_until_ready(m)
-  return (time.perf_counter() - start) / repeats
+  return tokenizer_study.seconds_per_step(config, batch, repeats)
 
 
 def heldout_loss(workdir: pathlib.Path, tokens: np.ndarray,
@@ -134,14 +122,17 @@ class DevJudge:
                                         "perceptual network")
     net = perceptual.PerceptualNet(int(meta["num_classes"]),
                                    tuple(int(w) for w in meta["widths"]))
-    self._apply = jax.jit(lambda p, x: (lambda o: (o[0], o[1][-1].mean((1, 2))))(
-        net.apply({"params": p}, x.astype(jnp.float32) / 255.0)))
+
+    def logits_and_pool(params, images):
+      logits, features = net.apply({"params": params},
+                                   images.astype(jnp.float32) / 255.0)
+      return logits, features[-1].mean((1, 2))
+    self._apply = jax.jit(logits_and_pool)
 
   def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = [self._apply(self.params, images[i:i + 500])
-           for i in range(0, len(images), 500)]
-    return (np.concatenate([np.asarray(o[0]) for o in out]),
-            np.concatenate([np.asarray(o[1]) for o in out]))
+    """uint8 ``[n, H, W, 3]`` -> (logits ``[n, C]``, pooled last features)."""
+    return batching.map_chunks(lambda x: self._apply(self.params, x),
+                               [images], 500)
 
 
 def sample_scores(workdir: pathlib.Path, judge: DevJudge,

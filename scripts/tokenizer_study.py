@@ -36,6 +36,7 @@ from maskgit_jax import restore
 from maskgit_jax.evaluation import classifier as classifier_lib
 from maskgit_jax.evaluation import metrics
 from maskgit_jax.presets import animal_mnist_tokenizer
+from maskgit_jax.presets import common
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import perceptual as perceptual_training
 from maskgit_jax.trainers import tasks
@@ -68,14 +69,9 @@ def recipe_config(name: str, overrides: dict, *, steps: int | None,
   """The demo tokenizer config with ``overrides`` applied."""
   config = animal_mnist_tokenizer.get_config(variant)
   config.seed = seed
-  for key, value in overrides.items():
-    if key == "gan_start":
-      continue
-    target, *path = key.split(".")[::-1]
-    section = config
-    for part in reversed(path):
-      section = section[part]
-    section[target] = perceptual_path if value == PERCEPTUAL else value
+  common.override(config, {
+      key: perceptual_path if value == PERCEPTUAL else value
+      for key, value in overrides.items() if key != "gan_start"})
   if steps is not None:
     start = int(overrides.get("gan_start", 2.0) * steps)  # > steps: no GAN
     config.losses.discriminator_start_step = start

@@ -71,3 +71,12 @@ def test_presets_by_name():
   assert config.stage == "transformer" and config.variant == "tiny"
   with pytest.raises(ValueError, match="unknown preset 'imagenet'"):
     presets.get_config("imagenet")
+
+
+def test_override_sets_dotted_fields_and_names_a_missing_section():
+  from maskgit_jax.presets import common  # pylint: disable=g-import-not-at-top
+  config = common.get_config()
+  assert common.override(config, {"data.split": "test", "seed": 3}) is config
+  assert config.data.split == "test" and config.seed == 3
+  with pytest.raises(KeyError, match="nope"):
+    common.override(config, {"nope.field": 1})

@@ -45,6 +45,22 @@ def check_variant(arg: str | None, variants: tuple[str, ...]) -> str:
   return variant
 
 
+def override(config: ml_collections.ConfigDict, overrides: dict
+             ) -> ml_collections.ConfigDict:
+  """Sets ``{"a.b.c": value}`` fields of ``config`` in place; returns it.
+
+  Raises:
+    KeyError: a section on the path does not exist.
+  """
+  for key, value in overrides.items():
+    *path, leaf = key.split(".")
+    section = config
+    for part in path:
+      section = section[part]
+    section[leaf] = value
+  return config
+
+
 def get_config() -> ml_collections.ConfigDict:
   """Runtime defaults every stage shares."""
   config = ml_collections.ConfigDict()
