@@ -28,6 +28,8 @@ Rules = Sequence[tuple[str, Any]]
 
 
 CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+# XLA:CPU pool threads per split device (see split_host_cpu).
+CPU_THREADS_PER_DEVICE = 2
 
 
 def split_host_cpu(devices: int | None = None) -> int:
@@ -42,24 +44,63 @@ def split_host_cpu(devices: int | None = None) -> int:
   platform is affected: on a TPU or GPU machine the accelerators stay the
   default devices.
 
+  It also sizes XLA:CPU's thread pool (``PJRT_NPROC``, when unset) to
+  :data:`CPU_THREADS_PER_DEVICE` threads per device. The devices' all-reduce
+  runs on that pool and blocks a thread until every device arrives; with
+  the default pool (the larger of the cores and the devices) a
+  data-parallel step dispatched ahead of the previous one deadlocked (the
+  rendezvous' 40 s timeout aborts the process), as
+  ``tests/test_cpu_devices.py`` reproduces.
+
   Args:
     devices: how many; default: twice the cores, rounded down to a power of
       two (so that power-of-two batches divide evenly), at most 8.
 
   Returns:
     The device count in effect. An ``XLA_FLAGS`` that already sets the
-    count wins; nothing changes once a JAX backend has started.
+    count wins, as does an existing ``PJRT_NPROC``; nothing changes once a
+    JAX backend has started.
   """
   flags = os.environ.get("XLA_FLAGS", "")
   if CPU_DEVICES_FLAG in flags:
-    value = flags.split(CPU_DEVICES_FLAG + "=", 1)[1].split()[0]
-    return int(value)
-  if devices is None:
-    devices = min(8, 2 ** int(math.log2(2 * (os.cpu_count() or 1))))
-  if devices < 1:
-    raise ValueError(f"devices must be positive, got {devices}")
-  os.environ["XLA_FLAGS"] = f"{flags} {CPU_DEVICES_FLAG}={devices}".strip()
+    devices = int(flags.split(CPU_DEVICES_FLAG + "=", 1)[1].split()[0])
+  else:
+    if devices is None:
+      devices = min(8, 2 ** int(math.log2(2 * (os.cpu_count() or 1))))
+    if devices < 1:
+      raise ValueError(f"devices must be positive, got {devices}")
+    os.environ["XLA_FLAGS"] = f"{flags} {CPU_DEVICES_FLAG}={devices}".strip()
+  os.environ.setdefault("PJRT_NPROC", str(max(
+      CPU_THREADS_PER_DEVICE * devices, os.cpu_count() or 1)))
   return devices
+
+
+class InFlight:
+  """Keeps at most ``depth`` dispatched steps running ahead of the host.
+
+  JAX dispatches asynchronously, so a training loop can queue many steps.
+  With a split host CPU (:func:`split_host_cpu`) a long queue of
+  data-parallel steps is what deadlocked XLA:CPU's collectives; waiting for
+  step ``k - depth`` after dispatching step ``k`` keeps the overlap of
+  host work and device work and bounds the queue. Usage::
+
+    in_flight = InFlight()
+    for ...:
+      state, metrics = step(state, batch)
+      in_flight.push(metrics)
+  """
+
+  def __init__(self, depth: int = 1):
+    if depth < 1:
+      raise ValueError(f"depth must be at least 1, got {depth}")
+    self.depth = depth
+    self._pending: list[Any] = []
+
+  def push(self, outputs: Any) -> None:
+    """Records a step's outputs; waits for the oldest beyond ``depth``."""
+    self._pending.append(outputs)
+    while len(self._pending) > self.depth:
+      jax.block_until_ready(self._pending.pop(0))
 
 
 def resolve_mesh_shape(mesh_shape: Sequence[int], num_devices: int

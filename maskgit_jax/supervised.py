@@ -73,11 +73,13 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
     return optax.apply_updates(params, updates), opt_state, loss
 
   start = time.time()
+  in_flight = sharding.InFlight()  # a bounded queue of dispatched steps
   for i in range(steps):
     idx = rng.integers(0, len(images), batch_size)
     x, y = jax.device_put((augment(rng, images[idx]), labels[idx]), rows)
     params, opt_state, loss = step(params, opt_state, x, y,
                                    jax.random.PRNGKey(i))
+    in_flight.push(loss)
     if log and (i + 1) % max(steps // 10, 1) == 0:
       log(f"{name} step {i + 1}/{steps} loss {float(loss):.3f} "
           f"({time.time() - start:.0f} s)")

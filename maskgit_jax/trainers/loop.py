@@ -182,12 +182,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     ckpt.save(step, state, next_batch=next_batch, config=config_dict)
 
   last_step_metrics = None
+  in_flight = sharding_lib.InFlight()  # a bounded queue of dispatched steps
   try:
     with sharding_lib.mesh_context(mesh, rules), _PreemptionFlag() as flag:
       while step < config.num_train_steps:
         batch = input_pipeline.to_global(next(batches), batch_sharding)
         state, last_step_metrics = train_step(step)(
             state, batch, jax.random.fold_in(train_rng, step), extras)
+        in_flight.push(last_step_metrics)
         step += 1
         next_batch += 1
         speed = progress(step)
