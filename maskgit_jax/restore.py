@@ -131,18 +131,23 @@ def resolve_tokenizer(tokenizer_checkpoint: str | None,
   """The tokenizer dir a stage-2 config names, wherever the reader runs.
 
   Tried in order: the path as saved if absolute; relative to the workdir
-  (imported checkpoints keep it inside); relative to the current directory
-  (where training ran); the workdir's sibling of that name (``runs/tok``
-  beside ``runs/gen``, ``demo_out/tokenizer`` beside ``demo_out/maskgit``).
-  The first that exists wins; if none does, the path as saved (the
-  loader then names it in its error).
+  (imported checkpoints keep it inside); the workdir's sibling of that name
+  (``runs/tok`` beside ``runs/gen``, ``demo_out/tokenizer`` beside
+  ``demo_out/maskgit``); relative to the current directory (where training
+  ran). The sibling comes before the current directory, so that reading
+  ``/elsewhere/demo_out/maskgit`` from a directory with a ``demo_out`` of
+  its own does not pair it with the wrong tokenizer. An absolute path
+  that no longer exists (a moved run) falls back to the sibling. The first
+  that exists wins; if none does, the path as saved (the loader then names
+  it in its error).
   """
   if not tokenizer_checkpoint:
     raise ValueError(f"checkpoint {workdir} names no tokenizer_checkpoint")
   path = pathlib.Path(tokenizer_checkpoint)
-  if path.is_absolute():
-    return path
-  for candidate in (workdir / path, path, workdir.parent / path.name):
+  sibling = workdir.parent / path.name
+  candidates = ((path, sibling) if path.is_absolute() else
+                (workdir / path, sibling, path))
+  for candidate in candidates:
     if (candidate / "checkpoints").is_dir():
       return candidate
   return path
