@@ -43,8 +43,28 @@ _GREEDY = flags.DEFINE_boolean("greedy", False, "Argmax instead of sampling.")
 _CFG_SCALE = flags.DEFINE_float(
     "cfg_scale", None, "Classifier-free guidance scale, for models trained "
     "with label dropout (default: the checkpoint's; 0 turns it off).")
-_CFG_SCHEDULE = flags.DEFINE_enum("cfg_schedule", None, ("constant", "linear"),
-                                  "Guidance ramp (default: the checkpoint's).")
+_CFG_SCHEDULE = flags.DEFINE_enum(
+    "cfg_schedule", None,
+    ("constant", "linear", "step_linear", "power_cosine"),
+    "Guidance schedule (default: the checkpoint's); see maskgit_jax.guidance.")
+_CFG_POWER = flags.DEFINE_float("cfg_power", None,
+                                "The p of --cfg_schedule=power_cosine (3).")
+_ORDER = flags.DEFINE_enum(
+    "order", None, ("confidence", "halton", "random"),
+    "Which tokens each step keeps: confidence (official), halton "
+    "(Halton-MaskGIT; use --schedule=arccos) or random.")
+_ROLL_ORDER = flags.DEFINE_boolean(
+    "roll_order", None, "A random offset of the Halton order per sample.")
+_TEMPERATURE_SCHEDULE = flags.DEFINE_enum(
+    "temperature_schedule", None, ("constant", "linear"),
+    "Sampling temperature over the steps: constant, or linear from "
+    "--temperature to --final_temperature.")
+_FINAL_TEMPERATURE = flags.DEFINE_float(
+    "final_temperature", None, "Last step's temperature (linear; 0).")
+_TOP_K = flags.DEFINE_integer("top_k", None,
+                              "Sample among the k most likely codes (0: all).")
+_TOP_P = flags.DEFINE_float(
+    "top_p", None, "Sample among the most likely codes with mass >= p (1: all).")
 _SAMPLER = flags.DEFINE_enum(
     "sampler", None, ("cdf", "gumbel"),
     "Token sampler: cdf (default) or gumbel (the official draw; the same "
@@ -86,7 +106,11 @@ def _run(generator, progress):
                  choice_temperature=_CHOICE_TEMPERATURE.value,
                  temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
                  cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
-                 sampler=_SAMPLER.value)
+                 sampler=_SAMPLER.value, cfg_power=_CFG_POWER.value,
+                 order=_ORDER.value, roll_order=_ROLL_ORDER.value,
+                 temperature_schedule=_TEMPERATURE_SCHEDULE.value,
+                 final_temperature=_FINAL_TEMPERATURE.value,
+                 top_k=_TOP_K.value, top_p=_TOP_P.value)
   task, seed = _TASK.value, _SEED.value
   if task == "generate":
     if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):

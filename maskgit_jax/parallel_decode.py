@@ -49,12 +49,17 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from maskgit_jax import logit_filters
 from maskgit_jax import masking
+from maskgit_jax import reveal_order
 from maskgit_jax.tokens import OFFICIAL_MASK_ID
 
 TokensToLogits = Callable[[object, jax.Array], jax.Array]
 
 CONFIDENCE_OF_KNOWN_TOKENS = jnp.inf
+# fold_in constant of the key that draws a random reveal order (the
+# official key stream is left as it is).
+_ORDER_KEY = 0x0D3E
 
 
 @flax.struct.dataclass
@@ -106,6 +111,14 @@ def mask_by_random_topk(rng: jax.Array, mask_len: jax.Array,
   cut_off = jnp.take_along_axis(
       sorted_confidence, mask_len.astype(jnp.int32), axis=-1)
   return confidence < cut_off
+
+
+def mask_lowest(mask_len: jax.Array, score: jax.Array) -> jax.Array:
+  """bool ``[batch, length]``: the ``mask_len`` (``[batch, 1]``) positions of
+  lowest ``score`` per row (scores distinct; ``+inf`` is never masked)."""
+  cut_off = jnp.take_along_axis(jnp.sort(score, axis=-1),
+                                mask_len.astype(jnp.int32), axis=-1)
+  return score < cut_off
 
 
 def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
@@ -183,13 +196,16 @@ def log_prob_of(logits: jax.Array, ids: jax.Array) -> jax.Array:
 @functools.partial(
     jax.jit,
     static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
-                     "mask_token_id", "sampler", "unroll"))
+                     "mask_token_id", "sampler", "unroll", "order",
+                     "roll_order", "temperature_schedule"))
 def decode(params, inputs: jax.Array, rng: jax.Array, *,
            tokens_to_logits: TokensToLogits, num_iter: int,
            start_iter=0, choice_temperature=4.5, temperature=1.0,
            schedule: str = "cosine", greedy: bool = False,
            mask_token_id: int = OFFICIAL_MASK_ID, sampler: str = "gumbel",
-           unroll: bool = False) -> DecodeState:
+           unroll: bool = False, order: str = "confidence",
+           roll_order: bool = False, temperature_schedule: str = "constant",
+           final_temperature=1.0, top_k=None, top_p=None) -> DecodeState:
   """Iterative parallel decoding from a partially masked sequence.
 
   Args:
@@ -217,6 +233,24 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       distribution from far fewer random numbers); see :func:`sample_tokens`.
     unroll: unroll the loop (faster steps, compile time grows with T);
       iterations before ``start_iter`` are then skipped by a ``lax.cond``.
+    order: which masked positions are kept at each step (static; see
+      :mod:`maskgit_jax.reveal_order`): ``"confidence"`` (official: the
+      most confident samples, with Gumbel noise of ``choice_temperature``),
+      ``"halton"`` (Halton-MaskGIT's spread-out fixed order) or
+      ``"random"``; the fixed orders reveal ``R_i`` positions by step ``i``
+      from ``schedule`` (``"arccos"`` is the Halton reference's count) and
+      ignore ``choice_temperature``.
+    roll_order: roll the Halton order by a random offset per row (the
+      reference's ``randomize=True``).
+    temperature_schedule: ``"constant"`` (official) or ``"linear"`` from
+      ``temperature`` to ``final_temperature`` (traced) over the steps; see
+      :mod:`maskgit_jax.logit_filters`.
+    top_k, top_p: sample among the ``top_k`` most likely ids, or the
+      smallest set with mass ``>= top_p`` (traced; None: off).
+
+  Any ``tokens_to_logits`` with a true ``takes_progress`` attribute is
+  called as ``tokens_to_logits(params, tokens, progress=t / T)`` (the
+  guidance schedules of :mod:`maskgit_jax.guidance`).
 
   Returns:
     The final :class:`DecodeState`; ``state.final`` is the result.
@@ -225,17 +259,43 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     raise ValueError(f"num_iter must be a positive integer, got {num_iter}")
   if sampler not in SAMPLERS:
     raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+  if order not in reveal_order.ORDERS:
+    raise ValueError(f"unknown order {order!r}; expected one of "
+                     f"{reveal_order.ORDERS}")
   masking.validate_schedule(schedule)
   inputs = inputs.astype(jnp.int32)
   batch, length = inputs.shape
   initial_unknown = jnp.sum(inputs == mask_token_id, axis=-1)
+  ranks = None
+  if order != "confidence":
+    side = int(round((length - 1) ** 0.5))
+    if side * side != length - 1:
+      raise ValueError(f"order {order!r} needs a square grid after the class "
+                       f"token, got length {length}")
+    ranks = reveal_order.position_ranks(
+        order, jax.random.fold_in(rng, _ORDER_KEY), batch, (side, side),
+        roll=roll_order)
 
   def body(t, state: DecodeState) -> DecodeState:
     tokens = state.tokens
-    logits = tokens_to_logits(params, tokens).astype(jnp.float32)
+    if getattr(tokens_to_logits, "takes_progress", False):
+      logits = tokens_to_logits(params, tokens, progress=t / num_iter)
+    else:
+      logits = tokens_to_logits(params, tokens)
+    logits = logits.astype(jnp.float32)
     rng, sample_rng = jax.random.split(state.rng)
-    sampled = sample_tokens(sample_rng, logits, temperature, greedy=greedy,
-                            sampler=sampler)
+    step_temperature = temperature
+    if temperature_schedule != "constant":
+      step_temperature = logit_filters.temperature_at(
+          t, num_iter, temperature, final_temperature, temperature_schedule)
+    if top_k is None and top_p is None:
+      sampled = sample_tokens(sample_rng, logits, step_temperature,
+                              greedy=greedy, sampler=sampler)
+    else:
+      filtered = logit_filters.filter_logits(logits / step_temperature,
+                                             top_k, top_p)
+      sampled = sample_tokens(sample_rng, filtered, 1.0, greedy=greedy,
+                              sampler=sampler)
     unknown = tokens == mask_token_id
     sampled = jnp.where(unknown, sampled, tokens)
 
@@ -244,11 +304,18 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     confidence = jnp.where(unknown, confidence, CONFIDENCE_OF_KNOWN_TOKENS)
 
     ratio = (t + 1).astype(jnp.float32) / num_iter
-    mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1), ratio,
-                           schedule)
     rng, choice_rng = jax.random.split(rng)
-    remask = mask_by_random_topk(choice_rng, mask_len, confidence,
-                                 choice_temperature * (1.0 - ratio))
+    if ranks is None:
+      mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1),
+                             ratio, schedule)
+      remask = mask_by_random_topk(choice_rng, mask_len, confidence,
+                                   choice_temperature * (1.0 - ratio))
+    else:  # keep the positions of lowest rank, R_t of N0 by now
+      revealed = reveal_order.revealed_count(t, num_iter, initial_unknown,
+                                             schedule)
+      remask = mask_lowest((initial_unknown - revealed)[:, None],
+                           jnp.where(unknown, -ranks,
+                                     CONFIDENCE_OF_KNOWN_TOKENS))
     return DecodeState(
         tokens=jnp.where(remask, mask_token_id, sampled),
         rng=rng,

@@ -21,7 +21,8 @@ minutes. Per run it reports, with the EMA params:
 Results: ``OUT/levers.json`` (one row per run; re-running skips done runs).
 ``--decode_sweep WORKDIR`` instead scores decode options (guidance,
 temperatures, T, schedule) one at a time on a trained model, with the same
-development judge: ``OUT/decode_sweep.json``.
+development judge: ``OUT/decode_sweep.json``. ``--checkpoints WORKDIR``
+scores each saved step of a trained model: ``OUT/checkpoints.json``.
 """
 
 from __future__ import annotations
@@ -136,8 +137,9 @@ class DevJudge:
 
 
 def sample_scores(workdir: pathlib.Path, judge: DevJudge,
-                  reference: metrics.Statistics, **options) -> dict:
-  gen = sampling.Generator.from_checkpoint(workdir, batch_size=64)
+                  reference: metrics.Statistics, step: int | None = None,
+                  **options) -> dict:
+  gen = sampling.Generator.from_checkpoint(workdir, batch_size=64, step=step)
   labels = np.arange(NUM_SAMPLES) % 10
   images = gen.generate(labels, seed=3, **options)
   logits, pool = judge.outputs(images)
@@ -163,6 +165,22 @@ def decode_sweep(workdir: pathlib.Path, judge: DevJudge,
     print(json.dumps(row), flush=True)
     rows.append(row)
   (out / "decode_sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def checkpoint_scores(workdir: pathlib.Path, judge: DevJudge,
+                      reference: metrics.Statistics, out: pathlib.Path
+                      ) -> None:
+  """Every saved step of a stage-2 workdir, scored by the development judge
+  (how much a shorter run could lose: an early checkpoint's learning rate
+  has not decayed yet, so it bounds a shorter run from below)."""
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  rows = []
+  for step in steps:
+    row = dict(step=step, **sample_scores(workdir, judge, reference, step))
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  (out / "checkpoints.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def parse_settings(settings: list[str]) -> dict:
@@ -215,6 +233,9 @@ def run(args) -> int:
   if args.decode_sweep:
     decode_sweep(pathlib.Path(args.decode_sweep), judge, reference, out)
     return 0
+  if args.checkpoints:
+    checkpoint_scores(pathlib.Path(args.checkpoints), judge, reference, out)
+    return 0
   names = args.levers.split(",")
   unknown = sorted(set(names) - set(LEVERS))
   if unknown:
@@ -264,6 +285,8 @@ def main(argv=None) -> int:
                       "settings), e.g. optimizer.learning_rate=1e-3")
   parser.add_argument("--decode_sweep", default="",
                       help="a stage-2 workdir: sweep its decode options")
+  parser.add_argument("--checkpoints", default="",
+                      help="a stage-2 workdir: score each saved step")
   return cli.run_args(run, parser, argv)
 
 

@@ -1,5 +1,6 @@
 """scripts/demo_levers.py: lever configs and the summary table."""
 
+import json
 import pathlib
 import sys
 
@@ -58,3 +59,21 @@ def test_markdown_reports_mean_and_seed_spread():
                       f"{np.std([0.5, 0.7], ddof=1):.3f} | 4.00 +- "
                       f"{np.std([3.0, 5.0], ddof=1):.2f} |")
   assert table[3] == "| b | 1 | 20 | 1.500 | 0.900 | 1.00 |"
+
+
+def test_checkpoint_scores_cover_every_saved_step_in_order(tmp_path,
+                                                          monkeypatch):
+  for name in ("800", "400", "1200", "tmp-123"):
+    (tmp_path / "run" / "checkpoints" / name).mkdir(parents=True)
+  seen = []
+
+  def fake_scores(workdir, judge, reference, step=None, **options):
+    seen.append((workdir, step, options))
+    return {"dev_accuracy": step / 1000, "dev_fid": 1.0}
+
+  monkeypatch.setattr(demo_levers, "sample_scores", fake_scores)
+  demo_levers.checkpoint_scores(tmp_path / "run", None, None, tmp_path)
+  rows = json.loads((tmp_path / "checkpoints.json").read_text())
+  assert [r["step"] for r in rows] == [400, 800, 1200]
+  assert [r["dev_accuracy"] for r in rows] == [0.4, 0.8, 1.2]
+  assert all(w == tmp_path / "run" and o == {} for w, _, o in seen)

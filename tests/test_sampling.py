@@ -165,6 +165,23 @@ def test_guided_logits_constant_and_linear_ramp():
     np.testing.assert_allclose(out[:, 0, 0], expected)
 
 
+def test_the_sampler_options_run_through_the_generator(gen):
+  labels = [0, 1, 2, 3]
+  base = gen.sample(labels, seed=4).tokens
+  for options in (dict(order="halton", schedule="arccos", roll_order=True),
+                  dict(order="random"),
+                  dict(top_k=3, top_p=0.8, temperature_schedule="linear",
+                       final_temperature=0.5),
+                  dict(cfg_scale=2.0, cfg_schedule="power_cosine",
+                       cfg_power=2.5),
+                  dict(cfg_scale=2.0, cfg_schedule="step_linear")):
+    tokens = gen.sample(labels, seed=4, **options).tokens
+    assert tokens.shape == base.shape
+    assert 0 <= tokens.min() and tokens.max() < gen.tokenizer.codebook_size
+  # The defaults are untouched by options used in between.
+  np.testing.assert_array_equal(gen.sample(labels, seed=4).tokens, base)
+
+
 def test_rejection_sampling_keeps_the_best_candidate(gen):
   labels = np.array([2, 5])
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax import batching
+from maskgit_jax import guidance
 from maskgit_jax import imageio
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
@@ -35,8 +36,11 @@ from maskgit_jax.models import vqgan as vqgan_lib
 class GuidedLogits:
   """Classifier-free guidance around a ``tokens_to_logits`` function.
 
-  ``params`` is ``{"model": model params, "cfg_scale": scalar}``; the
+  ``params`` is ``{"model": model params, "cfg_scale": w}`` (plus
+  ``"cfg_power"``, the ``p`` of ``"power_cosine"``, default 3); the
   unconditional pass replaces the class token by the null class token.
+  ``ramp`` is a :data:`maskgit_jax.guidance.CFG_SCHEDULES` name; the step
+  schedules take the decode's ``progress`` (see ``takes_progress``).
   """
 
   logits_fn: Callable[[Any, jax.Array], jax.Array]
@@ -44,15 +48,23 @@ class GuidedLogits:
   mask_id: int
   ramp: str = "constant"
 
-  def __call__(self, params, ids: jax.Array) -> jax.Array:
+  @property
+  def takes_progress(self) -> bool:
+    """Whether :func:`maskgit_jax.parallel_decode.decode` passes ``k / T``."""
+    return self.ramp in guidance.STEP_SCHEDULES
+
+  def __call__(self, params, ids: jax.Array, progress=None) -> jax.Array:
     batch = ids.shape[0]
     uncond = ids.at[:, 0].set(self.null_token)
     both = self.logits_fn(params["model"], jnp.concatenate([ids, uncond], 0))
     cond, free = both[:batch], both[batch:]
-    scale = jnp.asarray(params["cfg_scale"], jnp.float32)
+    decoded = None
     if self.ramp == "linear":
       decoded = jnp.mean(ids[:, 1:] != self.mask_id, axis=-1)
-      scale = scale * decoded[:, None, None]
+    scale = guidance.guidance_scale(
+        self.ramp, params["cfg_scale"], progress=progress,
+        decoded_share=decoded, power=params.get("cfg_power", 3.0))
+    scale = jnp.reshape(scale, jnp.shape(scale) + (1, 1))
     return cond + scale * (cond - free)
 
 
@@ -224,16 +236,12 @@ class Generator:
     Row ``i`` uses ``fold_in(PRNGKey(seed), index_offset + i)``.
     """
     guided = opts.cfg_scale != 0
-    key = ("decode", opts.num_iter, opts.schedule, opts.greedy, guided,
-           opts.cfg_schedule, opts.sampler)
-    fn = self._jit(key, lambda *a: self._decode_images(opts, guided, *a))
+    fn = self._jit(("decode",) + opts.static(),
+                   lambda *a: self._decode_images(opts, guided, *a))
     base = jax.random.PRNGKey(seed)  # raw uint32 [2] keys, one per row
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(
         jnp.arange(len(sequences), dtype=jnp.uint32) + index_offset)
-    scalars = (np.int32(opts.start_iter),
-               np.float32(opts.choice_temperature),
-               np.float32(opts.temperature),
-               np.float32(opts.cfg_scale))
+    scalars = opts.traced()
     tokens, images = self._batched(
         lambda p, s, k: fn(p, s, k, *scalars),
         [np.asarray(sequences), np.asarray(keys)], progress=progress)
@@ -244,7 +252,8 @@ class Generator:
 
   def _decode_images(self, opts: DecodeOptions, guided: bool, params,
                      sequences, key_data, start_iter, choice_temperature,
-                     temperature, cfg_scale):
+                     temperature, cfg_scale, cfg_power, final_temperature,
+                     top_k, top_p):
     layout = self.transformer.layout
     logits_fn = transformer_lib.CodebookLogits(self.transformer)
     model_params = params["transformer"]
@@ -252,7 +261,8 @@ class Generator:
       logits_fn = GuidedLogits(
           logits_fn, null_token=layout.codebook_size + self.null_label,
           mask_id=layout.mask_id, ramp=opts.cfg_schedule)
-      model_params = {"model": model_params, "cfg_scale": cfg_scale}
+      model_params = {"model": model_params, "cfg_scale": cfg_scale,
+                      "cfg_power": cfg_power}
 
     def one(sequence, key):
       state = parallel_decode.decode(
@@ -261,7 +271,10 @@ class Generator:
           start_iter=start_iter, choice_temperature=choice_temperature,
           temperature=temperature, schedule=opts.schedule,
           greedy=opts.greedy, mask_token_id=layout.mask_id,
-          sampler=opts.sampler)
+          sampler=opts.sampler, order=opts.order,
+          roll_order=opts.roll_order,
+          temperature_schedule=opts.temperature_schedule,
+          final_temperature=final_temperature, top_k=top_k, top_p=top_p)
       return state.final[0, 1:]
 
     tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)

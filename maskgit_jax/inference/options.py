@@ -8,14 +8,22 @@ import warnings
 
 import numpy as np
 
+from maskgit_jax import guidance
+from maskgit_jax import logit_filters
 from maskgit_jax import masking
 from maskgit_jax import parallel_decode
+from maskgit_jax import reveal_order
 
-CFG_SCHEDULES = ("constant", "linear")
+CFG_SCHEDULES = guidance.CFG_SCHEDULES
 
 # Old keyword -> the name ``decode``, the configs and the CLIs use. The old
 # names are accepted (with a DeprecationWarning) for one release.
 RENAMED = {"num_steps": "num_iter", "start_step": "start_iter"}
+
+
+# Sampler options a saved ``config.decode`` may set beside the classic ones.
+_CONFIG_EXTRAS = ("cfg_power", "order", "roll_order", "temperature_schedule",
+                  "final_temperature", "top_k", "top_p", "sampler")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +37,15 @@ class DecodeOptions:
       (official 4.5; 0 keeps the most confident tokens deterministically).
     temperature: sampling temperature of the token distribution.
     greedy: take the most likely token instead of sampling.
-    cfg_scale: classifier-free guidance scale ``s`` in ``cond + s * (cond -
+    cfg_scale: classifier-free guidance scale ``w`` in ``cond + w * (cond -
       uncond)``; 0 disables guidance (and its second forward pass).
-    cfg_schedule: ``constant``, or ``linear``: the scale grows with the
-      share of tokens already decoded (no guidance on an all-masked grid).
+      Libraries writing ``uncond + s * (cond - uncond)`` have ``s = w + 1``.
+    cfg_schedule: how ``w`` varies over the steps
+      (:mod:`maskgit_jax.guidance`): ``constant``; ``linear`` (with the
+      share of tokens already decoded); ``step_linear`` (``w k / T``, MUSE);
+      ``power_cosine`` (``w (1 - cos(pi (k / T) ** cfg_power)) / 2``, MDT,
+      1d-tokenizer, MaskBit).
+    cfg_power: the ``p`` of ``power_cosine`` (1d-tokenizer and MaskBit: 3).
     start_iter: first iteration to run (the official box edit starts at 2
       of 12).
     sampler: how tokens are drawn: ``"cdf"`` (one uniform number per
@@ -40,6 +53,19 @@ class DecodeOptions:
       number per token and code: the same distribution at 20-40% of a
       forward pass per step on CPU, see ``benchmarks/RESULTS.md``); see
       :func:`maskgit_jax.parallel_decode.sample_tokens`.
+    order: which masked positions are kept at each step
+      (:mod:`maskgit_jax.reveal_order`): ``confidence`` (official),
+      ``halton`` (Halton-MaskGIT, ICLR 2025; pair it with the ``arccos``
+      schedule as the reference does) or ``random``.
+    roll_order: a random offset of the Halton order per sample (the
+      reference's ``randomize=True``).
+    temperature_schedule: ``constant`` (official) or ``linear`` from
+      ``temperature`` to ``final_temperature`` (0: argmax at the last step,
+      as lucidrains' MUSE) (:mod:`maskgit_jax.logit_filters`).
+    final_temperature: the last step's temperature of ``linear``.
+    top_k: sample among the ``top_k`` most likely codes (0: all; Taming).
+    top_p: sample among the smallest set of codes with mass ``>= top_p``
+      (1: all; nucleus sampling).
   """
 
   num_iter: int = 8
@@ -51,6 +77,13 @@ class DecodeOptions:
   cfg_schedule: str = "constant"
   start_iter: int = 0
   sampler: str = "cdf"
+  cfg_power: float = 3.0
+  order: str = "confidence"
+  roll_order: bool = False
+  temperature_schedule: str = "constant"
+  final_temperature: float = 0.0
+  top_k: int = 0
+  top_p: float = 1.0
 
   @classmethod
   def from_config(cls, decode: dict, *, guided: bool) -> "DecodeOptions":
@@ -61,7 +94,8 @@ class DecodeOptions:
         choice_temperature=float(decode.get("choice_temperature", 4.5)),
         temperature=float(decode.get("temperature", 1.0)),
         cfg_scale=float(decode.get("cfg_scale") or 0.0) if guided else 0.0,
-        cfg_schedule=decode.get("cfg_schedule", "constant"))
+        cfg_schedule=decode.get("cfg_schedule", "constant"),
+        **{k: decode[k] for k in _CONFIG_EXTRAS if k in decode})
 
   def replace(self, **overrides) -> "DecodeOptions":
     """A validated copy with ``overrides`` (None values ignored).
@@ -105,7 +139,38 @@ class DecodeOptions:
     if self.sampler not in parallel_decode.SAMPLERS:
       raise ValueError(f"sampler must be one of {parallel_decode.SAMPLERS}, "
                        f"got {self.sampler!r}")
+    if self.order not in reveal_order.ORDERS:
+      raise ValueError(f"order must be one of {reveal_order.ORDERS}, got "
+                       f"{self.order!r}")
+    if self.temperature_schedule not in logit_filters.TEMPERATURE_SCHEDULES:
+      raise ValueError(f"temperature_schedule must be one of "
+                       f"{logit_filters.TEMPERATURE_SCHEDULES}, got "
+                       f"{self.temperature_schedule!r}")
+    if self.final_temperature < 0:
+      raise ValueError(f"final_temperature must be >= 0, got "
+                       f"{self.final_temperature}")
+    if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or (
+        self.top_k < 0):
+      raise ValueError(f"top_k must be an integer >= 0 (0: off), got "
+                       f"{self.top_k}")
+    if not 0 < self.top_p <= 1:
+      raise ValueError(f"top_p must lie in (0, 1] (1: off), got {self.top_p}")
     return self
+
+  def traced(self) -> tuple:
+    """The options a compiled decode takes as arguments (changing them does
+    not compile again); filters that are off are None."""
+    return (np.int32(self.start_iter), np.float32(self.choice_temperature),
+            np.float32(self.temperature), np.float32(self.cfg_scale),
+            np.float32(self.cfg_power), np.float32(self.final_temperature),
+            np.int32(self.top_k) if self.top_k else None,
+            np.float32(self.top_p) if self.top_p < 1 else None)
+
+  def static(self) -> tuple:
+    """The options that select a compiled decode."""
+    return (self.num_iter, self.schedule, self.greedy, self.cfg_scale != 0,
+            self.cfg_schedule, self.sampler, self.order, self.roll_order,
+            self.temperature_schedule)
 
 
 @dataclasses.dataclass(frozen=True)
