@@ -33,18 +33,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.disc_optimizer.update(learning_rate=1e-4)
   # The discriminator starts after the last step: no adversarial loss (it
   # doubles the step cost; the XLA CPU convolutions are the bottleneck).
-  config.losses.update(discriminator_start_step=700, dead_code_restart=True)
+  config.losses.update(discriminator_start_step=850, dead_code_restart=True)
   # The perceptual term (weight 0.1) needs ``config.perceptual_network``: a
   # file from ``python -m maskgit_jax.trainers.perceptual`` (the demo trains
   # one, 800 steps, first); without it the term is off. At equal cost,
   # reconstruction FID 16.7 against 26.1 for L2 alone (1,059 vs 1,199
-  # steps; docs/tokenizer_study.md). 700 steps (about 4.5 minutes on 2
-  # cores split into 4 XLA devices) to fit the demo in 20 minutes: runs
-  # with 1,060 and 850 steps reached reconstruction FID 19.4 and 20.2
-  # (docs/demo_efficiency.md).
+  # steps; docs/tokenizer_study.md). 850 steps, about 5.5 minutes on 2
+  # cores split into 4 XLA devices: demo runs with 1,060, 850 and 700
+  # steps reached reconstruction FID 19.4, 20.2 and 34.3 (classifier FID
+  # 28.4, 26.8 and 45.8; docs/demo_efficiency.md).
   config.losses.update(perceptual_weight=0.1)
-  config.update(batch_size=32, num_train_steps=700, log_every_steps=100,
-                checkpoint_every_steps=350, preview_every_steps=350)
+  config.update(batch_size=32, num_train_steps=850, log_every_steps=100,
+                checkpoint_every_steps=425, preview_every_steps=425)
   if variant == "long":  # 23 minutes, PSNR 26.1 dB (L2 only, as measured)
     config.losses.update(discriminator_start_step=3000, perceptual_weight=0.0)
     config.update(num_train_steps=3000, checkpoint_every_steps=500,
