@@ -1,6 +1,6 @@
 """``make demo``: both stages on animal-MNIST, samples, edits and metrics.
 
-    python -m maskgit_jax.demo --out demo_out            # about 23 minutes on 2 cores
+    python -m maskgit_jax.demo --out demo_out            # about 21 minutes on 2 cores
     python -m maskgit_jax.demo --out demo_out --variant long  # about 75 minutes
 
 The host CPU is split into several XLA devices first (``--cpu_devices``;
