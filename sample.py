@@ -50,9 +50,15 @@ _CFG_SCHEDULE = flags.DEFINE_enum(
 _CFG_POWER = flags.DEFINE_float("cfg_power", None,
                                 "The p of --cfg_schedule=power_cosine (3).")
 _ORDER = flags.DEFINE_enum(
-    "order", None, ("confidence", "halton", "random"),
+    "order", None, ("confidence", "halton", "random", "mdlm"),
     "Which tokens each step keeps: confidence (official), halton "
-    "(Halton-MaskGIT; use --schedule=arccos) or random.")
+    "(Halton-MaskGIT; use --schedule=arccos), random, or mdlm (the "
+    "masked-diffusion posterior; see --remask).")
+_REMASK = flags.DEFINE_enum(
+    "remask", None, ("none", "cap", "rescale", "conf"),
+    "With --order=mdlm: how decoded tokens return to the mask (ReMDM).")
+_REMASK_ETA = flags.DEFINE_float("remask_eta", None,
+                                 "ReMDM's eta (0.05 in its image runs).")
 _ROLL_ORDER = flags.DEFINE_boolean(
     "roll_order", None, "A random offset of the Halton order per sample.")
 _TEMPERATURE_SCHEDULE = flags.DEFINE_enum(
@@ -110,7 +116,8 @@ def _run(generator, progress):
                  order=_ORDER.value, roll_order=_ROLL_ORDER.value,
                  temperature_schedule=_TEMPERATURE_SCHEDULE.value,
                  final_temperature=_FINAL_TEMPERATURE.value,
-                 top_k=_TOP_K.value, top_p=_TOP_P.value)
+                 top_k=_TOP_K.value, top_p=_TOP_P.value,
+                 remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
   task, seed = _TASK.value, _SEED.value
   if task == "generate":
     if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 
 from maskgit_jax import logit_filters
 from maskgit_jax import masking
+from maskgit_jax import remasking
 from maskgit_jax import reveal_order
 from maskgit_jax.tokens import OFFICIAL_MASK_ID
 
@@ -76,12 +77,16 @@ class DecodeState:
       ``final_seqs``). Slots before ``start_iter`` hold the input.
     step_inputs: int32 ``[num_iter, batch, length]``: what the transformer saw
       at iteration t. Slots before ``start_iter`` hold the input.
+    scores: float32 ``[batch, length]``: for ``order="mdlm"``, each decoded
+      token's negative log-probability when it was drawn (what ReMDM's
+      ``"conf"`` re-masks by); None otherwise.
   """
 
   tokens: jax.Array
   rng: jax.Array
   sequences: jax.Array
   step_inputs: jax.Array
+  scores: jax.Array | None = None
 
   @property
   def final(self) -> jax.Array:
@@ -138,6 +143,10 @@ def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
   mask_len = jnp.floor(initial_unknown * mask_ratio)[:, None]
   return jnp.maximum(1, jnp.minimum(unknown[:, None] - 1, mask_len))
 
+
+ORDERS = reveal_order.ORDERS + ("mdlm",)
+"""``order`` values: the confidence and fixed orders, and the masked-
+diffusion posterior (:mod:`maskgit_jax.remasking`)."""
 
 SAMPLERS = ("gumbel", "cdf")
 """Token samplers: official Gumbel-max, or inverse-CDF (one uniform per token)."""
@@ -197,7 +206,7 @@ def log_prob_of(logits: jax.Array, ids: jax.Array) -> jax.Array:
     jax.jit,
     static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
                      "mask_token_id", "sampler", "unroll", "order",
-                     "roll_order", "temperature_schedule"))
+                     "roll_order", "temperature_schedule", "remask"))
 def decode(params, inputs: jax.Array, rng: jax.Array, *,
            tokens_to_logits: TokensToLogits, num_iter: int,
            start_iter=0, choice_temperature=4.5, temperature=1.0,
@@ -205,7 +214,8 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
            mask_token_id: int = OFFICIAL_MASK_ID, sampler: str = "gumbel",
            unroll: bool = False, order: str = "confidence",
            roll_order: bool = False, temperature_schedule: str = "constant",
-           final_temperature=1.0, top_k=None, top_p=None) -> DecodeState:
+           final_temperature=1.0, top_k=None, top_p=None,
+           remask: str = "none", remask_eta=0.05) -> DecodeState:
   """Iterative parallel decoding from a partially masked sequence.
 
   Args:
@@ -247,6 +257,11 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       :mod:`maskgit_jax.logit_filters`.
     top_k, top_p: sample among the ``top_k`` most likely ids, or the
       smallest set with mass ``>= top_p`` (traced; None: off).
+    remask: with ``order="mdlm"`` (the masked-diffusion posterior: each
+      masked token is revealed with the schedule's probability instead of
+      a fixed count), how decoded tokens return to the mask: ``"none"``
+      (MDLM), ``"cap"``, ``"rescale"`` or ``"conf"`` (ReMDM); scaled by
+      ``remask_eta`` (traced). See :mod:`maskgit_jax.remasking`.
 
   Any ``tokens_to_logits`` with a true ``takes_progress`` attribute is
   called as ``tokens_to_logits(params, tokens, progress=t / T)`` (the
@@ -259,15 +274,20 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     raise ValueError(f"num_iter must be a positive integer, got {num_iter}")
   if sampler not in SAMPLERS:
     raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-  if order not in reveal_order.ORDERS:
-    raise ValueError(f"unknown order {order!r}; expected one of "
-                     f"{reveal_order.ORDERS}")
+  if order not in ORDERS:
+    raise ValueError(f"unknown order {order!r}; expected one of {ORDERS}")
+  if remask not in remasking.REMASK_STRATEGIES:
+    raise ValueError(f"unknown remask {remask!r}; expected one of "
+                     f"{remasking.REMASK_STRATEGIES}")
+  if remask != "none" and order != "mdlm":
+    raise ValueError(f"remask={remask!r} needs order='mdlm', got {order!r}")
   masking.validate_schedule(schedule)
   inputs = inputs.astype(jnp.int32)
   batch, length = inputs.shape
   initial_unknown = jnp.sum(inputs == mask_token_id, axis=-1)
+  given = inputs != mask_token_id  # the class token and edited context
   ranks = None
-  if order != "confidence":
+  if order in reveal_order.ORDERS[1:]:
     side = int(round((length - 1) ** 0.5))
     if side * side != length - 1:
       raise ValueError(f"order {order!r} needs a square grid after the class "
@@ -305,28 +325,42 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
 
     ratio = (t + 1).astype(jnp.float32) / num_iter
     rng, choice_rng = jax.random.split(rng)
-    if ranks is None:
+    scores = state.scores
+    if order == "mdlm":
+      alpha_t, alpha_s = remasking.alphas(t, num_iter, initial_unknown,
+                                          schedule)
+      decoded = ~unknown & ~given
+      sigma, sigma_masked = remasking.sigma(remask, remask_eta, alpha_t,
+                                            alpha_s, scores, decoded)
+      reveal = remasking.unmask_probability(alpha_t, alpha_s, sigma_masked)
+      u = jax.random.uniform(choice_rng, tokens.shape)
+      remask_now = (unknown & (u >= reveal)) | (decoded & (u < sigma))
+      scores = jnp.where(unknown & ~remask_now, -confidence, scores)
+    elif ranks is None:
       mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1),
                              ratio, schedule)
-      remask = mask_by_random_topk(choice_rng, mask_len, confidence,
-                                   choice_temperature * (1.0 - ratio))
+      remask_now = mask_by_random_topk(choice_rng, mask_len, confidence,
+                                       choice_temperature * (1.0 - ratio))
     else:  # keep the positions of lowest rank, R_t of N0 by now
       revealed = reveal_order.revealed_count(t, num_iter, initial_unknown,
                                              schedule)
-      remask = mask_lowest((initial_unknown - revealed)[:, None],
-                           jnp.where(unknown, -ranks,
-                                     CONFIDENCE_OF_KNOWN_TOKENS))
+      remask_now = mask_lowest((initial_unknown - revealed)[:, None],
+                               jnp.where(unknown, -ranks,
+                                         CONFIDENCE_OF_KNOWN_TOKENS))
     return DecodeState(
-        tokens=jnp.where(remask, mask_token_id, sampled),
+        tokens=jnp.where(remask_now, mask_token_id, sampled),
         rng=rng,
         sequences=state.sequences.at[:, t].set(sampled),
-        step_inputs=state.step_inputs.at[t].set(tokens))
+        step_inputs=state.step_inputs.at[t].set(tokens),
+        scores=scores)
 
   init = DecodeState(
       tokens=inputs,
       rng=rng,
       sequences=jnp.broadcast_to(inputs[:, None], (batch, num_iter, length)),
-      step_inputs=jnp.broadcast_to(inputs[None], (num_iter, batch, length)))
+      step_inputs=jnp.broadcast_to(inputs[None], (num_iter, batch, length)),
+      scores=(jnp.zeros((batch, length), jnp.float32) if order == "mdlm"
+              else None))
   start_iter = jnp.asarray(start_iter, jnp.int32)
   if not unroll:
     return jax.lax.fori_loop(start_iter, num_iter, body, init)

@@ -13,6 +13,7 @@ import pytest
 from maskgit_jax import guidance
 from maskgit_jax import logit_filters
 from maskgit_jax import parallel_decode
+from maskgit_jax import remasking
 from maskgit_jax import reveal_order
 from maskgit_jax.inference import generator
 from maskgit_jax.models import transformer as transformer_lib
@@ -260,6 +261,9 @@ def test_new_traced_options_do_not_compile_again():
     (dict(top_k=2.5), "top_k must be an integer >= 0"),
     (dict(top_p=0.0), r"top_p must lie in \(0, 1\]"),
     (dict(cfg_schedule="cosine"), "cfg_schedule must be one of"),
+    (dict(remask="cap"), "remask='cap' needs order='mdlm'"),
+    (dict(order="mdlm", remask="loop"), "remask must be one of"),
+    (dict(order="mdlm", remask_eta=-0.1), "remask_eta must be >= 0"),
 ])
 def test_bad_sampler_options_are_named(overrides, message):
   from maskgit_jax.inference import options  # pylint: disable=g-import-not-at-top
@@ -270,6 +274,62 @@ def test_bad_sampler_options_are_named(overrides, message):
 def test_filters_that_are_off_are_not_traced():
   from maskgit_jax.inference import options  # pylint: disable=g-import-not-at-top
   off = options.DecodeOptions().traced()
-  assert off[-2:] == (None, None)
+  assert off[6:8] == (None, None)  # top_k, top_p
   on = options.DecodeOptions(top_k=5, top_p=0.9).traced()
-  assert int(on[-2]) == 5 and float(on[-1]) == pytest.approx(0.9)
+  assert int(on[6]) == 5 and float(on[7]) == pytest.approx(0.9)
+
+
+# -- MDLM and ReMDM -------------------------------------------------------------
+
+
+def test_remasking_sigmas_equal_their_closed_forms():
+  alpha_t, alpha_s = jnp.array([[0.3], [0.8]]), jnp.array([[0.5], [0.9]])
+  decoded = jnp.array([[True, False, True], [True, True, False]])
+  scores = jnp.array([[1.0, 9.0, 2.0], [0.5, 0.5, 9.0]])
+  ratio = (1 - np.asarray(alpha_s)) / np.asarray(alpha_t)
+  cases = {"none": np.zeros_like(ratio), "cap": np.minimum(0.5, ratio),
+           "rescale": 0.5 * np.minimum(1.0, ratio)}
+  for name, row in cases.items():
+    sig, masked = remasking.sigma(name, 0.5, alpha_t, alpha_s, scores,
+                                  decoded)
+    np.testing.assert_allclose(sig, np.where(decoded, row, 0.0), rtol=1e-6)
+    np.testing.assert_allclose(masked, row, rtol=1e-6)
+  sig, masked = remasking.sigma("conf", 0.5, alpha_t, alpha_s, scores,
+                                decoded)
+  np.testing.assert_allclose(np.asarray(sig).sum(-1),
+                             np.minimum(1.0, ratio)[:, 0], rtol=1e-6)
+  assert float(sig[0, 2]) > float(sig[0, 0])  # less confident: more likely
+  assert float(sig[0, 1]) == 0 and not np.asarray(masked).any()
+
+
+def test_unmask_probability():
+  p = remasking.unmask_probability(jnp.array([[0.2]]), jnp.array([[0.6]]),
+                                   0.0)
+  np.testing.assert_allclose(p, [[0.5]], rtol=1e-6)  # (0.6 - 0.2) / 0.8
+  p = remasking.unmask_probability(jnp.array([[0.9]]), jnp.array([[1.0]]),
+                                   0.5)
+  np.testing.assert_allclose(p, [[1.0]])  # the last step reveals all
+
+
+@pytest.mark.parametrize("remask", ["none", "cap", "rescale", "conf"])
+def test_mdlm_decodes_fully_and_keeps_given_tokens(remask):
+  full = np.array(LAYOUT.masked_sequence(jnp.array([0, 1, 2]), N))
+  full[2, 1:9] = np.arange(8) % MODEL.codebook_size
+  state = _decode(jnp.asarray(full), num_iter=6, order="mdlm",
+                  remask=remask, remask_eta=1.0, schedule="linear")
+  final = np.asarray(state.final)
+  assert not (final == LAYOUT.mask_id).any()
+  np.testing.assert_array_equal(final[2, :9], full[2, :9])
+  inputs = np.concatenate([np.asarray(state.step_inputs),
+                           final[None]], 0)
+  given = full != LAYOUT.mask_id
+  np.testing.assert_array_equal(inputs[:, given], np.broadcast_to(
+      full[given], (7, given.sum())))
+  back = (inputs[:-1] != LAYOUT.mask_id) & (inputs[1:] == LAYOUT.mask_id)
+  if remask == "none":  # MDLM never revisits a decoded token
+    assert not back.any()
+    for t in range(6):
+      known = inputs[t] != LAYOUT.mask_id
+      np.testing.assert_array_equal(inputs[t][known], final[known])
+  else:  # eta = 1: tokens return to the mask
+    assert back.any()

@@ -170,6 +170,8 @@ def test_the_sampler_options_run_through_the_generator(gen):
   base = gen.sample(labels, seed=4).tokens
   for options in (dict(order="halton", schedule="arccos", roll_order=True),
                   dict(order="random"),
+                  dict(order="mdlm", remask="cap", remask_eta=0.05),
+                  dict(order="mdlm", remask="conf"),
                   dict(top_k=3, top_p=0.8, temperature_schedule="linear",
                        final_temperature=0.5),
                   dict(cfg_scale=2.0, cfg_schedule="power_cosine",

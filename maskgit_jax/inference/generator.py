@@ -253,7 +253,7 @@ class Generator:
   def _decode_images(self, opts: DecodeOptions, guided: bool, params,
                      sequences, key_data, start_iter, choice_temperature,
                      temperature, cfg_scale, cfg_power, final_temperature,
-                     top_k, top_p):
+                     top_k, top_p, remask_eta):
     layout = self.transformer.layout
     logits_fn = transformer_lib.CodebookLogits(self.transformer)
     model_params = params["transformer"]
@@ -274,7 +274,8 @@ class Generator:
           sampler=opts.sampler, order=opts.order,
           roll_order=opts.roll_order,
           temperature_schedule=opts.temperature_schedule,
-          final_temperature=final_temperature, top_k=top_k, top_p=top_p)
+          final_temperature=final_temperature, top_k=top_k, top_p=top_p,
+          remask=opts.remask, remask_eta=remask_eta)
       return state.final[0, 1:]
 
     tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)

@@ -12,7 +12,7 @@ from maskgit_jax import guidance
 from maskgit_jax import logit_filters
 from maskgit_jax import masking
 from maskgit_jax import parallel_decode
-from maskgit_jax import reveal_order
+from maskgit_jax import remasking
 
 CFG_SCHEDULES = guidance.CFG_SCHEDULES
 
@@ -23,7 +23,8 @@ RENAMED = {"num_steps": "num_iter", "start_step": "start_iter"}
 
 # Sampler options a saved ``config.decode`` may set beside the classic ones.
 _CONFIG_EXTRAS = ("cfg_power", "order", "roll_order", "temperature_schedule",
-                  "final_temperature", "top_k", "top_p", "sampler")
+                  "final_temperature", "top_k", "top_p", "sampler", "remask",
+                  "remask_eta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,9 @@ class DecodeOptions:
     order: which masked positions are kept at each step
       (:mod:`maskgit_jax.reveal_order`): ``confidence`` (official),
       ``halton`` (Halton-MaskGIT, ICLR 2025; pair it with the ``arccos``
-      schedule as the reference does) or ``random``.
+      schedule as the reference does), ``random``, or ``mdlm`` (the
+      masked-diffusion posterior, revealing each token with the schedule's
+      probability; :mod:`maskgit_jax.remasking`).
     roll_order: a random offset of the Halton order per sample (the
       reference's ``randomize=True``).
     temperature_schedule: ``constant`` (official) or ``linear`` from
@@ -66,6 +69,9 @@ class DecodeOptions:
     top_k: sample among the ``top_k`` most likely codes (0: all; Taming).
     top_p: sample among the smallest set of codes with mass ``>= top_p``
       (1: all; nucleus sampling).
+    remask: with ``order="mdlm"``, how decoded tokens return to the mask:
+      ``none`` (MDLM), or ReMDM's ``cap``, ``rescale``, ``conf``.
+    remask_eta: ReMDM's ``eta`` (its image runs: 0.05 at temperature 0.8).
   """
 
   num_iter: int = 8
@@ -84,6 +90,8 @@ class DecodeOptions:
   final_temperature: float = 0.0
   top_k: int = 0
   top_p: float = 1.0
+  remask: str = "none"
+  remask_eta: float = 0.05
 
   @classmethod
   def from_config(cls, decode: dict, *, guided: bool) -> "DecodeOptions":
@@ -139,9 +147,17 @@ class DecodeOptions:
     if self.sampler not in parallel_decode.SAMPLERS:
       raise ValueError(f"sampler must be one of {parallel_decode.SAMPLERS}, "
                        f"got {self.sampler!r}")
-    if self.order not in reveal_order.ORDERS:
-      raise ValueError(f"order must be one of {reveal_order.ORDERS}, got "
+    if self.order not in parallel_decode.ORDERS:
+      raise ValueError(f"order must be one of {parallel_decode.ORDERS}, got "
                        f"{self.order!r}")
+    if self.remask not in remasking.REMASK_STRATEGIES:
+      raise ValueError(f"remask must be one of {remasking.REMASK_STRATEGIES}"
+                       f", got {self.remask!r}")
+    if self.remask != "none" and self.order != "mdlm":
+      raise ValueError(f"remask={self.remask!r} needs order='mdlm', got "
+                       f"{self.order!r}")
+    if self.remask_eta < 0:
+      raise ValueError(f"remask_eta must be >= 0, got {self.remask_eta}")
     if self.temperature_schedule not in logit_filters.TEMPERATURE_SCHEDULES:
       raise ValueError(f"temperature_schedule must be one of "
                        f"{logit_filters.TEMPERATURE_SCHEDULES}, got "
@@ -164,13 +180,14 @@ class DecodeOptions:
             np.float32(self.temperature), np.float32(self.cfg_scale),
             np.float32(self.cfg_power), np.float32(self.final_temperature),
             np.int32(self.top_k) if self.top_k else None,
-            np.float32(self.top_p) if self.top_p < 1 else None)
+            np.float32(self.top_p) if self.top_p < 1 else None,
+            np.float32(self.remask_eta))
 
   def static(self) -> tuple:
     """The options that select a compiled decode."""
     return (self.num_iter, self.schedule, self.greedy, self.cfg_scale != 0,
             self.cfg_schedule, self.sampler, self.order, self.roll_order,
-            self.temperature_schedule)
+            self.temperature_schedule, self.remask)
 
 
 @dataclasses.dataclass(frozen=True)
