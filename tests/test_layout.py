@@ -22,6 +22,8 @@ RANKS = {"algorithms": 0, "models": 1, "runtime": 2, "trainers": 3,
 LAYERS = {
     "tokens": "algorithms", "masking": "algorithms", "losses": "algorithms",
     "parallel_decode": "algorithms", "editing": "algorithms",
+    "reveal_order": "algorithms", "logit_filters": "algorithms",
+    "guidance": "algorithms", "remasking": "algorithms",
     "evaluation.metrics": "algorithms",
     "models.*": "models",
     "sharding": "runtime", "checkpointing": "runtime", "restore": "runtime",

@@ -333,3 +333,16 @@ def test_mdlm_decodes_fully_and_keeps_given_tokens(remask):
       np.testing.assert_array_equal(inputs[t][known], final[known])
   else:  # eta = 1: tokens return to the mask
     assert back.any()
+
+
+def test_remask_eta_is_traced():
+  fn = _CountingLogits()
+  params = helpers.init_params(MODEL, 1 + N, seed=0)
+  inputs = LAYOUT.masked_sequence(jnp.array([0, 1]), N)
+  for i in range(3):
+    parallel_decode.decode(
+        {"model": params, "cfg_scale": 1.0, "cfg_power": 3.0}, inputs,
+        jax.random.PRNGKey(i), tokens_to_logits=fn, num_iter=4,
+        mask_token_id=LAYOUT.mask_id, order="mdlm", remask="conf",
+        remask_eta=0.01 * (i + 1))
+  assert len(fn.traces) == 1
