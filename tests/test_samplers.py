@@ -236,7 +236,17 @@ class _CountingLogits:
     return guided(params, ids, progress=progress)
 
 
-def test_new_traced_options_do_not_compile_again():
+def _traced_options(i):
+  """Options of run ``i``: the same names, other numbers."""
+  halton = dict(order="halton", roll_order=True,
+                temperature_schedule="linear", temperature=1.0 + i,
+                final_temperature=0.1 * i, top_k=2 + i, top_p=0.5 + 0.1 * i)
+  mdlm = dict(order="mdlm", remask="conf", remask_eta=0.01 * (i + 1))
+  return halton, mdlm
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_new_traced_options_do_not_compile_again(which):
   fn = _CountingLogits()
   params = helpers.init_params(MODEL, 1 + N, seed=0)
   inputs = LAYOUT.masked_sequence(jnp.array([0, 1]), N)
@@ -244,9 +254,7 @@ def test_new_traced_options_do_not_compile_again():
     parallel_decode.decode(
         {"model": params, "cfg_scale": 1.0 + i, "cfg_power": 2.0 + i},
         inputs, jax.random.PRNGKey(i), tokens_to_logits=fn, num_iter=4,
-        mask_token_id=LAYOUT.mask_id, order="halton", roll_order=True,
-        temperature_schedule="linear", temperature=1.0 + i,
-        final_temperature=0.1 * i, top_k=2 + i, top_p=0.5 + 0.1 * i)
+        mask_token_id=LAYOUT.mask_id, **_traced_options(i)[which])
   assert len(fn.traces) == 1
 
 
@@ -334,15 +342,3 @@ def test_mdlm_decodes_fully_and_keeps_given_tokens(remask):
   else:  # eta = 1: tokens return to the mask
     assert back.any()
 
-
-def test_remask_eta_is_traced():
-  fn = _CountingLogits()
-  params = helpers.init_params(MODEL, 1 + N, seed=0)
-  inputs = LAYOUT.masked_sequence(jnp.array([0, 1]), N)
-  for i in range(3):
-    parallel_decode.decode(
-        {"model": params, "cfg_scale": 1.0, "cfg_power": 3.0}, inputs,
-        jax.random.PRNGKey(i), tokens_to_logits=fn, num_iter=4,
-        mask_token_id=LAYOUT.mask_id, order="mdlm", remask="conf",
-        remask_eta=0.01 * (i + 1))
-  assert len(fn.traces) == 1
