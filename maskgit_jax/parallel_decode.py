@@ -112,15 +112,13 @@ def mask_by_random_topk(rng: jax.Array, mask_len: jax.Array,
   """
   confidence = log_confidence + temperature * jax.random.gumbel(
       rng, log_confidence.shape, dtype=jnp.float32)
-  sorted_confidence = jnp.sort(confidence, axis=-1)
-  cut_off = jnp.take_along_axis(
-      sorted_confidence, mask_len.astype(jnp.int32), axis=-1)
-  return confidence < cut_off
+  return mask_lowest(mask_len, confidence)
 
 
 def mask_lowest(mask_len: jax.Array, score: jax.Array) -> jax.Array:
   """bool ``[batch, length]``: the ``mask_len`` (``[batch, 1]``) positions of
-  lowest ``score`` per row (scores distinct; ``+inf`` is never masked)."""
+  lowest ``score`` per row; ties at the cut-off stay unmasked and ``+inf``
+  is never masked."""
   cut_off = jnp.take_along_axis(jnp.sort(score, axis=-1),
                                 mask_len.astype(jnp.int32), axis=-1)
   return score < cut_off
@@ -287,7 +285,7 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
   initial_unknown = jnp.sum(inputs == mask_token_id, axis=-1)
   given = inputs != mask_token_id  # the class token and edited context
   ranks = None
-  if order in reveal_order.ORDERS[1:]:
+  if order in reveal_order.FIXED_ORDERS:
     side = int(round((length - 1) ** 0.5))
     if side * side != length - 1:
       raise ValueError(f"order {order!r} needs a square grid after the class "

@@ -26,7 +26,9 @@ import numpy as np
 
 from maskgit_jax import masking
 
-ORDERS = ("confidence", "halton", "random")
+FIXED_ORDERS = ("halton", "random")
+"""Orders decided before the first step (:func:`position_ranks`)."""
+ORDERS = ("confidence",) + FIXED_ORDERS
 
 
 def radical_inverse(index: np.ndarray, base: int) -> np.ndarray:
@@ -119,6 +121,6 @@ def position_ranks(order: str, rng: jax.Array, batch: int, grid: tuple[int,
         jax.random.split(rng, batch))
   else:
     raise ValueError(f"order {order!r} has no fixed ranks; expected one of "
-                     f"{ORDERS[1:]}")
+                     f"{FIXED_ORDERS}")
   ranks = ranks.astype(jnp.float32)
   return jnp.concatenate([jnp.full((batch, 1), -1.0), ranks], axis=1)

@@ -15,6 +15,16 @@ def official_tiny_transformer() -> transformer_lib.Transformer:
       initializer_range=0.1)
 
 
+def small_random_transformer(grid: tuple[int, int]
+                             ) -> transformer_lib.Transformer:
+  """A one-layer transformer (11 codes, 3 classes) for a ``grid`` of tokens,
+  with large random weights so that its choices vary."""
+  return transformer_lib.Transformer(
+      codebook_size=11, num_classes=3, hidden_size=16, num_layers=1,
+      num_heads=2, mlp_dim=32, max_position_embeddings=1 + grid[0] * grid[1],
+      initializer_range=0.5)
+
+
 def init_params(model, seq_len: int, seed: int = 0):
   """Unboxed ``params`` collection of ``model`` for sequences of ``seq_len``."""
   variables = model.init(jax.random.PRNGKey(seed),

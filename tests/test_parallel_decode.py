@@ -141,10 +141,7 @@ def test_mask_by_random_topk_matches_official(parity, legacy_threefry):
 # Invariants on random small models.
 
 GRID = (3, 4)
-MODEL = transformer_lib.Transformer(
-    codebook_size=11, num_classes=3, hidden_size=16, num_layers=1,
-    num_heads=2, mlp_dim=32, max_position_embeddings=1 + GRID[0] * GRID[1],
-    initializer_range=0.5)
+MODEL = helpers.small_random_transformer(GRID)
 LAYOUT = MODEL.layout
 
 

@@ -20,10 +20,7 @@ from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 
 GRID = (4, 4)
-MODEL = transformer_lib.Transformer(
-    codebook_size=11, num_classes=3, hidden_size=16, num_layers=1,
-    num_heads=2, mlp_dim=32, max_position_embeddings=1 + GRID[0] * GRID[1],
-    initializer_range=0.5)
+MODEL = helpers.small_random_transformer(GRID)
 LAYOUT = MODEL.layout
 N = GRID[0] * GRID[1]
 
@@ -282,9 +279,9 @@ def test_bad_sampler_options_are_named(overrides, message):
 def test_filters_that_are_off_are_not_traced():
   from maskgit_jax.inference import options  # pylint: disable=g-import-not-at-top
   off = options.DecodeOptions().traced()
-  assert off[6:8] == (None, None)  # top_k, top_p
+  assert off["top_k"] is None and off["top_p"] is None
   on = options.DecodeOptions(top_k=5, top_p=0.9).traced()
-  assert int(on[6]) == 5 and float(on[7]) == pytest.approx(0.9)
+  assert int(on["top_k"]) == 5 and float(on["top_p"]) == pytest.approx(0.9)
 
 
 # -- MDLM and ReMDM -------------------------------------------------------------

@@ -241,9 +241,9 @@ class Generator:
     base = jax.random.PRNGKey(seed)  # raw uint32 [2] keys, one per row
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(
         jnp.arange(len(sequences), dtype=jnp.uint32) + index_offset)
-    scalars = opts.traced()
+    traced = opts.traced()
     tokens, images = self._batched(
-        lambda p, s, k: fn(p, s, k, *scalars),
+        lambda p, s, k: fn(p, s, k, traced),
         [np.asarray(sequences), np.asarray(keys)], progress=progress)
     return Samples(images=imageio.to_uint8(images),
                    tokens=tokens.astype(np.int32),
@@ -251,9 +251,8 @@ class Generator:
                    float_images=images)
 
   def _decode_images(self, opts: DecodeOptions, guided: bool, params,
-                     sequences, key_data, start_iter, choice_temperature,
-                     temperature, cfg_scale, cfg_power, final_temperature,
-                     top_k, top_p, remask_eta):
+                     sequences, key_data, traced: dict):
+    """``traced``: :meth:`DecodeOptions.traced`, arguments of the program."""
     layout = self.transformer.layout
     logits_fn = transformer_lib.CodebookLogits(self.transformer)
     model_params = params["transformer"]
@@ -261,21 +260,24 @@ class Generator:
       logits_fn = GuidedLogits(
           logits_fn, null_token=layout.codebook_size + self.null_label,
           mask_id=layout.mask_id, ramp=opts.cfg_schedule)
-      model_params = {"model": model_params, "cfg_scale": cfg_scale,
-                      "cfg_power": cfg_power}
+      model_params = {"model": model_params,
+                      "cfg_scale": traced["cfg_scale"],
+                      "cfg_power": traced["cfg_power"]}
 
     def one(sequence, key):
       state = parallel_decode.decode(
           model_params, sequence[None], key,
           tokens_to_logits=logits_fn, num_iter=opts.num_iter,
-          start_iter=start_iter, choice_temperature=choice_temperature,
-          temperature=temperature, schedule=opts.schedule,
+          start_iter=traced["start_iter"],
+          choice_temperature=traced["choice_temperature"],
+          temperature=traced["temperature"], schedule=opts.schedule,
           greedy=opts.greedy, mask_token_id=layout.mask_id,
           sampler=opts.sampler, order=opts.order,
           roll_order=opts.roll_order,
           temperature_schedule=opts.temperature_schedule,
-          final_temperature=final_temperature, top_k=top_k, top_p=top_p,
-          remask=opts.remask, remask_eta=remask_eta)
+          final_temperature=traced["final_temperature"],
+          top_k=traced["top_k"], top_p=traced["top_p"],
+          remask=opts.remask, remask_eta=traced["remask_eta"])
       return state.final[0, 1:]
 
     tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)

@@ -173,15 +173,18 @@ class DecodeOptions:
       raise ValueError(f"top_p must lie in (0, 1] (1: off), got {self.top_p}")
     return self
 
-  def traced(self) -> tuple:
-    """The options a compiled decode takes as arguments (changing them does
-    not compile again); filters that are off are None."""
-    return (np.int32(self.start_iter), np.float32(self.choice_temperature),
-            np.float32(self.temperature), np.float32(self.cfg_scale),
-            np.float32(self.cfg_power), np.float32(self.final_temperature),
-            np.int32(self.top_k) if self.top_k else None,
-            np.float32(self.top_p) if self.top_p < 1 else None,
-            np.float32(self.remask_eta))
+  def traced(self) -> dict:
+    """The options a compiled decode takes as arguments, by name (changing
+    them does not compile again); filters that are off are None."""
+    return dict(start_iter=np.int32(self.start_iter),
+                choice_temperature=np.float32(self.choice_temperature),
+                temperature=np.float32(self.temperature),
+                cfg_scale=np.float32(self.cfg_scale),
+                cfg_power=np.float32(self.cfg_power),
+                final_temperature=np.float32(self.final_temperature),
+                top_k=np.int32(self.top_k) if self.top_k else None,
+                top_p=np.float32(self.top_p) if self.top_p < 1 else None,
+                remask_eta=np.float32(self.remask_eta))
 
   def static(self) -> tuple:
     """The options that select a compiled decode."""
