@@ -78,6 +78,11 @@ _SAMPLER = flags.DEFINE_enum(
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "bfloat16", "bfloat16_matmul"],
+    "The transformer's precision: float32 (the official numerics), bfloat16 "
+    "(parameters and activations) or bfloat16_matmul (products only); "
+    "logits and sampling stay float32.")
 _OUTPUT = flags.DEFINE_string("output", None, "PNG: a grid or the edit.")
 _OUTPUT_NPZ = flags.DEFINE_string("output_npz", None, "NPZ of the results.")
 _COLUMNS = flags.DEFINE_integer("columns", 8, "Columns of the --output grid.")
@@ -167,7 +172,8 @@ def main(argv):
   if not (_OUTPUT.value or _OUTPUT_NPZ.value):
     raise ValueError("pass --output (PNG) and/or --output_npz")
   generator = sampling.Generator.from_checkpoint(
-      _CHECKPOINT.value, use_ema=_USE_EMA.value, batch_size=_BATCH_SIZE.value)
+      _CHECKPOINT.value, use_ema=_USE_EMA.value, batch_size=_BATCH_SIZE.value,
+      precision=_PRECISION.value)
   with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
                  disable=None) as bar:
     def progress(done, total):

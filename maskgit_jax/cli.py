@@ -12,7 +12,10 @@
   bad input only;
 * start-up chatter stays off the terminal: TensorFlow's and XLA's start-up
   lines and other libraries' INFO logs (warnings still show); the
-  project's own INFO logs (progress, metrics) are kept.
+  project's own INFO logs (progress, metrics) are kept;
+* compiled programs are kept on disk for the next run
+  (:mod:`maskgit_jax.compile_cache`; ``MASKGIT_JAX_COMPILE_CACHE=off``
+  switches that off).
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ def quiet_startup() -> None:
   absl_logging.use_absl_handler()
 
 
+def start_compile_cache() -> None:
+  """:func:`maskgit_jax.compile_cache.enable`; a directory that cannot be
+  created is a warning, not a failure (the run only loses the cache)."""
+  from maskgit_jax import compile_cache  # pylint: disable=g-import-not-at-top
+  try:
+    compile_cache.enable()
+  except OSError as e:
+    logging.warning("compilation cache off: %s", e)
+
+
 def _last_line(error: Exception) -> str:
   """The message of an error that embeds a traceback: its final line."""
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -117,6 +130,7 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
   """``absl.app.run(main)`` under the convention (absl-flag tools)."""
   from absl import app  # pylint: disable=g-import-not-at-top
   quiet_startup()
+  start_compile_cache()
 
   def guarded(argv):
     if len(argv) > 1:
@@ -147,6 +161,7 @@ def run_args(main: Callable[[argparse.Namespace], int | None],
   """
   quiet_startup()
   args = parser.parse_args(argv)
+  start_compile_cache()
   from absl import flags  # pylint: disable=g-import-not-at-top
   if not flags.FLAGS.is_parsed():  # absl logging would warn about it
     flags.FLAGS.mark_as_parsed()

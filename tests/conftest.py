@@ -8,6 +8,15 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") +
     " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The tools the tests start keep compiled programs in one cache of this test
+# run (shared by the xdist workers, which inherit it), not the user's.
+if "MASKGIT_JAX_COMPILE_CACHE" not in os.environ:
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.environ["MASKGIT_JAX_COMPILE_CACHE"] = tempfile.mkdtemp(
+      prefix="maskgit_jax_test_cache_")
+  _OWN_CACHE = os.environ["MASKGIT_JAX_COMPILE_CACHE"]
+else:
+  _OWN_CACHE = None
 
 import json  # pylint: disable=g-import-not-at-top
 import pathlib
@@ -75,3 +84,10 @@ def imported(parity, tmp_path_factory) -> pathlib.Path:
                         f"--transformer={root / 'transformer.msgpack'}",
                         f"--out={root / 'out'}"]) == 0
   return root / "out"
+
+
+def pytest_unconfigure(config):
+  del config
+  if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)

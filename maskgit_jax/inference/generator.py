@@ -68,6 +68,13 @@ class GuidedLogits:
     return cond + scale * (cond - free)
 
 
+@jax.jit
+def _row_keys(base, rows):
+  """uint32 ``[n, 2]`` raw keys ``fold_in(base, rows[i])``: one compiled
+  program (an eager vmap re-traces on every call, a few ms each)."""
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
+
+
 class Generator:
   """A trained MaskGIT (transformer + tokenizer) ready to sample and edit."""
 
@@ -76,7 +83,8 @@ class Generator:
                tokenizer_params, *, image_size: int,
                null_label: int | None = None,
                defaults: DecodeOptions | None = None, batch_size: int = 64,
-               devices: Sequence[jax.Device] | None = None):
+               devices: Sequence[jax.Device] | None = None,
+               precision: str = "float32"):
     """Wraps models and params; most users call :meth:`from_checkpoint`.
 
     Args:
@@ -88,10 +96,17 @@ class Generator:
       batch_size: images per batch (rounded up to a multiple of the device
         count).
       devices: where to run (default: all local devices, data-parallel).
+      precision: the transformer's: "float32" (default, the official
+        numerics), "bfloat16" (parameters and activations) or
+        "bfloat16_matmul" (products only); logits, softmax and sampling
+        stay float32 (see :func:`maskgit_jax.models.transformer.with_precision`).
     """
     if image_size % tokenizer.factor:
       raise ValueError(f"image_size {image_size} is not a multiple of the "
                        f"token factor {tokenizer.factor}")
+    transformer, transformer_params = transformer_lib.with_precision(
+        transformer, transformer_params, precision)
+    self.precision = precision
     self.transformer = transformer
     self.tokenizer = tokenizer
     self.image_size = int(image_size)
@@ -123,7 +138,8 @@ class Generator:
       path: the directory holding ``checkpoints/``.
       use_ema: use the EMA params when the checkpoint has them.
       step: the checkpoint step (default: the latest).
-      **kwargs: passed to the constructor (``batch_size``, ``devices``).
+      **kwargs: passed to the constructor (``batch_size``, ``devices``,
+        ``precision``).
 
     Raises:
       FileNotFoundError: no checkpoint at ``path`` or at its tokenizer's.
@@ -238,9 +254,9 @@ class Generator:
     guided = opts.cfg_scale != 0
     fn = self._jit(("decode",) + opts.static(),
                    lambda *a: self._decode_images(opts, guided, *a))
-    base = jax.random.PRNGKey(seed)  # raw uint32 [2] keys, one per row
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(
-        jnp.arange(len(sequences), dtype=jnp.uint32) + index_offset)
+    keys = _row_keys(jax.random.PRNGKey(seed),
+                     np.arange(len(sequences), dtype=np.uint32)
+                     + np.uint32(index_offset))
     traced = opts.traced()
     tokens, images = self._batched(
         lambda p, s, k: fn(p, s, k, traced),

@@ -36,10 +36,12 @@ def layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
 
 
 def dense(features: int, names: tuple[str, str], kernel_init: Initializer,
-           dtype: Dtype, param_dtype: Dtype, name: str) -> nn.Dense:
+           dtype: Dtype, param_dtype: Dtype, name: str,
+           matmul_dtype: Dtype | None = None) -> nn.Dense:
   """A Dense layer whose kernel is ``names`` and bias ``names[1:]``."""
   return nn.Dense(
       features, dtype=dtype, param_dtype=param_dtype,
+      dot_general=matmul_dot_general(matmul_dtype),
       kernel_init=nn.with_logical_partitioning(kernel_init, names),
       bias_init=nn.with_logical_partitioning(_zeros, names[1:]), name=name)
 
@@ -47,6 +49,40 @@ def dense(features: int, names: tuple[str, str], kernel_init: Initializer,
 def gelu(x):
   # The official code calls jax.nn.gelu with its default (tanh) approximation.
   return jax.nn.gelu(x, approximate=True)
+
+
+def matmul_dot_general(matmul_dtype: Dtype | None) -> Callable | None:
+  """A ``dot_general`` whose operands are cast to ``matmul_dtype``, summed in
+  float32 and returned in the first operand's dtype; None (plain
+  ``lax.dot_general``) when ``matmul_dtype`` is None.
+
+  The "bfloat16 matmul operands only" precision: the activations, the
+  residual stream and everything outside the products stay in their dtype.
+  """
+  if matmul_dtype is None:
+    return None
+
+  def dot_general(x, y, dimension_numbers, precision=None,
+                  preferred_element_type=None):
+    del preferred_element_type  # always float32 sums
+    out = jax.lax.dot_general(
+        x.astype(matmul_dtype), y.astype(matmul_dtype), dimension_numbers,
+        precision=precision, preferred_element_type=jnp.float32)
+    return out.astype(x.dtype)
+
+  return dot_general
+
+
+def einsum(spec: str, x, y, matmul_dtype: Dtype | None = None,
+           out_dtype: Dtype | None = None) -> jax.Array:
+  """``jnp.einsum(spec, x, y)`` in ``out_dtype`` (default: their promoted
+  dtype); with ``matmul_dtype`` the operands are cast to it and summed in
+  float32 (see :func:`matmul_dot_general`)."""
+  if matmul_dtype is None:
+    return jnp.einsum(spec, x, y, preferred_element_type=out_dtype)
+  out = jnp.einsum(spec, x.astype(matmul_dtype), y.astype(matmul_dtype),
+                   preferred_element_type=jnp.float32)
+  return out.astype(out_dtype or jnp.promote_types(x.dtype, y.dtype))
 
 
 class Projection(nn.Module):
@@ -61,6 +97,7 @@ class Projection(nn.Module):
     features: output dimensions, e.g. ``(heads, head_dim)`` or ``(hidden,)``.
     in_axes: how many trailing input axes are contracted (1 or 2).
     kernel_names, bias_names: logical axis names of the parameters.
+    matmul_dtype: the product's operand dtype (None: ``dtype``).
   """
 
   features: tuple[int, ...]
@@ -70,6 +107,7 @@ class Projection(nn.Module):
   bias_names: tuple[str, ...]
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -85,8 +123,8 @@ class Projection(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
                                               dtype=self.dtype)
     contract_x = tuple(range(x.ndim - self.in_axes, x.ndim))
-    y = jax.lax.dot_general(
-        x, kernel, ((contract_x, tuple(range(self.in_axes))), ((), ())))
+    dot = matmul_dot_general(self.matmul_dtype) or jax.lax.dot_general
+    y = dot(x, kernel, ((contract_x, tuple(range(self.in_axes))), ((), ())))
     return y + bias
 
 
@@ -107,6 +145,7 @@ class SelfAttention(nn.Module):
   impl: str = "einsum"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
@@ -120,7 +159,7 @@ class SelfAttention(nn.Module):
         Projection, features=(self.num_heads, head_dim), in_axes=1,
         kernel_init=self.kernel_init, kernel_names=("embed", "heads", "kv"),
         bias_names=("heads", "kv"), dtype=self.dtype,
-        param_dtype=self.param_dtype)
+        param_dtype=self.param_dtype, matmul_dtype=self.matmul_dtype)
     q = proj(name="query")(x)
     k = proj(name="key")(x)
     v = proj(name="value")(x)
@@ -130,15 +169,18 @@ class SelfAttention(nn.Module):
     use_dropout = not deterministic and self.dropout_rate > 0.0
     if self.impl == "einsum" or use_dropout:
       q = q / jnp.sqrt(head_dim).astype(q.dtype)
-      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+      logits = einsum("bqhd,bkhd->bhqk", q, k, self.matmul_dtype)
       weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
       weights = weights.astype(self.dtype)
       if use_dropout:
         weights = nn.Dropout(rate=self.dropout_rate)(
             weights, deterministic=False)
-      out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+      out = einsum("bhqk,bkhd->bqhd", weights, v, self.matmul_dtype)
     elif self.impl in ("xla", "cudnn"):
-      out = jax.nn.dot_product_attention(q, k, v, implementation=self.impl)
+      md = self.matmul_dtype or q.dtype
+      out = jax.nn.dot_product_attention(
+          q.astype(md), k.astype(md), v.astype(md),
+          implementation=self.impl).astype(q.dtype)
     else:
       raise ValueError(
           f"attention impl must be one of {ATTENTION_IMPLS}, got {self.impl!r}")
@@ -146,7 +188,8 @@ class SelfAttention(nn.Module):
     return Projection(
         features=(hidden,), in_axes=2, kernel_init=self.kernel_init,
         kernel_names=("heads", "kv", "embed"), bias_names=("embed",),
-        dtype=self.dtype, param_dtype=self.param_dtype, name="out")(out)
+        dtype=self.dtype, param_dtype=self.param_dtype,
+        matmul_dtype=self.matmul_dtype, name="out")(out)
 
 
 class Attention(nn.Module):
@@ -159,6 +202,7 @@ class Attention(nn.Module):
   attention_impl: str = "einsum"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
@@ -166,7 +210,7 @@ class Attention(nn.Module):
         num_heads=self.num_heads, dropout_rate=self.attention_dropout_rate,
         kernel_init=self.kernel_init, impl=self.attention_impl,
         dtype=self.dtype, param_dtype=self.param_dtype,
-        name="self_attention")(x, deterministic)
+        matmul_dtype=self.matmul_dtype, name="self_attention")(x, deterministic)
     h = nn.Dropout(rate=self.hidden_dropout_rate)(h, deterministic=deterministic)
     return layer_norm("attention_output_ln", self.dtype, self.param_dtype)(
         h + x)
@@ -180,12 +224,13 @@ class Mlp(nn.Module):
   kernel_init: Initializer
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
     hidden = x.shape[-1]
     kw = dict(kernel_init=self.kernel_init, dtype=self.dtype,
-              param_dtype=self.param_dtype)
+              param_dtype=self.param_dtype, matmul_dtype=self.matmul_dtype)
     h = dense(self.mlp_dim, ("embed", "mlp"), name="intermediate_output",
                **kw)(x)
     h = nn.with_logical_constraint(gelu(h), ("batch", "length", "mlp"))
@@ -205,6 +250,7 @@ class TransformerLayer(nn.Module):
   attention_impl: str = "einsum"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
@@ -213,9 +259,11 @@ class TransformerLayer(nn.Module):
         num_heads=self.num_heads, hidden_dropout_rate=self.hidden_dropout_rate,
         attention_dropout_rate=self.attention_dropout_rate,
         kernel_init=self.kernel_init, attention_impl=self.attention_impl,
-        dtype=self.dtype, param_dtype=self.param_dtype)(x, deterministic)
+        dtype=self.dtype, param_dtype=self.param_dtype,
+        matmul_dtype=self.matmul_dtype)(x, deterministic)
     x = Mlp(
         mlp_dim=self.mlp_dim, hidden_dropout_rate=self.hidden_dropout_rate,
         kernel_init=self.kernel_init, dtype=self.dtype,
-        param_dtype=self.param_dtype)(x, deterministic)
+        param_dtype=self.param_dtype,
+        matmul_dtype=self.matmul_dtype)(x, deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "embed"))

@@ -24,6 +24,7 @@ statistics and the output logits are float32.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -89,6 +90,7 @@ class MlmLayer(nn.Module):
   kernel_init: Initializer
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, table: jax.Array,
@@ -101,10 +103,11 @@ class MlmLayer(nn.Module):
     hidden = x.shape[-1]
     n = self.vocab_size if num_logits is None else num_logits
     h = layers.dense(hidden, ("embed", "mlp"), self.kernel_init, self.dtype,
-               self.param_dtype, name="mlm_dense")(x)
+                     self.param_dtype, name="mlm_dense",
+                     matmul_dtype=self.matmul_dtype)(x)
     h = layers.layer_norm("mlm_ln", self.dtype, self.param_dtype)(layers.gelu(h))
-    logits = jnp.einsum("bld,vd->blv", h, table[:n].astype(self.dtype),
-                        preferred_element_type=jnp.float32)
+    logits = layers.einsum("bld,vd->blv", h, table[:n].astype(self.dtype),
+                           self.matmul_dtype, out_dtype=jnp.float32)
     bias = _Bias(self.vocab_size, self.param_dtype, name="mlm_bias")()
     logits = logits + bias[:n].astype(jnp.float32)
     return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
@@ -141,6 +144,9 @@ class Transformer(nn.Module):
     remat: rematerialise each block in the backward pass (saves activation
       memory at full size; the parameter tree is unchanged).
     dtype: activation dtype; param_dtype: parameter dtype.
+    matmul_dtype: when set, the operands of every product (projections,
+      attention, MLP, output head) are cast to it and summed in float32;
+      everything else stays in ``dtype`` (see ``PRECISIONS``).
   """
 
   codebook_size: int
@@ -157,6 +163,7 @@ class Transformer(nn.Module):
   remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  matmul_dtype: Dtype | None = None
 
   @property
   def layout(self) -> tokens_lib.TokenLayout:
@@ -200,11 +207,12 @@ class Transformer(nn.Module):
           attention_dropout_rate=self.attention_dropout_rate,
           kernel_init=init, attention_impl=self.attention_impl,
           dtype=self.dtype, param_dtype=self.param_dtype,
+          matmul_dtype=self.matmul_dtype,
           name=f"TransformerLayer_{i}")(x, deterministic)
     return MlmLayer(
         vocab_size=layout.vocab_size, kernel_init=init, dtype=self.dtype,
-        param_dtype=self.param_dtype, name="MlmLayer_0")(x, embed.table(),
-                                                          num_logits)
+        param_dtype=self.param_dtype, matmul_dtype=self.matmul_dtype,
+        name="MlmLayer_0")(x, embed.table(), num_logits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,3 +230,35 @@ class CodebookLogits:
     """``params`` (the ``'params'`` collection), ids ``[batch, length]`` -> ``[batch, length, codebook]``."""
     return self.model.apply({"params": params}, ids, deterministic=True,
                             num_logits=self.model.codebook_size)
+
+
+# Inference precisions of :func:`with_precision`.
+PRECISIONS = ("float32", "bfloat16", "bfloat16_matmul")
+
+
+def with_precision(model: Transformer, params, precision: str
+                   ) -> tuple[Transformer, Any]:
+  """``(model, params)`` to run in ``precision`` (one of ``PRECISIONS``).
+
+  * ``"float32"``: unchanged (the official numerics, bit-exact);
+  * ``"bfloat16"``: parameters stored and activations computed in bfloat16;
+  * ``"bfloat16_matmul"``: float32 parameters and activations, only the
+    operands of the products cast to bfloat16 (float32 sums).
+
+  In every precision the attention softmax, the LayerNorm statistics and
+  the output logits are float32, so sampling arithmetic is unchanged.
+
+  Raises:
+    ValueError: an unknown precision.
+  """
+  if precision not in PRECISIONS:
+    raise ValueError(
+        f"precision must be one of {PRECISIONS}, got {precision!r}")
+  if precision == "bfloat16":
+    cast = lambda x: (x.astype(jnp.bfloat16)
+                      if jnp.issubdtype(x.dtype, jnp.floating) else x)
+    return (model.clone(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16),
+            jax.tree.map(cast, params))
+  if precision == "bfloat16_matmul":
+    return model.clone(matmul_dtype=jnp.bfloat16), params
+  return model, params

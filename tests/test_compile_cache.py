@@ -1,0 +1,102 @@
+"""The persistent compilation cache: a second process loads what the first
+compiled (checked through the cache directory and JAX's cache events, not
+by timing); the tools switch it on; the environment can switch it off."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from maskgit_jax import cli
+from maskgit_jax import compile_cache
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Compiles a small transformer's forward pass with the cache on, then prints
+# how many of its compilations were cache hits and misses.
+_PROGRAM = """
+import jax, jax.numpy as jnp
+events = []
+jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+from maskgit_jax import compile_cache
+compile_cache.enable(min_compile_seconds=0.0)
+from maskgit_jax.models import transformer
+model = transformer.Transformer(codebook_size=16, num_classes=2,
+    hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64,
+    max_position_embeddings=17)
+ids = jnp.zeros((1, 17), jnp.int32)
+params = jax.jit(model.init)(jax.random.PRNGKey(0), ids)
+jax.block_until_ready(jax.jit(model.apply)(params, ids))
+hits = events.count("/jax/compilation_cache/cache_hits")
+misses = events.count("/jax/compilation_cache/cache_misses")
+print(f"hits={hits} misses={misses}")
+"""
+
+
+def _run(cache: pathlib.Path) -> dict:
+  env = dict(os.environ, MASKGIT_JAX_COMPILE_CACHE=str(cache))
+  out = subprocess.run([sys.executable, "-c", _PROGRAM], env=env, cwd=REPO,
+                       capture_output=True, text=True, check=True, timeout=300)
+  line = out.stdout.strip().splitlines()[-1]
+  return {k: int(v) for k, v in (p.split("=") for p in line.split())}
+
+
+def test_second_process_loads_the_first_ones_programs(tmp_path):
+  cache = tmp_path / "cache"
+  first = _run(cache)
+  written = sorted(p.name for p in cache.iterdir())
+  assert first["misses"] >= 2 and first["hits"] == 0
+  assert len(written) == first["misses"]  # one entry per compiled program
+  second = _run(cache)
+  assert second == {"hits": first["misses"], "misses": 0}
+  assert sorted(p.name for p in cache.iterdir()) == written  # nothing new
+
+
+@pytest.fixture
+def restore_cache_config():
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  yield
+  jax.config.update("jax_compilation_cache_dir", before[0])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
+  compilation_cache.reset_cache()
+
+
+def test_tools_switch_it_on_where_the_environment_says(
+    tmp_path, monkeypatch, restore_cache_config):
+  del restore_cache_config
+  monkeypatch.setenv(compile_cache.ENV_VAR, str(tmp_path / "tools"))
+  seen = []
+  parser = cli.ArgumentParser()
+  assert cli.run_args(
+      lambda args: seen.append(jax.config.jax_compilation_cache_dir),
+      parser, []) == 0
+  assert seen == [str(tmp_path / "tools")]
+  assert (tmp_path / "tools").is_dir()
+
+
+@pytest.mark.parametrize("value", ["off", "0", "", "None"])
+def test_the_environment_switches_it_off(value, monkeypatch,
+                                         restore_cache_config):
+  del restore_cache_config
+  jax.config.update("jax_compilation_cache_dir", None)
+  monkeypatch.setenv(compile_cache.ENV_VAR, value)
+  assert compile_cache.enable() is None
+  assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_default_dir_is_per_user(monkeypatch, tmp_path):
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  assert compile_cache.default_dir() == tmp_path / "maskgit_jax" / "jax"
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  assert compile_cache.default_dir().is_relative_to(pathlib.Path.home())
+
+
+def test_negative_threshold_is_refused(restore_cache_config):
+  del restore_cache_config
+  with pytest.raises(ValueError, match="min_compile_seconds must be >= 0"):
+    compile_cache.enable(pathlib.Path("unused"), min_compile_seconds=-1)
