@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import pathlib
 import platform
+import queue as queue_lib
 import resource
 import time
 
@@ -33,6 +34,9 @@ AR_SAMPLE_STEPS = 8  # recompute baseline: timed steps, scaled to L (see doc)
 # decode and AR tables use FAST (the Generator's default).
 VARIANTS = (("gumbel", False), ("cdf", False), ("gumbel", True), ("cdf", True))
 FAST = dict(sampler="cdf", unroll=False)
+# benchmarks/inference.py's sections; `--only` re-runs some of them into an
+# existing results.json.
+INFERENCE_SECTIONS = ("precision_decode", "first_call", "generator_overhead")
 # The demo's CPU split (sharding.split_host_cpu on 2 cores).
 SPLIT_CPU_DEVICES = 4
 
@@ -299,7 +303,9 @@ def _child(name: str, quick: bool, queue, cpu_devices: int | None) -> None:
   if cpu_devices:
     from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
     sharding.split_host_cpu(cpu_devices)  # before JAX starts
-  result = globals()[name](quick)
+  from benchmarks import inference  # pylint: disable=g-import-not-at-top
+  section = globals().get(name) or getattr(inference, name)  # by name
+  result = section(quick)
   result["peak_rss_mb"] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024
   queue.put(result)
@@ -312,7 +318,14 @@ def _run_isolated(name: str, quick: bool,
   process = ctx.Process(target=_child, args=(name, quick, queue, cpu_devices))
   start = time.perf_counter()
   process.start()
-  result = queue.get()
+  while True:  # a section that crashes must not leave us waiting forever
+    try:
+      result = queue.get(timeout=5)
+      break
+    except queue_lib.Empty:
+      if not process.is_alive():
+        raise RuntimeError(f"benchmark section {name} failed (exit code "
+                           f"{process.exitcode}); its traceback is above")
   process.join()
   result["wall_s"] = time.perf_counter() - start
   print(f"[bench] {name}: {result['wall_s']:.0f} s, peak RSS "
@@ -353,7 +366,20 @@ def run(quick: bool = False) -> dict:
                     peak_rss_mb=d["peak_rss_mb"])
     results["train"].append(d["row"])
     results.setdefault("demo_step_profiles", []).append(d["profile"])
+  for name in INFERENCE_SECTIONS:
+    results.update(_inference_section(name, quick))
   return results
+
+
+def _inference_section(name: str, quick: bool) -> dict:
+  """One section of :mod:`benchmarks.inference`, stamped with its date."""
+  result = _run_isolated(name, quick)
+  result.pop("peak_rss_mb")
+  result.pop("wall_s")
+  for rows in result.values():
+    for row in rows:
+      row["date"] = datetime.date.today().isoformat()
+  return result
 
 
 def main(argv=None) -> int:
@@ -362,8 +388,22 @@ def main(argv=None) -> int:
                       help="smaller sizes (a smoke run, not for the tables)")
   parser.add_argument("--out", default=str(HERE / "results.json"))
   parser.add_argument("--no_markdown", action="store_true")
+  parser.add_argument(
+      "--only", default="",
+      help="comma-separated inference sections (" + ",".join(
+          INFERENCE_SECTIONS) + ") re-run into the existing --out")
   args = parser.parse_args(argv)
-  results = run(args.quick)
+  only = [s for s in args.only.split(",") if s]
+  bad = sorted(set(only) - set(INFERENCE_SECTIONS))
+  if bad:
+    parser.error(f"unknown --only section(s) {bad}; expected some of "
+                 f"{list(INFERENCE_SECTIONS)}")
+  if only:
+    results = json.loads(pathlib.Path(args.out).read_text())
+    for name in only:
+      results.update(_inference_section(name, args.quick))
+  else:
+    results = run(args.quick)
   pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
   if not args.no_markdown:
     from benchmarks import report  # pylint: disable=g-import-not-at-top

@@ -104,6 +104,8 @@ def render(res: dict) -> str:
     for p in profiles:
       lines += ["", f"On {p['devices']} CPU device(s): "
                 + step_profile.markdown(p, res["matmul_gflops"])]
+  from benchmarks import inference  # pylint: disable=g-import-not-at-top
+  lines += inference.markdown(res)
   lines += ["", f"Decode benchmark peak RSS: {res['decode_peak_rss_mb']:.0f} "
             "MB."]
   return "\n".join(lines)

@@ -59,6 +59,7 @@ def test_training_sampling_and_tools_print_no_library_banners(trained):
   root, output = trained
   result = _run(_tool("sample.py") + [f"--checkpoint={root / 'gen'}",
                                       "--labels=1,2",
+                                      "--precision=bfloat16_matmul",
                                       f"--output={root / 'grid.png'}"],
                 cwd=root)
   assert result.returncode == 0, result.stderr

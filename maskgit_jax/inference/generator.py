@@ -99,7 +99,7 @@ class Generator:
       precision: the transformer's: "float32" (default, the official
         numerics), "bfloat16" (parameters and activations) or
         "bfloat16_matmul" (products only); logits, softmax and sampling
-        stay float32 (see :func:`maskgit_jax.models.transformer.with_precision`).
+        stay float32 (see ``models.transformer.with_precision``).
     """
     if image_size % tokenizer.factor:
       raise ValueError(f"image_size {image_size} is not a multiple of the "
