@@ -50,10 +50,11 @@ _CFG_SCHEDULE = flags.DEFINE_enum(
 _CFG_POWER = flags.DEFINE_float("cfg_power", None,
                                 "The p of --cfg_schedule=power_cosine (3).")
 _ORDER = flags.DEFINE_enum(
-    "order", None, ("confidence", "halton", "random", "mdlm"),
+    "order", None, ("confidence", "halton", "random", "mdlm", "critic"),
     "Which tokens each step keeps: confidence (official), halton "
-    "(Halton-MaskGIT; use --schedule=arccos), random, or mdlm (the "
-    "masked-diffusion posterior; see --remask).")
+    "(Halton-MaskGIT; use --schedule=arccos), random, mdlm (the "
+    "masked-diffusion posterior; see --remask) or critic (a token critic "
+    "re-masks what looks sampled; needs --critic).")
 _REMASK = flags.DEFINE_enum(
     "remask", None, ("none", "cap", "rescale", "conf"),
     "With --order=mdlm: how decoded tokens return to the mask (ReMDM).")
@@ -78,6 +79,9 @@ _SAMPLER = flags.DEFINE_enum(
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")
+_CRITIC = flags.DEFINE_string(
+    "critic", None, "A token critic's workdir (train.py with configs/"
+    "critic_animal_mnist.py), used by --order=critic.")
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", ["float32", "bfloat16", "bfloat16_matmul"],
     "The transformer's precision: float32 (the official numerics), bfloat16 "
@@ -173,7 +177,7 @@ def main(argv):
     raise ValueError("pass --output (PNG) and/or --output_npz")
   generator = sampling.Generator.from_checkpoint(
       _CHECKPOINT.value, use_ema=_USE_EMA.value, batch_size=_BATCH_SIZE.value,
-      precision=_PRECISION.value)
+      precision=_PRECISION.value, critic=_CRITIC.value)
   with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
                  disable=None) as bar:
     def progress(done, total):

@@ -142,9 +142,10 @@ def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
   return jnp.maximum(1, jnp.minimum(unknown[:, None] - 1, mask_len))
 
 
-ORDERS = reveal_order.ORDERS + ("mdlm",)
-"""``order`` values: the confidence and fixed orders, and the masked-
-diffusion posterior (:mod:`maskgit_jax.remasking`)."""
+ORDERS = reveal_order.ORDERS + ("mdlm", "critic")
+"""``order`` values: the confidence and fixed orders, the masked-diffusion
+posterior (:mod:`maskgit_jax.remasking`) and a token critic's choice
+(:mod:`maskgit_jax.token_critic`)."""
 
 SAMPLERS = ("gumbel", "cdf")
 """Token samplers: official Gumbel-max, or inverse-CDF (one uniform per token)."""
@@ -204,7 +205,8 @@ def log_prob_of(logits: jax.Array, ids: jax.Array) -> jax.Array:
     jax.jit,
     static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
                      "mask_token_id", "sampler", "unroll", "order",
-                     "roll_order", "temperature_schedule", "remask"))
+                     "roll_order", "temperature_schedule", "remask",
+                     "tokens_to_critic"))
 def decode(params, inputs: jax.Array, rng: jax.Array, *,
            tokens_to_logits: TokensToLogits, num_iter: int,
            start_iter=0, choice_temperature=4.5, temperature=1.0,
@@ -213,7 +215,9 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
            unroll: bool = False, order: str = "confidence",
            roll_order: bool = False, temperature_schedule: str = "constant",
            final_temperature=1.0, top_k=None, top_p=None,
-           remask: str = "none", remask_eta=0.05) -> DecodeState:
+           remask: str = "none", remask_eta=0.05,
+           tokens_to_critic: TokensToLogits | None = None,
+           critic_params=None) -> DecodeState:
   """Iterative parallel decoding from a partially masked sequence.
 
   Args:
@@ -260,6 +264,14 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       a fixed count), how decoded tokens return to the mask: ``"none"``
       (MDLM), ``"cap"``, ``"rescale"`` or ``"conf"`` (ReMDM); scaled by
       ``remask_eta`` (traced). See :mod:`maskgit_jax.remasking`.
+    tokens_to_critic, critic_params: for ``order="critic"``: ``(critic_params,
+      tokens [batch, length]) -> logits [batch, length]``, high where a
+      token looks sampled (static, hashable; e.g.
+      :class:`maskgit_jax.models.critic.CriticScores`). After each step's
+      draw every generated token competes, given ones excepted: the
+      ``clip(floor(N0 * gamma(r)), 1, N0 - 1)`` with the highest critic
+      logit (plus Gumbel noise of ``choice_temperature * (1 - r)``) return
+      to the mask, accepted tokens included (Token-Critic).
 
   Any ``tokens_to_logits`` with a true ``takes_progress`` attribute is
   called as ``tokens_to_logits(params, tokens, progress=t / T)`` (the
@@ -279,6 +291,10 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
                      f"{remasking.REMASK_STRATEGIES}")
   if remask != "none" and order != "mdlm":
     raise ValueError(f"remask={remask!r} needs order='mdlm', got {order!r}")
+  if (order == "critic") != (tokens_to_critic is not None):
+    raise ValueError("order='critic' and tokens_to_critic go together; got "
+                     f"order={order!r} with tokens_to_critic="
+                     f"{tokens_to_critic!r}")
   masking.validate_schedule(schedule)
   inputs = inputs.astype(jnp.int32)
   batch, length = inputs.shape
@@ -334,6 +350,14 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       u = jax.random.uniform(choice_rng, tokens.shape)
       remask_now = (unknown & (u >= reveal)) | (decoded & (u < sigma))
       scores = jnp.where(unknown & ~remask_now, -confidence, scores)
+    elif order == "critic":
+      fake = tokens_to_critic(critic_params, sampled).astype(jnp.float32)
+      mask_len = num_to_mask(initial_unknown, initial_unknown, ratio,
+                             schedule)
+      remask_now = mask_by_random_topk(
+          choice_rng, mask_len, jnp.where(given, CONFIDENCE_OF_KNOWN_TOKENS,
+                                          -fake),
+          choice_temperature * (1.0 - ratio))
     elif ranks is None:
       mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1),
                              ratio, schedule)

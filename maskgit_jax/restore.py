@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from maskgit_jax import checkpointing
 from maskgit_jax import supervised
+from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import perceptual as perceptual_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -126,9 +127,65 @@ def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
       tokenizer_params=tokenizer_params, config=config)
 
 
+@dataclasses.dataclass(frozen=True)
+class RestoredCritic:
+  """A trained token critic: ``critic.apply({"params": params}, ids)``.
+
+  ``generator_checkpoint`` is the stage-2 workdir it was trained on (a
+  self-critic's body is that generator).
+  """
+
+  critic: critic_lib.TokenCritic
+  params: Any
+  self_critic: bool
+  generator_checkpoint: pathlib.Path
+
+
+def load_critic(workdir: str | pathlib.Path, generator_params=None, *,
+                step: int | None = None, use_ema: bool = True
+                ) -> RestoredCritic:
+  """A critic workdir (``config.stage = "critic"``), ready for the decode.
+
+  Args:
+    workdir: the critic's training workdir.
+    generator_params: a self-critic's body (the generator's params; loaded
+      from its ``generator_checkpoint`` when None); unused otherwise.
+    step, use_ema: as in :func:`load_transformer`.
+
+  Raises:
+    FileNotFoundError: no checkpoint at ``workdir``.
+    ValueError: the checkpoint is not a critic's.
+  """
+  directory = pathlib.Path(workdir)
+  _require_checkpoint(directory, "critic")
+  config = checkpointing.read_config(directory, step)
+  _check_stage(config, "critic", workdir,
+               "order='critic' needs a critic workdir (configs/"
+               "critic_animal_mnist.py)")
+  generator_dir = resolve_tokenizer(config.get("generator_checkpoint"),
+                                    directory)
+  generator, _ = transformer_from_config(
+      checkpointing.read_config(generator_dir))
+  self_critic = bool(config["critic"]["self_critic"])
+  body = generator if self_critic else transformer_lib.Transformer(**{
+      **module_kwargs(config["model"]),
+      "codebook_size": generator.codebook_size,
+      "num_classes": generator.num_classes,
+      "max_position_embeddings": generator.max_position_embeddings})
+  state = checkpointing.restore_state_tree(directory, step)
+  params = (state.get("ema_params") if use_ema else None) or state["params"]
+  if self_critic:
+    if generator_params is None:
+      generator_params = load_transformer(generator_dir).params
+    params = {"body": generator_params, "head": params["head"]}
+  return RestoredCritic(critic_lib.TokenCritic(body), params, self_critic,
+                        generator_dir)
+
+
 def resolve_tokenizer(tokenizer_checkpoint: str | None,
                       workdir: pathlib.Path) -> pathlib.Path:
-  """The tokenizer dir a stage-2 config names, wherever the reader runs.
+  """The tokenizer dir a stage-2 config names, wherever the reader runs (and
+  likewise a critic's ``generator_checkpoint``).
 
   Tried in order: the path as saved if absolute; relative to the workdir
   (imported checkpoints keep it inside); the workdir's sibling of that name

@@ -36,6 +36,12 @@ def _models_and_inputs(config):
     return [(vqgan_lib.VQGAN(**config.model), images),
             (discriminator_lib.StyleGANDiscriminator(**config.discriminator),
              images)]
+  if config.stage == "critic":  # its own body, on the preset's layout
+    from maskgit_jax.models import critic as critic_lib  # pylint: disable=g-import-not-at-top
+    assert config.critic.label in ("resampled", "changed")
+    body = transformer_lib.Transformer(**config.model)
+    return [(critic_lib.TokenCritic(body),
+             jnp.zeros((2, config.model.max_position_embeddings), jnp.int32))]
   raise AssertionError(f"unknown stage {config.stage!r}")
 
 

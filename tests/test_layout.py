@@ -24,6 +24,7 @@ LAYERS = {
     "parallel_decode": "algorithms", "editing": "algorithms",
     "reveal_order": "algorithms", "logit_filters": "algorithms",
     "guidance": "algorithms", "remasking": "algorithms",
+    "token_critic": "algorithms",
     "evaluation.metrics": "algorithms",
     "models.*": "models",
     "sharding": "runtime", "checkpointing": "runtime", "restore": "runtime",
@@ -32,7 +33,7 @@ LAYERS = {
     "compile_cache": "runtime",
     "trainers": "trainers", "trainers.tasks": "trainers",
     "trainers.loop": "trainers", "trainers.tokenizer_step": "trainers",
-    "trainers.transformer_step": "trainers",
+    "trainers.transformer_step": "trainers", "trainers.critic_step": "trainers",
     "inference.*": "inference", "sampling": "inference",
     "evaluation": "algorithms",  # docstring only
     "evaluation.inception": "inference",

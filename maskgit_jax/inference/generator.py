@@ -28,6 +28,7 @@ from maskgit_jax import sharding
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import rejection
 from maskgit_jax.inference.options import DecodeOptions, Samples, label_array
+from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 
@@ -84,7 +85,8 @@ class Generator:
                null_label: int | None = None,
                defaults: DecodeOptions | None = None, batch_size: int = 64,
                devices: Sequence[jax.Device] | None = None,
-               precision: str = "float32"):
+               precision: str = "float32",
+               critic: restore.RestoredCritic | None = None):
     """Wraps models and params; most users call :meth:`from_checkpoint`.
 
     Args:
@@ -100,6 +102,8 @@ class Generator:
         numerics), "bfloat16" (parameters and activations) or
         "bfloat16_matmul" (products only); logits, softmax and sampling
         stay float32 (see ``models.transformer.with_precision``).
+      critic: a token critic (:func:`maskgit_jax.restore.load_critic`) for
+        ``order="critic"``; it runs in float32.
     """
     if image_size % tokenizer.factor:
       raise ValueError(f"image_size {image_size} is not a multiple of the "
@@ -124,20 +128,29 @@ class Generator:
     self._rows = sharding.batch_sharding(self._mesh)
     n = len(self.devices)
     self.batch_size = -(-max(int(batch_size), 1) // n) * n
-    self.params = jax.device_put(
-        {"transformer": transformer_params, "tokenizer": tokenizer_params},
-        sharding.replicated(self._mesh))
+    if critic is not None and critic.critic.layout != transformer.layout:
+      raise ValueError("the critic was trained for another token layout "
+                       f"({critic.critic.layout}) than this model's "
+                       f"({transformer.layout})")
+    self.critic = critic
+    params = {"transformer": transformer_params, "tokenizer": tokenizer_params}
+    if critic is not None:
+      params["critic"] = critic.params
+    self.params = jax.device_put(params, sharding.replicated(self._mesh))
     self._jitted: dict[tuple, Callable] = {}
 
   @classmethod
   def from_checkpoint(cls, path: str | pathlib.Path, *, use_ema: bool = True,
-                      step: int | None = None, **kwargs) -> "Generator":
+                      step: int | None = None,
+                      critic: str | pathlib.Path | None = None,
+                      **kwargs) -> "Generator":
     """Loads a stage-2 training workdir or a directory from ``official``.
 
     Args:
       path: the directory holding ``checkpoints/``.
       use_ema: use the EMA params when the checkpoint has them.
       step: the checkpoint step (default: the latest).
+      critic: a token critic's workdir, for ``order="critic"``.
       **kwargs: passed to the constructor (``batch_size``, ``devices``,
         ``precision``).
 
@@ -148,6 +161,8 @@ class Generator:
     saved = restore.load_transformer(path, step=step, use_ema=use_ema)
     defaults = DecodeOptions.from_config(
         saved.decode, guided=saved.null_label is not None)
+    if critic is not None:
+      kwargs["critic"] = restore.load_critic(critic, saved.params)
     return cls(saved.model, saved.params, saved.tokenizer,
                saved.tokenizer_params, image_size=saved.image_size,
                null_label=saved.null_label, defaults=defaults, **kwargs)
@@ -234,6 +249,10 @@ class Generator:
   def checked_options(self, **overrides) -> DecodeOptions:
     """:meth:`options`, refusing guidance on a model without a null class."""
     opts = self.options(**overrides)
+    if opts.order == "critic" and self.critic is None:
+      raise ValueError(
+          "order='critic' needs a token critic: Generator.from_checkpoint("
+          "..., critic=CRITIC_WORKDIR) (sample.py --critic=...)")
     if opts.cfg_scale != 0 and self.null_label is None:
       raise ValueError(
           "cfg_scale needs a model trained with label dropout (config."
@@ -280,6 +299,12 @@ class Generator:
                       "cfg_scale": traced["cfg_scale"],
                       "cfg_power": traced["cfg_power"]}
 
+    critic_args = {}
+    if opts.order == "critic":
+      critic_args = dict(
+          tokens_to_critic=critic_lib.CriticScores(self.critic.critic),
+          critic_params=params["critic"])
+
     def one(sequence, key):
       state = parallel_decode.decode(
           model_params, sequence[None], key,
@@ -293,7 +318,8 @@ class Generator:
           temperature_schedule=opts.temperature_schedule,
           final_temperature=traced["final_temperature"],
           top_k=traced["top_k"], top_p=traced["top_p"],
-          remask=opts.remask, remask_eta=traced["remask_eta"])
+          remask=opts.remask, remask_eta=traced["remask_eta"],
+          **critic_args)
       return state.final[0, 1:]
 
     tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)

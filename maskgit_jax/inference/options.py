@@ -57,9 +57,11 @@ class DecodeOptions:
     order: which masked positions are kept at each step
       (:mod:`maskgit_jax.reveal_order`): ``confidence`` (official),
       ``halton`` (Halton-MaskGIT, ICLR 2025; pair it with the ``arccos``
-      schedule as the reference does), ``random``, or ``mdlm`` (the
+      schedule as the reference does), ``random``, ``mdlm`` (the
       masked-diffusion posterior, revealing each token with the schedule's
-      probability; :mod:`maskgit_jax.remasking`).
+      probability; :mod:`maskgit_jax.remasking`) or ``critic`` (Token-
+      Critic, ECCV 2022: a trained critic re-masks the tokens that look
+      sampled, accepted ones included; needs the Generator's ``critic``).
     roll_order: a random offset of the Halton order per sample (the
       reference's ``randomize=True``).
     temperature_schedule: ``constant`` (official) or ``linear`` from

@@ -171,8 +171,9 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, ids: jax.Array, deterministic: bool = True,
-               num_logits: int | None = None) -> jax.Array:
-    """Token ids -> logits.
+               num_logits: int | None = None,
+               hidden_only: bool = False) -> jax.Array:
+    """Token ids -> logits (or the last block's hidden states).
 
     Args:
       ids: int ``[batch, length]``: ``[class token, image tokens]``; masked
@@ -182,6 +183,9 @@ class Transformer(nn.Module):
       num_logits: compute the logits of ids ``[0, num_logits)`` only
         (``codebook_size``: the image codes, all that decoding samples;
         skips the output projection onto class and mask ids).
+      hidden_only: return the last block's output ``[batch, length,
+        hidden]`` without the MLM head (which is then not built: a token
+        critic's body has no head parameters).
 
     Returns:
       float32 ``[batch, length, num_logits or vocab_size]`` logits.
@@ -209,6 +213,8 @@ class Transformer(nn.Module):
           dtype=self.dtype, param_dtype=self.param_dtype,
           matmul_dtype=self.matmul_dtype,
           name=f"TransformerLayer_{i}")(x, deterministic)
+    if hidden_only:
+      return x
     return MlmLayer(
         vocab_size=layout.vocab_size, kernel_init=init, dtype=self.dtype,
         param_dtype=self.param_dtype, matmul_dtype=self.matmul_dtype,

@@ -11,7 +11,9 @@ experiment configs that ``train.py --config=...`` loads, built on these.
   transformer and its decode defaults (``256``, ``512``, ``tiny``).
 * :mod:`~maskgit_jax.presets.animal_mnist_tokenizer`,
   :mod:`~maskgit_jax.presets.animal_mnist_transformer`: the demo's two
-  stages (``default``, ``long``, ``tiny``).
+  stages (``default``, ``long``, ``tiny``);
+  :mod:`~maskgit_jax.presets.animal_mnist_critic`: a token critic of the
+  demo's transformer (``default``, ``self``, ``tiny``).
 
     from maskgit_jax import presets
     config = presets.get_config("imagenet_transformer", "tiny")
@@ -24,7 +26,8 @@ import importlib
 import ml_collections
 
 NAMES = ("imagenet_tokenizer", "imagenet_transformer",
-         "animal_mnist_tokenizer", "animal_mnist_transformer")
+         "animal_mnist_tokenizer", "animal_mnist_transformer",
+         "animal_mnist_critic")
 
 
 def get_config(name: str, variant: str | None = None

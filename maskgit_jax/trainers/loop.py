@@ -110,9 +110,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         f"model has {config.model.num_classes} class tokens "
         "(config.model.num_classes)")
   if isinstance(source, input_pipeline.TokenSource):
-    if config.stage != "transformer":
+    if config.stage not in ("transformer", "critic"):
       raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
-                       "transformer stage")
+                       "transformer and critic stages")
     grid = config.image_size // config.token_factor
     if tuple(source.grid) != (grid, grid):
       raise ValueError(f"token file grid {tuple(source.grid)} does not match "

@@ -18,10 +18,12 @@ import ml_collections
 
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
+from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import critic_step
 from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.trainers import transformer_step
 
@@ -141,10 +143,75 @@ def transformer_task(config: ml_collections.ConfigDict,
               extras=tokenizer_params)
 
 
+def critic_task(config: ml_collections.ConfigDict) -> Task:
+  """A token critic of the frozen stage-2 model ``config.generator_checkpoint``.
+
+  ``config.model`` is the critic's own body (its codebook, classes and
+  positions are taken from the generator); ``config.critic`` holds
+  ``self_critic``, ``label`` and ``temperature`` (see
+  :class:`~maskgit_jax.trainers.critic_step.CriticTrainer`).
+  """
+  if not config.get("generator_checkpoint"):
+    raise ValueError("config.generator_checkpoint must name the stage-2 "
+                     "workdir whose samples the critic learns to spot")
+  saved = restore.load_transformer(config.generator_checkpoint)
+  generator = saved.model
+  body = generator
+  if not config.critic.self_critic:
+    body = transformer_lib.Transformer(**{
+        **_kwargs(config.model), "codebook_size": generator.codebook_size,
+        "num_classes": generator.num_classes,
+        "max_position_embeddings": generator.max_position_embeddings})
+  trainer = critic_step.CriticTrainer(
+      critic=critic_lib.TokenCritic(body), generator=generator,
+      optimizer=transformer_step.make_optimizer(
+          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      schedule=config.masking.schedule, ema_decay=config.ema_decay,
+      **_kwargs(config.critic))
+  tokenizer = saved.tokenizer
+  grid = saved.image_size // tokenizer.factor
+  extras = {"generator": saved.params, "tokenizer": saved.tokenizer_params}
+
+  def step(state, batch, rng, extras, phase=None):
+    del phase  # one program
+    if "tokens" in batch:
+      tokens = batch["tokens"]
+    else:
+      tokens = tokenizer.apply({"params": extras["tokenizer"]},
+                               batch["images"],
+                               method=tokenizer.encode_to_indices)
+    tokens = tokens.reshape(tokens.shape[0], -1)
+    return trainer.train_step(state, tokens, batch["labels"], rng,
+                              extras["generator"])
+
+  def preview(state, batch, extras):
+    """Samples decoded with ``order="critic"`` (the EMA critic)."""
+    inputs = generator.layout.masked_sequence(
+        batch["labels"][:PREVIEW_IMAGES], grid * grid)
+    decoded = parallel_decode.decode(
+        extras["generator"], inputs, jax.random.PRNGKey(0),
+        tokens_to_logits=transformer_lib.CodebookLogits(generator),
+        num_iter=config.decode.num_iter,
+        choice_temperature=config.decode.choice_temperature,
+        schedule=config.decode.schedule,
+        mask_token_id=generator.layout.mask_id, order="critic",
+        tokens_to_critic=critic_lib.CriticScores(trainer.critic),
+        critic_params=trainer.full_params(state.ema_params,
+                                          extras["generator"]))
+    ids = decoded.final[:, 1:].reshape(-1, grid, grid)
+    images = tokenizer.apply({"params": extras["tokenizer"]}, ids,
+                             method=tokenizer.decode_from_indices)
+    return jnp.clip(images, 0.0, 1.0)
+
+  return Task(init=trainer.init, step=step, preview=preview, extras=extras)
+
+
+STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,
+          "critic": critic_task}
+
+
 def make_task(config: ml_collections.ConfigDict) -> Task:
-  if config.stage == "tokenizer":
-    return tokenizer_task(config)
-  if config.stage == "transformer":
-    return transformer_task(config)
-  raise ValueError(f"config.stage must be 'tokenizer' or 'transformer', got "
-                   f"{config.stage!r}")
+  if config.stage not in STAGES:
+    raise ValueError(f"config.stage must be one of {sorted(STAGES)}, got "
+                     f"{config.stage!r}")
+  return STAGES[config.stage](config)

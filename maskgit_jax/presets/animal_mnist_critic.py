@@ -1,0 +1,44 @@
+"""A token critic of the demo's transformer (animal-MNIST, 8x8 tokens).
+
+Variants: ``default`` (a 2-layer critic body, 1,000 steps), ``self`` (the
+self-critic: a one-unit head on the generator's own hidden states) and
+``tiny`` (for tests). Set ``--config.generator_checkpoint=STAGE_2_WORKDIR``
+(``demo_out/maskgit``); data as the transformer's (``--config.data.name=
+tokens:demo_out/tokens_train.npz`` reads the demo's cached tokens).
+"""
+
+import ml_collections
+
+from maskgit_jax.presets import animal_mnist_transformer
+from maskgit_jax.presets import common
+
+VARIANTS = ("default", "self", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = common.check_variant(arg, VARIANTS)
+  config = animal_mnist_transformer.get_config(
+      "tiny" if variant == "tiny" else "default")
+  config.stage = "critic"
+  config.variant = variant
+  config.generator_checkpoint = None
+  # The critic's own body; codebook, classes and positions come from the
+  # generator. Unused by the self-critic.
+  config.model.update(num_layers=2, dropout_rate=0.1,
+                      attention_dropout_rate=0.1)
+  config.critic = ml_collections.ConfigDict(dict(
+      self_critic=variant == "self",
+      # "resampled": the paper's label (1 wherever the generator refilled);
+      # "changed": lucidrains' (1 where the refill differs from the real).
+      label="resampled",
+      temperature=1.0,  # of the generator's fills
+  ))
+  config.masking.update(label_dropout=0.0)  # the critic sees real labels
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=100)
+  config.update(num_train_steps=1000, checkpoint_every_steps=500,
+                preview_every_steps=500)
+  if variant == "tiny":
+    config.update(num_train_steps=4, log_every_steps=2,
+                  checkpoint_every_steps=2, preview_every_steps=2)
+    config.optimizer.update(warmup_steps=1)
+  return config
