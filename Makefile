@@ -24,7 +24,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Both stages on animal-MNIST, then samples, edits and metrics in $(DEMO_OUT)/.
-# Re-running resumes. DEMO=long (about 75 min) trains longer for better samples.
+# Re-running resumes. DEMO=long (about 44 min) trains longer for better samples.
 demo: install
 	$(PY) -m maskgit_jax.demo --out $(DEMO_OUT) --variant $(DEMO)
 

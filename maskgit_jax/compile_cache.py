@@ -19,14 +19,18 @@ per-user directory::
   ``jax.config``) is left as it is.
 
 Entries are keyed by the program, the devices and the JAX/XLA versions, so
-a stale entry is never used: it is simply not found. Delete the directory to
+a stale entry is never used: it is simply not found. :func:`exported` keeps
+traced programs as well (``exported/``), for callers such as the
+Generator whose first call is mostly tracing. Delete the directory to
 reclaim the space (:func:`default_dir` says where it is).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
+from typing import Callable, Sequence
 
 ENV_VAR = "MASKGIT_JAX_COMPILE_CACHE"
 _OFF = ("", "0", "off", "none", "false", "no")
@@ -85,3 +89,73 @@ def enable(directory: str | os.PathLike | None = None, *,
   from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
   compilation_cache.reset_cache()
   return path
+
+
+_SOURCE_DIGEST: list[str] = []
+
+
+def _source_digest() -> str:
+  """A hash of this package's source files (computed once per process): an
+  exported program is never reused after the library's code changed."""
+  if not _SOURCE_DIGEST:
+    digest = hashlib.sha256()
+    root = pathlib.Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+      digest.update(str(path.relative_to(root)).encode())
+      digest.update(path.read_bytes())
+    _SOURCE_DIGEST.append(digest.hexdigest())
+  return _SOURCE_DIGEST[0]
+
+
+def signature(args) -> tuple:
+  """The tree, shapes, dtypes and shardings of a pytree of arrays (hashable)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  leaves, tree = jax.tree_util.tree_flatten(args)
+  return (tree,) + tuple(
+      (getattr(leaf, "shape", ()), str(getattr(leaf, "dtype", type(leaf))),
+       str(getattr(getattr(leaf, "sharding", None), "spec", None)))
+      for leaf in leaves)
+
+
+def exported(fn: Callable, args: Sequence, key: str) -> Callable:
+  """``jax.jit(fn)`` at ``args``' shapes, traced once per machine.
+
+  Tracing and lowering a program (Python work the compilation cache does
+  not skip) is most of a warm process's first call. With the cache on, the
+  traced program is serialised with ``jax.export`` next to the compiled
+  ones, and later processes deserialise it instead of tracing ``fn``;
+  compiling it then hits the compilation cache.
+
+  Args:
+    fn: the function; ``key`` must name everything it closes over that
+      shapes the program (models, static options).
+    args: example arguments (arrays, possibly sharded): the program's shapes.
+    key: text identifying ``fn``'s closure. The package's source, the JAX
+      version, the devices and ``args``' shapes, dtypes and shardings are
+      added to it.
+
+  Returns:
+    A callable taking arguments like ``args``; plain ``jax.jit(fn)`` when
+    the cache is off or the program cannot be exported.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  directory = jax.config.jax_compilation_cache_dir
+  if not directory:
+    return jax.jit(fn)
+  devices = jax.devices()
+  digest = hashlib.sha256("\n".join([
+      key, _source_digest(), jax.__version__, repr(signature(args)),
+      f"{len(devices)}x{devices[0].device_kind}"]).encode()).hexdigest()
+  path = pathlib.Path(directory) / "exported" / f"{digest}.bin"
+  try:
+    program = jax.export.deserialize(bytearray(path.read_bytes()))
+  except (OSError, ValueError):  # absent or unreadable: trace it again
+    try:
+      program = jax.export.export(jax.jit(fn))(*args)
+      path.parent.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(f".{os.getpid()}.tmp")
+      tmp.write_bytes(program.serialize())
+      tmp.replace(path)  # atomic: readers never see half a file
+    except (ValueError, TypeError, NotImplementedError, OSError):
+      return jax.jit(fn)  # not exportable (or not writable): still fine
+  return jax.jit(program.call)

@@ -1,7 +1,7 @@
 """``make demo``: both stages on animal-MNIST, samples, edits and metrics.
 
     python -m maskgit_jax.demo --out demo_out            # about 21 minutes on 2 cores
-    python -m maskgit_jax.demo --out demo_out --variant long  # about 75 minutes
+    python -m maskgit_jax.demo --out demo_out --variant long  # about 44 minutes
 
 The host CPU is split into several XLA devices first (``--cpu_devices``;
 see :func:`maskgit_jax.sharding.split_host_cpu`).

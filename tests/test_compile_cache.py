@@ -100,3 +100,51 @@ def test_negative_threshold_is_refused(restore_cache_config):
   del restore_cache_config
   with pytest.raises(ValueError, match="min_compile_seconds must be >= 0"):
     compile_cache.enable(pathlib.Path("unused"), min_compile_seconds=-1)
+
+
+# A tiny random Generator samples two images; prints its tokens and how many
+# programs it loaded from the program cache instead of tracing them.
+_GENERATE = """
+import json
+import flax.linen as nn, jax, jax.numpy as jnp
+from maskgit_jax import compile_cache, sampling
+from maskgit_jax.models import transformer, vqgan
+compile_cache.enable(min_compile_seconds=0.0)
+loaded = []
+deserialize = jax.export.deserialize
+jax.export.deserialize = lambda *a: loaded.append(1) or deserialize(*a)
+model = transformer.Transformer(codebook_size=16, num_classes=2,
+    hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64,
+    max_position_embeddings=17, initializer_range=0.5)
+tok = vqgan.VQGAN(filters=32, num_res_blocks=1, channel_multipliers=(1, 1),
+    embedding_dim=8, codebook_size=16)
+params = nn.unbox(model.init(jax.random.PRNGKey(0),
+                             jnp.zeros((1, 17), jnp.int32)))["params"]
+tok_params = nn.unbox(tok.init(jax.random.PRNGKey(1),
+                               jnp.zeros((1, 8, 8, 3))))["params"]
+gen = sampling.Generator(model, params, tok, tok_params, image_size=8)
+print(json.dumps({"tokens": gen.sample([0, 1, 1], seed=3, num_iter=4
+                                       ).tokens.tolist(),
+                  "loaded": len(loaded)}))
+"""
+
+
+def _generate(cache: str) -> dict:
+  env = dict(os.environ, MASKGIT_JAX_COMPILE_CACHE=cache)
+  out = subprocess.run([sys.executable, "-c", _GENERATE], env=env, cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  import json  # pylint: disable=g-import-not-at-top
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_generator_programs_are_traced_once_per_machine(tmp_path):
+  cache = tmp_path / "cache"
+  first = _generate(str(cache))
+  programs = sorted((cache / "exported").iterdir())
+  assert first["loaded"] == 0 and programs  # traced, then written
+  second = _generate(str(cache))
+  assert second["loaded"] >= 1  # loaded instead of traced
+  assert sorted((cache / "exported").iterdir()) == programs
+  plain = _generate("off")  # jax.jit, no cache: the same samples
+  assert first["tokens"] == second["tokens"] == plain["tokens"]

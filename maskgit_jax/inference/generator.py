@@ -15,11 +15,13 @@ import dataclasses
 import pathlib
 from typing import Any, Callable, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax import batching
+from maskgit_jax import compile_cache
 from maskgit_jax import guidance
 from maskgit_jax import imageio
 from maskgit_jax import parallel_decode
@@ -74,6 +76,22 @@ def _row_keys(base, rows):
   """uint32 ``[n, 2]`` raw keys ``fold_in(base, rows[i])``: one compiled
   program (an eager vmap re-traces on every call, a few ms each)."""
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
+
+
+class _PerShape:
+  """A function traced (or loaded from the program cache) once per argument
+  signature: :func:`maskgit_jax.compile_cache.exported`."""
+
+  def __init__(self, fn: Callable, closure: str):
+    self.fn, self.closure = fn, closure
+    self.programs: dict[str, Callable] = {}
+
+  def __call__(self, *args):
+    signature = compile_cache.signature(args)
+    if signature not in self.programs:
+      self.programs[signature] = compile_cache.exported(self.fn, args,
+                                                        self.closure)
+    return self.programs[signature](*args)
 
 
 class Generator:
@@ -136,6 +154,7 @@ class Generator:
     params = {"transformer": transformer_params, "tokenizer": tokenizer_params}
     if critic is not None:
       params["critic"] = critic.params
+    params = nn.unbox(params)  # e.g. straight from model.init
     self.params = jax.device_put(params, sharding.replicated(self._mesh))
     self._jitted: dict[tuple, Callable] = {}
 
@@ -328,8 +347,13 @@ class Generator:
     return tokens, images
 
   def _jit(self, key: tuple, fn: Callable) -> Callable:
+    """``fn`` compiled per argument shapes; with the compilation cache on,
+    its traced programs are kept on disk too (a new process skips tracing;
+    see :func:`maskgit_jax.compile_cache.exported`)."""
     if key not in self._jitted:
-      self._jitted[key] = jax.jit(fn)
+      closure = repr((key, self.transformer, self.tokenizer, self.null_label,
+                      self.critic and self.critic.critic))
+      self._jitted[key] = _PerShape(fn, closure)
     return self._jitted[key]
 
   def _batched(self, fn, arrays: list[np.ndarray], *, progress=None
