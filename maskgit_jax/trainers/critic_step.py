@@ -109,16 +109,5 @@ class CriticTrainer:
           deterministic=False, rngs={"dropout": dropout_rng})
       return token_critic.loss(logits, targets, weights)
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = self.optimizer.update(grads, state.opt_state,
-                                               state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema_params = optax.incremental_update(
-        params, state.ema_params,
-        1.0 - transformer_step.ema_decay_at(state.step, self.ema_decay))
-    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
-    return CriticState(step=state.step + 1, params=params,
-                       ema_params=ema_params, opt_state=opt_state), {
-                           k: jnp.asarray(v, jnp.float32)
-                           for k, v in metrics.items()}
+    return transformer_step.update(state, loss_fn, self.optimizer,
+                                   self.ema_decay)

@@ -71,6 +71,27 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def update(state: TransformerState, loss_fn,
+           optimizer: optax.GradientTransformation, ema_decay: float
+           ) -> tuple[TransformerState, dict[str, jax.Array]]:
+  """One optimizer step on ``loss_fn(params) -> (loss, metrics)`` and the EMA.
+
+  Returns the new state and float32 metrics (``loss_fn``'s, plus ``loss``
+  and ``grad_norm``).
+  """
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = optax.incremental_update(
+      params, state.ema_params, 1.0 - ema_decay_at(state.step, ema_decay))
+  metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
+  new_state = TransformerState(step=state.step + 1, params=params,
+                               ema_params=ema_params, opt_state=opt_state)
+  return new_state, {k: jnp.asarray(v, jnp.float32)
+                     for k, v in metrics.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformerTrainer:
   """Model, optimizer and MVTM settings; builds and steps a TransformerState.
@@ -170,17 +191,5 @@ class TransformerTrainer:
                                label_smoothing=self.label_smoothing,
                                loss_on=self.loss_on)
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = self.optimizer.update(grads, state.opt_state,
-                                               state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema_params = optax.incremental_update(
-        params, state.ema_params, 1.0 - ema_decay_at(state.step,
-                                                     self.ema_decay))
-    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
-    new_state = TransformerState(step=state.step + 1, params=params,
-                                 ema_params=ema_params, opt_state=opt_state)
-    return new_state, {k: jnp.asarray(v, jnp.float32)
-                       for k, v in metrics.items()}
+    return update(state, loss_fn, self.optimizer, self.ema_decay)
 
