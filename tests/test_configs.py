@@ -86,3 +86,13 @@ def test_override_sets_dotted_fields_and_names_a_missing_section():
   assert config.data.split == "test" and config.seed == 3
   with pytest.raises(KeyError, match="nope"):
     common.override(config, {"nope.field": 1})
+
+
+@pytest.mark.parametrize("name, variant", CASES)
+def test_checkpoint_fields_take_a_path_on_the_command_line(name, variant):
+  """``--config.X_checkpoint=PATH`` needs a str-typed field (a None field
+  cannot be overridden: ml_collections refuses its NoneType)."""
+  config = importlib.import_module(name).get_config(variant)
+  for key in config.keys():
+    if key.endswith("_checkpoint"):
+      assert config.get_type(key) is str, key

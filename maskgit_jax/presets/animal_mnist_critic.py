@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "tiny" if variant == "tiny" else "default")
   config.stage = "critic"
   config.variant = variant
-  config.generator_checkpoint = None
+  config.generator_checkpoint = ml_collections.config_dict.placeholder(str)
   # The critic's own body; codebook, classes and positions come from the
   # generator. Unused by the self-critic.
   config.model.update(num_layers=2, dropout_rate=0.1,
