@@ -37,19 +37,6 @@ CONFIGS = {
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _best(fn, budget: float) -> float:
-  """Best wall time of ``fn()`` (already compiled) within ``budget`` s."""
-  best, spent = float("inf"), 0.0
-  while spent < budget or best == float("inf"):
-    start = time.perf_counter()
-    fn()
-    took = time.perf_counter() - start
-    best, spent = min(best, took), spent + took
-    if took > budget:
-      break
-  return best
-
-
 def generator(name: str, precision: str = "float32"):
   """A Generator of random weights for ``name`` ("demo", "A" or "B"), on
   one device (batch 1 is the case the overhead goal is about)."""
@@ -92,6 +79,7 @@ def generator(name: str, precision: str = "float32"):
 
 def precision_decode(quick: bool) -> dict:
   """Decode (tokens and images) time per precision; ratios to float32."""
+  from benchmarks import bench  # pylint: disable=g-import-not-at-top
   rows = []
   for name in ("demo", "A", "B"):
     for batch in (1, 8) if quick else (1, 8, 32):
@@ -102,7 +90,8 @@ def precision_decode(quick: bool) -> dict:
         gen = generator(name, p)
         labels = [i % gen.num_classes for i in range(batch)]
         gen.generate(labels)  # compile
-        times[p] = _best(lambda g=gen, l=labels: g.generate(l), budget=2)
+        times[p] = bench._timed(lambda g=gen, l=labels: g.generate(l),
+                                budget=2)
       for p in PRECISIONS:
         rows.append(dict(model=name, batch=batch, precision=p,
                          seconds=times[p],

@@ -167,19 +167,29 @@ def load_critic(workdir: str | pathlib.Path, generator_params=None, *,
   generator, _ = transformer_from_config(
       checkpointing.read_config(generator_dir))
   self_critic = bool(config["critic"]["self_critic"])
-  body = generator if self_critic else transformer_lib.Transformer(**{
-      **module_kwargs(config["model"]),
-      "codebook_size": generator.codebook_size,
-      "num_classes": generator.num_classes,
-      "max_position_embeddings": generator.max_position_embeddings})
   state = checkpointing.restore_state_tree(directory, step)
   params = (state.get("ema_params") if use_ema else None) or state["params"]
   if self_critic:
     if generator_params is None:
       generator_params = load_transformer(generator_dir).params
     params = {"body": generator_params, "head": params["head"]}
-  return RestoredCritic(critic_lib.TokenCritic(body), params, self_critic,
-                        generator_dir)
+  return RestoredCritic(critic_from_config(config, generator), params,
+                        self_critic, generator_dir)
+
+
+def critic_from_config(config: Mapping[str, Any],
+                       generator: transformer_lib.Transformer
+                       ) -> critic_lib.TokenCritic:
+  """The critic of a critic-stage config, for ``generator``: the generator
+  itself as body for a self-critic, else ``config.model`` with the
+  generator's codebook, classes and positions."""
+  if config["critic"]["self_critic"]:
+    return critic_lib.TokenCritic(generator)
+  return critic_lib.TokenCritic(transformer_lib.Transformer(**{
+      **module_kwargs(config["model"]),
+      "codebook_size": generator.codebook_size,
+      "num_classes": generator.num_classes,
+      "max_position_embeddings": generator.max_position_embeddings}))
 
 
 def resolve_tokenizer(tokenizer_checkpoint: str | None,

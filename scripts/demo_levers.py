@@ -143,9 +143,8 @@ def sample_scores(workdir: pathlib.Path, judge: DevJudge,
   labels = np.arange(NUM_SAMPLES) % 10
   images = gen.generate(labels, seed=3, **options)
   logits, pool = judge.outputs(images)
-  return {"dev_accuracy": float((logits.argmax(-1) == labels).mean()),
-          "dev_fid": metrics.frechet_distance(metrics.Statistics.of(pool),
-                                              reference)}
+  accuracy, fid = metrics.class_scores(logits, pool, labels, reference)
+  return {"dev_accuracy": accuracy, "dev_fid": fid}
 
 
 DECODE_SWEEP = (

@@ -31,12 +31,9 @@ def _score(gen, judge, labels, seed, ref_stats):
   images = gen.generate(labels, seed=seed)
   seconds = time.perf_counter() - start
   judged = judge.outputs(images)
-  return {
-      "accuracy": float((judged["logits"].argmax(-1) == labels).mean()),
-      "fid": float(metrics_lib.frechet_distance(
-          metrics_lib.Statistics.of(judged["pool"]), ref_stats)),
-      "seconds": seconds,
-  }
+  accuracy, fid = metrics_lib.class_scores(judged["logits"], judged["pool"],
+                                           labels, ref_stats)
+  return {"accuracy": accuracy, "fid": fid, "seconds": seconds}
 
 
 def main(argv=None) -> int:

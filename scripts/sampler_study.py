@@ -135,11 +135,10 @@ def main(argv=None) -> int:
         samples = gen.generate(labels, seed=seed, **options)
         seconds = time.perf_counter() - start
         judged = judge.outputs(samples)
+        accuracy, fid = metrics_lib.class_scores(
+            judged["logits"], judged["pool"], labels, ref)
         row = dict(sampler=name, T=t, seed=seed, samples=args.samples,
-                   accuracy=float((judged["logits"].argmax(-1) ==
-                                   labels).mean()),
-                   fid=float(metrics_lib.frechet_distance(
-                       metrics_lib.Statistics.of(judged["pool"]), ref)),
+                   accuracy=accuracy, fid=fid,
                    ms_per_image=1e3 * seconds / args.samples)
         print(json.dumps(row), flush=True)
         with path.open("a") as f:

@@ -56,12 +56,10 @@ def _cell(gen, judge, reference, labels, schedule, t, seed, cfg_scale):
   samples = gen.sample(labels, seed=seed, schedule=schedule, num_iter=t,
                        cfg_scale=cfg_scale)
   judged = judge.outputs(samples.images)
-  return dict(schedule=schedule, steps=t, seed=seed,
-              class_accuracy=float(
-                  (judged["logits"].argmax(-1) == labels).mean()),
-              classifier_fid=metrics.frechet_distance(
-                  metrics.Statistics.of(judged["pool"]), reference),
-              seconds=time.time() - start)
+  accuracy, fid = metrics.class_scores(judged["logits"], judged["pool"],
+                                       labels, reference)
+  return dict(schedule=schedule, steps=t, seed=seed, class_accuracy=accuracy,
+              classifier_fid=fid, seconds=time.time() - start)
 
 
 def _cells(rows: list[dict]) -> dict:

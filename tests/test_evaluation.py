@@ -60,6 +60,20 @@ def test_frechet_distance_of_samples_and_singular_covariances():
                              metrics.Statistics.of(rng.normal(size=(9, 4))))
 
 
+def test_class_scores_on_constructed_judgements():
+  logits = np.array([[3.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 5.0]])
+  labels = np.array([0, 1, 1, 1])  # the third is judged class 0
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(64, 3))
+  shifted = metrics.Statistics.of(features + np.array([2.0, 0.0, 0.0]))
+  accuracy, fid = metrics.class_scores(logits, features[:4], labels,
+                                       metrics.Statistics.of(features[:4]))
+  assert accuracy == 0.75 and abs(fid) < 1e-6  # features equal the reference
+  _, fid = metrics.class_scores(np.tile(logits, (16, 1)), features,
+                                np.tile(labels, 16), shifted)
+  assert fid == pytest.approx(4.0, rel=1e-6)  # only the means differ, by 2
+
+
 def test_inception_score_on_constructed_logits():
   confident = np.full((100, 10), -1e4)
   confident[np.arange(100), np.arange(100) % 10] = 0.0  # one-hot, balanced

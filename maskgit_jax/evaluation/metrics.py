@@ -67,6 +67,23 @@ def frechet_distance(a: Statistics, b: Statistics, *, eps: float = 1e-6
                - 2.0 * np.trace(covmean))
 
 
+def class_scores(logits: np.ndarray, features: np.ndarray,
+                 labels: np.ndarray, reference: Statistics
+                 ) -> tuple[float, float]:
+  """A judge's verdict on class-conditional samples: ``(class accuracy,
+  Frechet distance of the features to the reference statistics)``.
+
+  Args:
+    logits: float ``[n, C]`` judge logits of the samples.
+    features: float ``[n, d]`` judge features of the samples.
+    labels: int ``[n]`` the classes the samples were drawn for.
+    reference: statistics of the judge's features of real images.
+  """
+  accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
+  return accuracy, float(frechet_distance(Statistics.of(features),
+                                          reference))
+
+
 def inception_score(logits: np.ndarray, *, splits: int = 10
                     ) -> tuple[float, float]:
   """``exp(E_x KL(p(y|x) || p(y)))`` averaged over ``splits`` (mean, std).

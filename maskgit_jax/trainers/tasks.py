@@ -156,14 +156,9 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
                      "workdir whose samples the critic learns to spot")
   saved = restore.load_transformer(config.generator_checkpoint)
   generator = saved.model
-  body = generator
-  if not config.critic.self_critic:
-    body = transformer_lib.Transformer(**{
-        **_kwargs(config.model), "codebook_size": generator.codebook_size,
-        "num_classes": generator.num_classes,
-        "max_position_embeddings": generator.max_position_embeddings})
   trainer = critic_step.CriticTrainer(
-      critic=critic_lib.TokenCritic(body), generator=generator,
+      critic=restore.critic_from_config(config, generator),
+      generator=generator,
       optimizer=transformer_step.make_optimizer(
           total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
       schedule=config.masking.schedule, ema_decay=config.ema_decay,
@@ -174,13 +169,8 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
 
   def step(state, batch, rng, extras, phase=None):
     del phase  # one program
-    if "tokens" in batch:
-      tokens = batch["tokens"]
-    else:
-      tokens = tokenizer.apply({"params": extras["tokenizer"]},
-                               batch["images"],
-                               method=tokenizer.encode_to_indices)
-    tokens = tokens.reshape(tokens.shape[0], -1)
+    tokens = transformer_step.batch_tokens(batch, tokenizer,
+                                           extras["tokenizer"])
     return trainer.train_step(state, tokens, batch["labels"], rng,
                               extras["generator"])
 

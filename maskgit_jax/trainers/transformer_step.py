@@ -71,6 +71,20 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
+                 tokenizer_params) -> jax.Array:
+  """int32 ``[b, h * w]`` image tokens of a batch: its cached ``tokens``, or
+  its ``images`` tokenized by the frozen ``tokenizer``."""
+  if "tokens" in batch:
+    tokens = batch["tokens"]
+  else:
+    if tokenizer is None:
+      raise ValueError("batch has no 'tokens' and no tokenizer is set")
+    tokens = tokenizer.apply({"params": tokenizer_params}, batch["images"],
+                             method=tokenizer.encode_to_indices)
+  return jax.lax.stop_gradient(tokens.reshape(tokens.shape[0], -1))
+
+
 def update(state: TransformerState, loss_fn,
            optimizer: optax.GradientTransformation, ema_decay: float
            ) -> tuple[TransformerState, dict[str, jax.Array]]:
@@ -141,16 +155,8 @@ class TransformerTrainer:
         opt_state=self.optimizer.init(params))
 
   def tokens(self, batch: dict, tokenizer_params) -> jax.Array:
-    """int32 ``[b, h * w]`` image tokens of a batch (images or tokens)."""
-    if "tokens" in batch:
-      tokens = batch["tokens"]
-    else:
-      if self.tokenizer is None:
-        raise ValueError("batch has no 'tokens' and no tokenizer is set")
-      tokens = self.tokenizer.apply({"params": tokenizer_params},
-                                    batch["images"],
-                                    method=self.tokenizer.encode_to_indices)
-    return jax.lax.stop_gradient(tokens.reshape(tokens.shape[0], -1))
+    """int32 ``[b, h * w]`` image tokens of a batch (see :func:`batch_tokens`)."""
+    return batch_tokens(batch, self.tokenizer, tokenizer_params)
 
   def train_step(self, state: TransformerState, batch: dict, rng: jax.Array,
                  tokenizer_params=None
