@@ -11,6 +11,14 @@
         --image=cat.png --extend=8 --label=3 --output=bigger.png
     python sample.py --checkpoint=runs/maskgit --task=panorama \
         --image=cat.png --width=128 --label=3 --output=wide.png
+    python sample.py --checkpoint=runs/ar --labels=3,7 --top_k=50 \
+        --output=grid.png                 # an autoregressive prior ("ar")
+    python sample.py --checkpoint=runs/ar --task=complete --image=cat.png \
+        --keep_rows=4 --label=3 --output=completed.png
+
+An autoregressive prior's checkpoint (``config.stage = "ar"``) takes
+``--temperature``, ``--top_k``, ``--top_p`` and ``--cfg_scale``; its only
+edits are ``--task=complete`` and an ``inpaint`` mask over the bottom rows.
 
 ``--output_npz`` holds ``images`` uint8 [N, H, W, 3], ``labels`` int32 [N]
 and, when generating, ``tokens`` int32 [N, h, w].
@@ -22,7 +30,9 @@ from absl import flags
 
 from maskgit_jax import cli
 
-TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama")
+TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama", "complete")
+# The options an autoregressive prior takes (the rest are MaskGIT's).
+AR_OPTIONS = ("temperature", "top_k", "top_p", "cfg_scale")
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Stage-2 workdir or imported checkpoint directory.")
@@ -97,6 +107,9 @@ _LABEL = flags.DEFINE_integer("label", None, "Class for editing tasks.")
 _EXTEND = flags.DEFINE_list(
     "extend", None, "Outpaint margin: one value or top,bottom,left,right.")
 _WIDTH = flags.DEFINE_integer("width", None, "Panorama width in pixels.")
+_KEEP_ROWS = flags.DEFINE_integer(
+    "keep_rows", None, "--task=complete: token rows kept at the top (the "
+    "rest is sampled).")
 
 
 def _ints(values, name):
@@ -128,6 +141,11 @@ def _run(generator, progress):
                  top_k=_TOP_K.value, top_p=_TOP_P.value,
                  remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
   task, seed = _TASK.value, _SEED.value
+  if hasattr(generator, "prior"):
+    options = _prior_options(options)
+  elif task == "complete":
+    raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
+                     "fills any mask (--task=inpaint)")
   if task == "generate":
     if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):
       raise ValueError("pass exactly one of --labels and --num_samples")
@@ -152,6 +170,9 @@ def _run(generator, progress):
       raise ValueError(f"--box must be top,left,height,width, got {box}")
     result = generator.edit(image, box, label=_require(_LABEL, task),
                             seed=seed, **options)
+  elif task == "complete":
+    result = generator.complete(image, _require(_KEEP_ROWS, task),
+                                label=label, seed=seed, **options)
   elif task == "outpaint":
     extend = _ints(_require(_EXTEND, task), "extend")
     if len(extend) not in (1, 4):
@@ -163,6 +184,16 @@ def _run(generator, progress):
                                 seed=seed, **options)
   labels = np.full((1,), -1 if label is None else label, np.int32)
   return result[None], labels, None
+
+
+def _prior_options(options: dict) -> dict:
+  """The sampling options of an autoregressive prior (MaskGIT's refused)."""
+  extra = sorted(k for k, v in options.items()
+                 if v is not None and k not in AR_OPTIONS)
+  if extra:
+    raise ValueError(f"--{extra[0]} is a MaskGIT decode option; an "
+                     "autoregressive prior takes --" + ", --".join(AR_OPTIONS))
+  return {k: options[k] for k in AR_OPTIONS}
 
 
 def main(argv):

@@ -1,4 +1,5 @@
-"""Trains a MaskGIT stage: ``config.stage`` picks the tokenizer or transformer.
+"""Trains a stage: ``config.stage`` is ``tokenizer``, ``transformer`` (MaskGIT),
+``critic`` (a token critic) or ``ar`` (the autoregressive prior).
 
     python train.py --config=configs/vqgan_animal_mnist.py --workdir=runs/tok
     python train.py --config=configs/maskgit_imagenet.py:256 --workdir=gs://... \

@@ -1,136 +1,62 @@
-"""Autoregressive baselines for the decode benchmark (not part of the library).
+"""Autoregressive baselines for the decode benchmark.
 
-A causal (GPT-style, pre-LayerNorm) transformer of a given width, depth and
-vocabulary, and two jitted ways to decode ``L`` tokens with it:
+The library's own autoregressive prior
+(:class:`maskgit_jax.models.causal_transformer.CausalTransformer`, the
+model ``train.py`` trains with ``config.stage = "ar"``) with random
+weights, decoded two ways (:mod:`maskgit_jax.ar_decode`):
 
 * :func:`recompute_decode`: the paper's kind of baseline. Every step re-runs
-  the causal transformer over the whole fixed-length sequence (the unknown
-  tail padded) and samples the next token from the logits at its position:
-  ``L`` full forward passes.
-* :func:`kv_cache_decode`: a key/value-cached decoder. Every step feeds one
-  token and attends to the cached keys/values: about ``1/L`` of a forward
-  pass of arithmetic per step, but ``L`` sequential steps.
-
-Both share one module: ``CausalTransformer(ids, cache, pos)`` processes
-``ids`` at positions ``pos ..``, writes their keys/values into ``cache`` and
-attends causally to everything cached so far, so a full forward pass is the
-special case ``pos = 0`` with an empty cache.
+  the causal transformer over the whole fixed-length sequence and samples
+  the next token from the logits at its position: ``L`` full forward passes.
+* :func:`kv_cache_decode`: the key/value-cached decoder the trained prior
+  samples with. Every step feeds one token and attends to the cached
+  keys/values: about ``1/L`` of a forward pass of arithmetic per step, but
+  ``L`` sequential steps.
 """
 
 from __future__ import annotations
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-class CausalBlock(nn.Module):
-  hidden: int
-  heads: int
-  mlp: int
-
-  @nn.compact
-  def __call__(self, x, k_cache, v_cache, pos):
-    """x ``[b, s, d]``; caches ``[b, L, heads, d/heads]``; pos: first position."""
-    b, s, d = x.shape
-    dh = d // self.heads
-    h = nn.LayerNorm()(x)
-    q, k, v = jnp.split(nn.Dense(3 * d)(h).reshape(b, s, 3 * self.heads, dh),
-                        3, axis=2)
-    k_cache = jax.lax.dynamic_update_slice(k_cache, k, (0, pos, 0, 0))
-    v_cache = jax.lax.dynamic_update_slice(v_cache, v, (0, pos, 0, 0))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k_cache) / jnp.sqrt(dh)
-    query_pos = pos + jnp.arange(s)[:, None]
-    key_pos = jnp.arange(k_cache.shape[1])[None, :]
-    scores = jnp.where(key_pos <= query_pos, scores, -1e9)
-    attn = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, -1), v_cache)
-    x = x + nn.Dense(d)(attn.reshape(b, s, d))
-    h = nn.LayerNorm()(x)
-    x = x + nn.Dense(d)(nn.gelu(nn.Dense(self.mlp)(h)))
-    return x, k_cache, v_cache
+from maskgit_jax import ar_decode
+from maskgit_jax.models.causal_transformer import CausalTransformer
 
 
-class CausalTransformer(nn.Module):
-  """``(ids [b, s], cache, pos) -> (logits [b, s, vocab], cache)``."""
-
-  vocab_size: int
-  hidden: int
-  layers: int
-  heads: int
-  mlp: int
-  max_len: int
-
-  def init_cache(self, batch: int):
-    shape = (self.layers, 2, batch, self.max_len, self.heads,
-             self.hidden // self.heads)
-    return jnp.zeros(shape, jnp.float32)
-
-  @nn.compact
-  def __call__(self, ids, cache, pos):
-    s = ids.shape[1]
-    x = nn.Embed(self.vocab_size, self.hidden)(ids)
-    positions = nn.Embed(self.max_len, self.hidden)(pos + jnp.arange(s))
-    x = x + positions[None]
-    new = []
-    for i in range(self.layers):
-      x, k, v = CausalBlock(self.hidden, self.heads, self.mlp)(
-          x, cache[i, 0], cache[i, 1], pos)
-      new.append(jnp.stack([k, v]))
-    logits = nn.Dense(self.vocab_size)(nn.LayerNorm()(x))
-    return logits, jnp.stack(new)
+def prior(*, codebook: int, classes: int, hidden: int, layers: int,
+          heads: int, mlp: int, tokens: int) -> CausalTransformer:
+  """The library's prior at a benchmark size (``classes`` class tokens)."""
+  return CausalTransformer(codebook_size=codebook, num_classes=classes,
+                           num_tokens=tokens, hidden_size=hidden,
+                           num_layers=layers, num_heads=heads, mlp_dim=mlp)
 
 
-def _sample(rng, logits, temperature):
-  return jax.random.categorical(rng, logits / temperature).astype(jnp.int32)
+def init(model: CausalTransformer, seed: int = 0):
+  """Random params of ``model``."""
+  ids = jnp.zeros((1, model.num_tokens), jnp.int32)
+  return jax.jit(model.init)(jax.random.PRNGKey(seed), ids)["params"]
+
+
+def _masked(model: CausalTransformer, first: jax.Array) -> jax.Array:
+  masks = jnp.full((first.shape[0], model.num_tokens), model.layout.mask_id)
+  return jnp.concatenate([first[:, None], masks], 1).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_steps"))
 def recompute_decode(model: CausalTransformer, params, first, rng, *,
-                     num_steps: int, temperature=1.0):
-  """Generates ``num_steps`` tokens after ``first`` ``[b]`` (class token).
-
-  Each step runs the full fixed-length causal forward pass (length
-  ``model.max_len``) and keeps the logits at the current position.
-
-  Returns:
-    int32 ``[b, max_len]``: ``first`` then the generated tokens (zeros
-    beyond ``num_steps``).
-  """
-  batch = first.shape[0]
-  ids = jnp.zeros((batch, model.max_len), jnp.int32).at[:, 0].set(first)
-  empty = model.init_cache(batch)
-
-  def body(t, carry):
-    ids, rng = carry
-    rng, step_rng = jax.random.split(rng)
-    logits, _ = model.apply({"params": params}, ids, empty, 0)
-    token = _sample(step_rng, logits[:, t], temperature)
-    return ids.at[:, t + 1].set(token), rng
-
-  ids, _ = jax.lax.fori_loop(0, num_steps, body, (ids, rng))
-  return ids
+                     num_steps: int | None = None):
+  """``num_steps`` tokens (default all) after the class tokens ``first
+  [b]``, each from a full causal pass: int32 ``[b, 1 + L]``."""
+  return ar_decode.decode_recompute(params, _masked(model, first), rng,
+                                    model=model, num_steps=num_steps)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "num_steps"))
-def kv_cache_decode(model: CausalTransformer, params, first, rng, *,
-                    num_steps: int, temperature=1.0):
-  """As :func:`recompute_decode`, one token per step with a KV cache."""
-  batch = first.shape[0]
-  ids = jnp.zeros((batch, model.max_len), jnp.int32).at[:, 0].set(first)
-
-  def body(t, carry):
-    ids, cache, rng = carry
-    rng, step_rng = jax.random.split(rng)
-    token_in = jax.lax.dynamic_slice_in_dim(ids, t, 1, axis=1)
-    logits, cache = model.apply({"params": params}, token_in, cache, t)
-    token = _sample(step_rng, logits[:, 0], temperature)
-    return ids.at[:, t + 1].set(token), cache, rng
-
-  ids, _, _ = jax.lax.fori_loop(0, num_steps, body,
-                                (ids, model.init_cache(batch), rng))
-  return ids
+@functools.partial(jax.jit, static_argnames=("model",))
+def kv_cache_decode(model: CausalTransformer, params, first, rng):
+  """All ``L`` tokens after ``first`` with the key/value cache."""
+  return ar_decode.decode(params, _masked(model, first), rng, model=model)
 
 
 def forward_flops(*, hidden: int, layers: int, mlp: int, vocab: int,

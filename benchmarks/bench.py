@@ -111,7 +111,6 @@ def decode(quick: bool) -> dict:
   grids = GRIDS[:2] if quick else GRIDS
   steps = STEPS[:1] if quick else STEPS
   batches = BATCHES[:2] if quick else BATCHES
-  vocab = MODEL["codebook"] + MODEL["classes"] + 1
   rows, ar_rows = [], []
   vqgan = vqgan_lib.VQGAN(filters=32, num_res_blocks=1,
                           channel_multipliers=(1, 1, 2, 2), embedding_dim=64,
@@ -122,12 +121,11 @@ def decode(quick: bool) -> dict:
     logits_fn = transformer_lib.CodebookLogits(model)
     vq_params = jax.jit(vqgan.init)(
         jax.random.PRNGKey(0), jnp.zeros((1, grid * 8, grid * 8, 3)))["params"]
-    causal = ar_baseline.CausalTransformer(
-        vocab_size=vocab, hidden=MODEL["hidden"], layers=MODEL["layers"],
-        heads=MODEL["heads"], mlp=MODEL["mlp"], max_len=length)
-    ar_params = jax.jit(causal.init)(
-        jax.random.PRNGKey(0), jnp.zeros((1, length), jnp.int32),
-        causal.init_cache(1), 0)["params"]
+    causal = ar_baseline.prior(
+        codebook=MODEL["codebook"], classes=MODEL["classes"] + 1,
+        hidden=MODEL["hidden"], layers=MODEL["layers"], heads=MODEL["heads"],
+        mlp=MODEL["mlp"], tokens=length - 1)
+    ar_params = ar_baseline.init(causal)
     for batch in batches:
       inputs = model.layout.masked_sequence(jnp.arange(batch) % 10,
                                             grid * grid)
@@ -169,7 +167,7 @@ def decode(quick: bool) -> dict:
           causal, p, f, r, num_steps=k), ar_params, first, rng)
       recompute_s = _timed(rec, ar_params, first, rng) * (length - 1) / k
       kv, _ = _compile(lambda p, f, r: ar_baseline.kv_cache_decode(
-          causal, p, f, r, num_steps=length - 1), ar_params, first, rng)
+          causal, p, f, r), ar_params, first, rng)
       kv_s = _timed(kv, ar_params, first, rng)
       for name, ar_s in (("recompute", recompute_s), ("kv_cache", kv_s)):
         ar_rows.append(dict(grid=f"{grid}x{grid}", batch=batch,

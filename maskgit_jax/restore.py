@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from maskgit_jax import checkpointing
 from maskgit_jax import supervised
+from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import perceptual as perceptual_lib
 from maskgit_jax.models import transformer as transformer_lib
@@ -26,6 +27,16 @@ def module_kwargs(section: Mapping[str, Any]) -> dict:
   return dict(section.to_dict() if hasattr(section, "to_dict") else section)
 
 
+def _null_class(kwargs: dict, label_dropout: float) -> int | None:
+  """Adds the null class to ``kwargs["num_classes"]`` when labels are
+  dropped in training; returns its label (None without label dropout)."""
+  if float(label_dropout) <= 0:
+    return None
+  null_label = int(kwargs["num_classes"])
+  kwargs["num_classes"] = null_label + 1
+  return null_label
+
+
 def transformer_from_config(config: Mapping[str, Any]
                             ) -> tuple[transformer_lib.Transformer, int | None]:
   """The stage-2 model of a config and its null label.
@@ -35,13 +46,19 @@ def transformer_from_config(config: Mapping[str, Any]
   whose label is ``model.num_classes``. Otherwise the null label is None.
   """
   kwargs = module_kwargs(config["model"])
-  masking_config = config.get("masking") or {}
-  if float(masking_config.get("label_dropout", 0.0)) > 0:
-    null_label = int(kwargs["num_classes"])
-    kwargs["num_classes"] = null_label + 1
-  else:
-    null_label = None
+  null_label = _null_class(
+      kwargs, (config.get("masking") or {}).get("label_dropout", 0.0))
   return transformer_lib.Transformer(**kwargs), null_label
+
+
+def prior_from_config(config: Mapping[str, Any]
+                      ) -> tuple[causal_lib.CausalTransformer, int | None]:
+  """The autoregressive prior of an ``ar``-stage config and its null label
+  (``ar.label_dropout > 0`` adds the null class, as for stage 2)."""
+  kwargs = module_kwargs(config["model"])
+  null_label = _null_class(
+      kwargs, (config.get("ar") or {}).get("label_dropout", 0.0))
+  return causal_lib.CausalTransformer(**kwargs), null_label
 
 
 def _require_checkpoint(workdir: pathlib.Path, what: str) -> None:
@@ -79,15 +96,17 @@ class RestoredTransformer:
   """A stage-2 checkpoint with everything sampling needs.
 
   Attributes:
-    model, params: the transformer and the params chosen (EMA by default).
+    model, params: the transformer (or the autoregressive prior) and the
+      params chosen (EMA by default).
     null_label: the null class of a model trained with label dropout.
     image_size: the side of the images it generates.
-    decode: the config's ``decode`` section (the decode defaults).
+    decode: the config's ``decode`` section (the decode defaults; a prior's
+      ``sampling`` section).
     tokenizer, tokenizer_params: the stage-1 model and params it names.
     config: the whole saved config.
   """
 
-  model: transformer_lib.Transformer
+  model: transformer_lib.Transformer | causal_lib.CausalTransformer
   params: Any
   null_label: int | None
   image_size: int
@@ -110,12 +129,34 @@ def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
     FileNotFoundError: no checkpoint at ``workdir`` or at its tokenizer's.
     ValueError: the checkpoint is not a stage-2 (transformer) one.
   """
+  return _load_sampler(workdir, "transformer", "decode",
+                       transformer_from_config, step, use_ema)
+
+
+def load_prior(workdir: str | pathlib.Path, *, step: int | None = None,
+               use_ema: bool = True) -> RestoredTransformer:
+  """An autoregressive prior's workdir (``config.stage = "ar"``), as
+  :func:`load_transformer`; ``decode`` holds its ``sampling`` defaults."""
+  return _load_sampler(workdir, "ar", "sampling", prior_from_config, step,
+                       use_ema)
+
+
+def checkpoint_stage(workdir: str | pathlib.Path) -> str | None:
+  """The ``stage`` of the latest checkpoint's config in ``workdir``."""
   directory = pathlib.Path(workdir)
-  _require_checkpoint(directory, "stage-2")
+  _require_checkpoint(directory, "model")
+  return checkpointing.read_config(directory).get("stage")
+
+
+def _load_sampler(workdir, stage: str, defaults: str, build, step, use_ema
+                  ) -> RestoredTransformer:
+  directory = pathlib.Path(workdir)
+  _require_checkpoint(directory, f"{stage} stage")
   config = checkpointing.read_config(directory, step)
-  _check_stage(config, "transformer", workdir,
-               "sampling needs the stage-2 (transformer) workdir")
-  model, null_label = transformer_from_config(config)
+  _check_stage(config, stage, workdir,
+               f"expected a {stage!r} workdir (stage-2 transformer: "
+               "Generator; autoregressive prior 'ar': ARGenerator)")
+  model, null_label = build(config)
   tokenizer, tokenizer_params = load_tokenizer(
       resolve_tokenizer(config.get("tokenizer_checkpoint"), directory))
   state = checkpointing.restore_state_tree(directory, step)
@@ -123,7 +164,7 @@ def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
   return RestoredTransformer(
       model=model, params=params if params is not None else state["params"],
       null_label=null_label, image_size=int(config["image_size"]),
-      decode=dict(config.get("decode") or {}), tokenizer=tokenizer,
+      decode=dict(config.get(defaults) or {}), tokenizer=tokenizer,
       tokenizer_params=tokenizer_params, config=config)
 
 

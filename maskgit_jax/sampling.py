@@ -7,13 +7,18 @@
     edited = gen.edit(image, (8, 8, 16, 16), label=5)
     wide = gen.panorama(image, width=3 * image.shape[1], label=5)
 
+An autoregressive prior's workdir (``train.py`` with ``config.stage =
+"ar"``) loads the same way and gives an :class:`ARGenerator` (generation,
+and completing the bottom of images).
+
 The public names of :mod:`maskgit_jax.inference`, where the code lives
 (options, the Generator, editing tasks, rejection sampling).
 """
 
-from maskgit_jax.inference import DecodeOptions, Generator, GuidedLogits, Samples
+from maskgit_jax.inference import (ARGenerator, ARSampleOptions, DecodeOptions,
+                                   Generator, GuidedLogits, Samples)
 from maskgit_jax.inference.options import CFG_SCHEDULES
 from maskgit_jax.inference.rejection import Classifier
 
-__all__ = ["CFG_SCHEDULES", "Classifier", "DecodeOptions", "Generator",
-           "GuidedLogits", "Samples"]
+__all__ = ["ARGenerator", "ARSampleOptions", "CFG_SCHEDULES", "Classifier",
+           "DecodeOptions", "Generator", "GuidedLogits", "Samples"]

@@ -7,10 +7,12 @@
 For every sampler, T and seed: ``--samples`` class-balanced samples with the
 model's other decode defaults (guidance, temperatures); class accuracy and
 classifier FID against the test split in the run's judge (as ``make demo``
-scores), and the decode time per image. Rows go to ``OUT/samplers.jsonl``
+scores), the same two from the *development judge* (the run's perceptual
+network, a classifier of the train split: what a default may be chosen
+on), and the decode time per image. Rows go to ``OUT/samplers.jsonl``
 as they finish (a re-run skips done rows); ``OUT/samplers.md`` gets the mean
-+- std table and ``OUT/samplers.png`` FID and accuracy against T. The judge
-only scores here: nothing is fitted to it.
++- std table and ``OUT/samplers.png`` FID and accuracy against T. The demo's
+judge only scores here: nothing is fitted or chosen on it.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def summarize(rows: list[dict]) -> list[dict]:
   for sampler, t in keys:
     cell = [r for r in rows if r["sampler"] == sampler and r["T"] == t]
     entry = dict(sampler=sampler, T=t, seeds=len(cell))
-    for k in ("accuracy", "fid", "ms_per_image"):
-      values = np.array([r[k] for r in cell])
+    for k in ("accuracy", "fid", "dev_accuracy", "dev_fd", "ms_per_image"):
+      values = np.array([r.get(k, np.nan) for r in cell])
       entry[k] = float(values.mean())
       entry[k + "_std"] = float(values.std(ddof=1)) if len(cell) > 1 else 0.0
     out.append(entry)
@@ -59,11 +61,14 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def markdown(summary: list[dict]) -> str:
   lines = ["| sampler | T | seeds | class accuracy | classifier FID | "
-           "ms / image |", "|---|---|---|---|---|---|"]
+           "dev accuracy | dev FD | ms / image |",
+           "|---|---|---|---|---|---|---|---|"]
   for s in sorted(summary, key=lambda s: (s["T"], s["sampler"])):
     lines.append(f"| {s['sampler']} | {s['T']} | {s['seeds']} | "
                  f"{s['accuracy']:.3f} +- {s['accuracy_std']:.3f} | "
                  f"{s['fid']:.2f} +- {s['fid_std']:.2f} | "
+                 f"{s['dev_accuracy']:.3f} +- {s['dev_accuracy_std']:.3f} | "
+                 f"{s['dev_fd']:.2f} +- {s['dev_fd_std']:.2f} | "
                  f"{s['ms_per_image']:.1f} |")
   return "\n".join(lines) + "\n"
 
@@ -108,6 +113,7 @@ def main(argv=None) -> int:
     parser.error("the critic sampler needs --critic WORKDIR")
   sharding.split_host_cpu()  # as make demo samples; before JAX starts
   # pylint: disable=g-import-not-at-top
+  from demo_levers import DevJudge
   from maskgit_jax import input_pipeline
   from maskgit_jax import sampling
   from maskgit_jax.evaluation import classifier as classifier_lib
@@ -116,9 +122,11 @@ def main(argv=None) -> int:
   run, out = pathlib.Path(args.run), pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   judge = classifier_lib.Classifier.load(run / "classifier.npz")
+  dev = DevJudge(run / "perceptual.npz").outputs
   images, _ = input_pipeline.load_animal_mnist()
-  ref = metrics_lib.Statistics.of(judge.features(
-      images[input_pipeline.animal_mnist_split("test")]))
+  test = images[input_pipeline.animal_mnist_split("test")]
+  ref = metrics_lib.Statistics.of(judge.features(test))
+  dev_ref = metrics_lib.Statistics.of(dev(test)[1])
   gen = sampling.Generator.from_checkpoint(run / "maskgit", batch_size=64,
                                            critic=args.critic)
   labels = np.arange(args.samples) % 10
@@ -137,8 +145,11 @@ def main(argv=None) -> int:
         judged = judge.outputs(samples)
         accuracy, fid = metrics_lib.class_scores(
             judged["logits"], judged["pool"], labels, ref)
+        dev_accuracy, dev_fd = metrics_lib.class_scores(
+            *dev(samples), labels, dev_ref)
         row = dict(sampler=name, T=t, seed=seed, samples=args.samples,
-                   accuracy=accuracy, fid=fid,
+                   accuracy=accuracy, fid=fid, dev_accuracy=dev_accuracy,
+                   dev_fd=dev_fd,
                    ms_per_image=1e3 * seconds / args.samples)
         print(json.dumps(row), flush=True)
         with path.open("a") as f:

@@ -42,6 +42,12 @@ def _models_and_inputs(config):
     body = transformer_lib.Transformer(**config.model)
     return [(critic_lib.TokenCritic(body),
              jnp.zeros((2, config.model.max_position_embeddings), jnp.int32))]
+  if config.stage == "ar":
+    from maskgit_jax.models import causal_transformer  # pylint: disable=g-import-not-at-top
+    grid = config.image_size // config.token_factor
+    assert config.model.num_tokens == grid * grid
+    return [(causal_transformer.CausalTransformer(**config.model),
+             jnp.zeros((2, grid * grid), jnp.int32))]
   raise AssertionError(f"unknown stage {config.stage!r}")
 
 

@@ -24,7 +24,7 @@ LAYERS = {
     "parallel_decode": "algorithms", "editing": "algorithms",
     "reveal_order": "algorithms", "logit_filters": "algorithms",
     "guidance": "algorithms", "remasking": "algorithms",
-    "token_critic": "algorithms",
+    "token_critic": "algorithms", "ar_decode": "algorithms",
     "evaluation.metrics": "algorithms",
     "models.*": "models",
     "sharding": "runtime", "checkpointing": "runtime", "restore": "runtime",
@@ -34,6 +34,7 @@ LAYERS = {
     "trainers": "trainers", "trainers.tasks": "trainers",
     "trainers.loop": "trainers", "trainers.tokenizer_step": "trainers",
     "trainers.transformer_step": "trainers", "trainers.critic_step": "trainers",
+    "trainers.ar_step": "trainers",
     "inference.*": "inference", "sampling": "inference",
     "evaluation": "algorithms",  # docstring only
     "evaluation.inception": "inference",

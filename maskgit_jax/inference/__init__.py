@@ -2,11 +2,16 @@
 
 * :mod:`.options`: :class:`DecodeOptions`, :class:`Samples`.
 * :mod:`.generator`: :class:`Generator` (from a checkpoint; generate/sample).
+* :mod:`.ar_generator`: :class:`ARGenerator`, the same for an
+  autoregressive prior (completing the bottom of images is its only edit).
+* :mod:`.token_images`: what both share (tokenizer, devices, batching).
 * :mod:`.edit_tasks`: inpaint, box edit, outpaint, panorama.
 * :mod:`.rejection`: the paper's classifier rejection sampling.
 """
 
+from maskgit_jax.inference.ar_generator import ARGenerator, ARSampleOptions
 from maskgit_jax.inference.generator import Generator, GuidedLogits
 from maskgit_jax.inference.options import DecodeOptions, Samples
 
-__all__ = ["DecodeOptions", "Generator", "GuidedLogits", "Samples"]
+__all__ = ["ARGenerator", "ARSampleOptions", "DecodeOptions", "Generator",
+           "GuidedLogits", "Samples"]

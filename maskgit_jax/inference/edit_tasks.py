@@ -160,7 +160,7 @@ def _edit(gen: "Generator", images, token_masks, label, seed,
   """Regenerates ``token_masks`` of model-size uint8 images; composites."""
   labels = _edit_labels(gen, label, len(images))
   tokens = gen.encode(images)
-  sequences = np.asarray(gen.transformer.layout.make_sequence(
+  sequences = np.asarray(gen.layout.make_sequence(
       labels, tokens, mask=token_masks))
   drawn = gen.decode_sequences(sequences, labels, seed, opts,
                                index_offset=index_offset)

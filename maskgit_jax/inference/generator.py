@@ -15,21 +15,18 @@ import dataclasses
 import pathlib
 from typing import Any, Callable, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax import batching
-from maskgit_jax import compile_cache
 from maskgit_jax import guidance
 from maskgit_jax import imageio
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
-from maskgit_jax import sharding
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import rejection
-from maskgit_jax.inference.options import DecodeOptions, Samples, label_array
+from maskgit_jax.inference import token_images
+from maskgit_jax.inference.options import DecodeOptions, Samples
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -71,35 +68,7 @@ class GuidedLogits:
     return cond + scale * (cond - free)
 
 
-@jax.jit
-def _row_keys(base, rows):
-  """uint32 ``[n, 2]`` raw keys ``fold_in(base, rows[i])``: one compiled
-  program (an eager vmap re-traces on every call, a few ms each)."""
-  return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
-
-
-class _PerShape:
-  """``fn(params, *inputs)`` traced (or loaded from the program cache) once
-  per signature of ``inputs``: :func:`maskgit_jax.compile_cache.exported`.
-
-  ``params`` is always the Generator's own (fixed) tree, so it is left out
-  of the per-call lookup: flattening it costs 0.6 ms a call on the demo
-  model, 3% of a batch-1 sample (the exported program's key includes it).
-  """
-
-  def __init__(self, fn: Callable, closure: str):
-    self.fn, self.closure = fn, closure
-    self.programs: dict[tuple, Callable] = {}
-
-  def __call__(self, params, *inputs):
-    signature = compile_cache.signature(inputs)
-    if signature not in self.programs:
-      self.programs[signature] = compile_cache.exported(
-          self.fn, (params,) + inputs, self.closure)
-    return self.programs[signature](params, *inputs)
-
-
-class Generator:
+class Generator(token_images.TokenImages):
   """A trained MaskGIT (transformer + tokenizer) ready to sample and edit."""
 
   def __init__(self, transformer: transformer_lib.Transformer,
@@ -128,29 +97,11 @@ class Generator:
       critic: a token critic (:func:`maskgit_jax.restore.load_critic`) for
         ``order="critic"``; it runs in float32.
     """
-    if image_size % tokenizer.factor:
-      raise ValueError(f"image_size {image_size} is not a multiple of the "
-                       f"token factor {tokenizer.factor}")
     transformer, transformer_params = transformer_lib.with_precision(
         transformer, transformer_params, precision)
     self.precision = precision
     self.transformer = transformer
-    self.tokenizer = tokenizer
-    self.image_size = int(image_size)
-    self.null_label = null_label
     self.defaults = (defaults or DecodeOptions()).validate()
-    grid = self.image_size // tokenizer.factor
-    self.grid = (grid, grid)
-    if grid * grid + 1 != transformer.max_position_embeddings:
-      raise ValueError(
-          f"a {image_size}px image makes {grid}x{grid} tokens but the "
-          f"transformer has {transformer.max_position_embeddings - 1} image "
-          "positions")
-    self.devices = list(devices or jax.local_devices())
-    self._mesh = sharding.make_mesh((-1, 1, 1), self.devices)
-    self._rows = sharding.batch_sharding(self._mesh)
-    n = len(self.devices)
-    self.batch_size = -(-max(int(batch_size), 1) // n) * n
     if critic is not None and critic.critic.layout != transformer.layout:
       raise ValueError("the critic was trained for another token layout "
                        f"({critic.critic.layout}) than this model's "
@@ -159,9 +110,16 @@ class Generator:
     params = {"transformer": transformer_params, "tokenizer": tokenizer_params}
     if critic is not None:
       params["critic"] = critic.params
-    params = nn.unbox(params)  # e.g. straight from model.init
-    self.params = jax.device_put(params, sharding.replicated(self._mesh))
-    self._jitted: dict[tuple, Callable] = {}
+    super().__init__(params, tokenizer, image_size=image_size,
+                     num_classes=transformer.num_classes,
+                     null_label=null_label, batch_size=batch_size,
+                     devices=devices)
+    grid = self.grid[0]
+    if grid * grid + 1 != transformer.max_position_embeddings:
+      raise ValueError(
+          f"a {image_size}px image makes {grid}x{grid} tokens but the "
+          f"transformer has {transformer.max_position_embeddings - 1} image "
+          "positions")
 
   @classmethod
   def from_checkpoint(cls, path: str | pathlib.Path, *, use_ema: bool = True,
@@ -181,7 +139,20 @@ class Generator:
     Raises:
       FileNotFoundError: no checkpoint at ``path`` or at its tokenizer's.
       ValueError: the checkpoint is not a stage-2 (transformer) one.
+
+    An autoregressive prior's workdir (``config.stage = "ar"``) gives an
+    :class:`~maskgit_jax.inference.ar_generator.ARGenerator` instead.
     """
+    if restore.checkpoint_stage(path) == "ar":
+      from maskgit_jax.inference import ar_generator  # pylint: disable=g-import-not-at-top
+      if critic is not None:
+        raise ValueError("a token critic works with MaskGIT's parallel "
+                         "decode, not with an autoregressive prior")
+      if kwargs.pop("precision", "float32") != "float32":
+        raise ValueError("an autoregressive prior samples in float32 only "
+                         "(precision applies to MaskGIT's transformer)")
+      return ar_generator.ARGenerator.from_checkpoint(
+          path, use_ema=use_ema, step=step, **kwargs)
     saved = restore.load_transformer(path, step=step, use_ema=use_ema)
     defaults = DecodeOptions.from_config(
         saved.decode, guided=saved.null_label is not None)
@@ -191,28 +162,9 @@ class Generator:
                saved.tokenizer_params, image_size=saved.image_size,
                null_label=saved.null_label, defaults=defaults, **kwargs)
 
-  @property
-  def num_classes(self) -> int:
-    """Classes a user may ask for (the null class excluded)."""
-    return self.transformer.num_classes - (self.null_label is not None)
-
-  @property
-  def factor(self) -> int:
-    """Pixels per token side."""
-    return self.tokenizer.factor
-
   def options(self, **overrides) -> DecodeOptions:
     """The default decode options with ``overrides`` (None values ignored)."""
     return self.defaults.replace(**overrides)
-
-  def check_labels(self, labels) -> np.ndarray:
-    """int32 ``[n]``; raises ValueError for labels outside the model's classes."""
-    arr = label_array(labels)
-    bad = arr[(arr < 0) | (arr >= self.num_classes)]
-    if bad.size:
-      raise ValueError(f"label {int(bad[0])} is out of range: this model has "
-                       f"{self.num_classes} classes (0..{self.num_classes - 1})")
-    return arr
 
   # -- generation -----------------------------------------------------------
 
@@ -253,21 +205,6 @@ class Generator:
   outpaint = edit_tasks.outpaint
   panorama = edit_tasks.panorama
 
-  # -- tokenizer ------------------------------------------------------------
-
-  def encode(self, images) -> np.ndarray:
-    """uint8 ``[n, H, W, 3]`` -> int32 tokens ``[n, h, w]``."""
-    fn = self._jit(("encode",), lambda p, x: self.tokenizer.apply(
-        {"params": p["tokenizer"]}, x, method=self.tokenizer.encode_to_indices))
-    return self._batched(fn, [imageio.to_float(images)])[0]
-
-  def decode_tokens(self, tokens) -> np.ndarray:
-    """int ``[n, h, w]`` -> float32 images ``[n, H, W, 3]`` (not clipped)."""
-    fn = self._jit(("render",), lambda p, t: self.tokenizer.apply(
-        {"params": p["tokenizer"]}, t,
-        method=self.tokenizer.decode_from_indices))
-    return self._batched(fn, [np.asarray(tokens, np.int32)])[0]
-
   # -- the decode every task runs -------------------------------------------
 
   def checked_options(self, **overrides) -> DecodeOptions:
@@ -297,7 +234,7 @@ class Generator:
     guided = opts.cfg_scale != 0
     fn = self._jit(("decode",) + opts.static(),
                    lambda *a: self._decode_images(opts, guided, *a))
-    keys = _row_keys(jax.random.PRNGKey(seed),
+    keys = token_images.row_keys(jax.random.PRNGKey(seed),
                      np.arange(len(sequences), dtype=np.uint32)
                      + np.uint32(index_offset))
     traced = opts.traced()
@@ -351,24 +288,9 @@ class Generator:
                                   method=self.tokenizer.decode_from_indices)
     return tokens, images
 
-  def _jit(self, key: tuple, fn: Callable) -> Callable:
-    """``fn`` compiled per argument shapes; with the compilation cache on,
-    its traced programs are kept on disk too (a new process skips tracing;
-    see :func:`maskgit_jax.compile_cache.exported`)."""
-    if key not in self._jitted:
-      closure = repr((key, self.transformer, self.tokenizer, self.null_label,
-                      self.critic and self.critic.critic))
-      self._jitted[key] = _PerShape(fn, closure)
-    return self._jitted[key]
+  def _model(self):
+    return self.transformer
 
-  def _batched(self, fn, arrays: list[np.ndarray], *, progress=None
-               ) -> list[np.ndarray]:
-    """``fn(params, *chunks)`` over fixed-size row chunks sharded over the
-    devices (see :func:`maskgit_jax.batching.map_chunks`)."""
-    total = len(arrays[0])
-    size = min(self.batch_size, -(-total // self._mesh.size) * self._mesh.size)
-    result = batching.map_chunks(
-        lambda *chunk: fn(self.params, *chunk), arrays, size,
-        put=lambda chunk: jax.device_put(chunk, self._rows),
-        progress=progress)
-    return list(result) if isinstance(result, tuple) else [result]
+  def _closure(self) -> tuple:
+    return (self.transformer, self.tokenizer, self.null_label,
+            self.critic and self.critic.critic)

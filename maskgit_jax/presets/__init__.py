@@ -13,7 +13,9 @@ experiment configs that ``train.py --config=...`` loads, built on these.
   :mod:`~maskgit_jax.presets.animal_mnist_transformer`: the demo's two
   stages (``default``, ``long``, ``tiny``);
   :mod:`~maskgit_jax.presets.animal_mnist_critic`: a token critic of the
-  demo's transformer (``default``, ``self``, ``tiny``).
+  demo's transformer (``default``, ``self``, ``tiny``);
+  :mod:`~maskgit_jax.presets.animal_mnist_ar`: the autoregressive prior on
+  the demo's tokens (``default``, ``long``, ``tiny``).
 
     from maskgit_jax import presets
     config = presets.get_config("imagenet_transformer", "tiny")
@@ -27,7 +29,7 @@ import ml_collections
 
 NAMES = ("imagenet_tokenizer", "imagenet_transformer",
          "animal_mnist_tokenizer", "animal_mnist_transformer",
-         "animal_mnist_critic")
+         "animal_mnist_critic", "animal_mnist_ar")
 
 
 def get_config(name: str, variant: str | None = None

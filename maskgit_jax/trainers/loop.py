@@ -103,16 +103,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f"data-parallel size {dp} (mesh {dict(mesh.shape)})")
   source = input_pipeline.make_source(config.data.name, config.data.split,
                                       config.data.get("data_dir"))
-  if config.stage == "transformer" and (
+  if config.stage in ("transformer", "ar") and (
       source.num_classes > config.model.num_classes):
     raise ValueError(
         f"dataset {config.data.name} has {source.num_classes} classes but the "
         f"model has {config.model.num_classes} class tokens "
         "(config.model.num_classes)")
   if isinstance(source, input_pipeline.TokenSource):
-    if config.stage not in ("transformer", "critic"):
+    if config.stage not in ("transformer", "critic", "ar"):
       raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
-                       "transformer and critic stages")
+                       "transformer, critic and ar stages")
     grid = config.image_size // config.token_factor
     if tuple(source.grid) != (grid, grid):
       raise ValueError(f"token file grid {tuple(source.grid)} does not match "

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from maskgit_jax import ar_decode
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
 from maskgit_jax.models import critic as critic_lib
@@ -23,6 +24,7 @@ from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import ar_step
 from maskgit_jax.trainers import critic_step
 from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.trainers import transformer_step
@@ -196,8 +198,55 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
   return Task(init=trainer.init, step=step, preview=preview, extras=extras)
 
 
+def ar_task(config: ml_collections.ConfigDict) -> Task:
+  """The autoregressive prior (VQGAN's stage 2) on a frozen tokenizer's
+  tokens; previews are KV-cached samples with the config's ``sampling``."""
+  if not config.get("tokenizer_checkpoint"):
+    raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
+                     "workdir whose tokenizer makes the training tokens")
+  tokenizer, tokenizer_params = restore.load_tokenizer(
+      config.tokenizer_checkpoint)
+  model, null_label = restore.prior_from_config(config)
+  grid = config.image_size // tokenizer.factor
+  if tokenizer.codebook_size != model.codebook_size or (
+      grid * grid != model.num_tokens):
+    raise ValueError(
+        f"the tokenizer makes {grid}x{grid} tokens of {tokenizer.codebook_size}"
+        f" codes; config.model has num_tokens {model.num_tokens} and "
+        f"codebook_size {model.codebook_size}")
+  trainer = ar_step.ARTrainer(
+      model=model,
+      optimizer=transformer_step.make_optimizer(
+          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      tokenizer=tokenizer, ema_decay=config.ema_decay, null_label=null_label,
+      **_kwargs(config.ar))
+  sampling = config.sampling
+
+  def step(state, batch, rng, extras, phase=None):
+    del phase  # one program
+    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
+
+  def preview(state, batch, extras):
+    inputs = model.layout.masked_sequence(batch["labels"][:PREVIEW_IMAGES],
+                                          model.num_tokens)
+    guided = null_label is not None and sampling.cfg_scale != 0
+    sequences = ar_decode.decode(
+        state.ema_params, inputs, jax.random.PRNGKey(0), model=model,
+        temperature=sampling.temperature, top_k=int(sampling.top_k) or None,
+        top_p=sampling.top_p if sampling.top_p < 1 else None,
+        guided=guided, cfg_scale=sampling.cfg_scale,
+        null_token=model.layout.codebook_size + (null_label or 0))
+    ids = sequences[:, 1:].reshape(-1, grid, grid)
+    images = tokenizer.apply({"params": extras}, ids,
+                             method=tokenizer.decode_from_indices)
+    return jnp.clip(images, 0.0, 1.0)
+
+  return Task(init=trainer.init, step=step, preview=preview,
+              extras=tokenizer_params)
+
+
 STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,
-          "critic": critic_task}
+          "critic": critic_task, "ar": ar_task}
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:

@@ -1,0 +1,150 @@
+"""What every sampler of token images shares: tokenizer, devices, batching.
+
+:class:`TokenImages` holds a token model's and a tokenizer's params on a
+data-parallel mesh, encodes and renders tokens, checks labels, and runs a
+function over fixed-size row chunks with one traced program per shape.
+:class:`~maskgit_jax.inference.generator.Generator` (MaskGIT) and
+:class:`~maskgit_jax.inference.ar_generator.ARGenerator` (the
+autoregressive prior) build on it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from maskgit_jax import batching
+from maskgit_jax import compile_cache
+from maskgit_jax import imageio
+from maskgit_jax import sharding
+from maskgit_jax.inference.options import label_array
+from maskgit_jax.models import vqgan as vqgan_lib
+
+
+@jax.jit
+def row_keys(base, rows):
+  """uint32 ``[n, 2]`` raw keys ``fold_in(base, rows[i])``: one compiled
+  program (an eager vmap re-traces on every call, a few ms each)."""
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
+
+
+class PerShape:
+  """``fn(params, *inputs)`` traced (or loaded from the program cache) once
+  per signature of ``inputs``: :func:`maskgit_jax.compile_cache.exported`.
+
+  ``params`` is always the sampler's own (fixed) tree, so it is left out
+  of the per-call lookup: flattening it costs 0.6 ms a call on the demo
+  model, 3% of a batch-1 sample (the exported program's key includes it).
+  """
+
+  def __init__(self, fn: Callable, closure: str):
+    self.fn, self.closure = fn, closure
+    self.programs: dict[tuple, Callable] = {}
+
+  def __call__(self, params, *inputs):
+    signature = compile_cache.signature(inputs)
+    if signature not in self.programs:
+      self.programs[signature] = compile_cache.exported(
+          self.fn, (params,) + inputs, self.closure)
+    return self.programs[signature](params, *inputs)
+
+
+class TokenImages:
+  """A token model and its tokenizer, placed on the devices.
+
+  Attributes:
+    tokenizer: the VQGAN; ``params["tokenizer"]`` its params.
+    image_size, grid: the image side and the token grid ``(h, w)``.
+    null_label: the null class of a model trained with label dropout.
+    batch_size: rows per chunk (a multiple of the device count).
+    params: the replicated params tree (``"tokenizer"`` and the model's).
+  """
+
+  def __init__(self, params: dict, tokenizer: vqgan_lib.VQGAN, *,
+               image_size: int, num_classes: int,
+               null_label: int | None, batch_size: int,
+               devices: Sequence[jax.Device] | None):
+    if image_size % tokenizer.factor:
+      raise ValueError(f"image_size {image_size} is not a multiple of the "
+                       f"token factor {tokenizer.factor}")
+    self.tokenizer = tokenizer
+    self.image_size = int(image_size)
+    self.null_label = null_label
+    self._num_classes = int(num_classes)
+    grid = self.image_size // tokenizer.factor
+    self.grid = (grid, grid)
+    self.devices = list(devices or jax.local_devices())
+    self._mesh = sharding.make_mesh((-1, 1, 1), self.devices)
+    self._rows = sharding.batch_sharding(self._mesh)
+    n = len(self.devices)
+    self.batch_size = -(-max(int(batch_size), 1) // n) * n
+    params = nn.unbox(params)  # e.g. straight from model.init
+    self.params = jax.device_put(params, sharding.replicated(self._mesh))
+    self._jitted: dict[tuple, Callable] = {}
+
+  @property
+  def num_classes(self) -> int:
+    """Classes a user may ask for (the null class excluded)."""
+    return self._num_classes - (self.null_label is not None)
+
+  @property
+  def layout(self):
+    """The model's :class:`~maskgit_jax.tokens.TokenLayout`."""
+    return self._model().layout
+
+  def _model(self):
+    raise NotImplementedError
+
+  @property
+  def factor(self) -> int:
+    """Pixels per token side."""
+    return self.tokenizer.factor
+
+  def check_labels(self, labels) -> np.ndarray:
+    """int32 ``[n]``; raises ValueError for labels outside the model's classes."""
+    arr = label_array(labels)
+    bad = arr[(arr < 0) | (arr >= self.num_classes)]
+    if bad.size:
+      raise ValueError(f"label {int(bad[0])} is out of range: this model has "
+                       f"{self.num_classes} classes (0..{self.num_classes - 1})")
+    return arr
+
+  def encode(self, images) -> np.ndarray:
+    """uint8 ``[n, H, W, 3]`` -> int32 tokens ``[n, h, w]``."""
+    fn = self._jit(("encode",), lambda p, x: self.tokenizer.apply(
+        {"params": p["tokenizer"]}, x, method=self.tokenizer.encode_to_indices))
+    return self._batched(fn, [imageio.to_float(images)])[0]
+
+  def decode_tokens(self, tokens) -> np.ndarray:
+    """int ``[n, h, w]`` -> float32 images ``[n, H, W, 3]`` (not clipped)."""
+    fn = self._jit(("render",), lambda p, t: self.tokenizer.apply(
+        {"params": p["tokenizer"]}, t,
+        method=self.tokenizer.decode_from_indices))
+    return self._batched(fn, [np.asarray(tokens, np.int32)])[0]
+
+  def _closure(self) -> tuple:
+    """What the traced programs depend on besides their key and inputs."""
+    return (self.tokenizer, self.null_label)
+
+  def _jit(self, key: tuple, fn: Callable) -> Callable:
+    """``fn`` compiled per argument shapes; with the compilation cache on,
+    its traced programs are kept on disk too (a new process skips tracing;
+    see :func:`maskgit_jax.compile_cache.exported`)."""
+    if key not in self._jitted:
+      self._jitted[key] = PerShape(fn, repr((key,) + self._closure()))
+    return self._jitted[key]
+
+  def _batched(self, fn, arrays: list[np.ndarray], *, progress=None
+               ) -> list[np.ndarray]:
+    """``fn(params, *chunks)`` over fixed-size row chunks sharded over the
+    devices (see :func:`maskgit_jax.batching.map_chunks`)."""
+    total = len(arrays[0])
+    size = min(self.batch_size, -(-total // self._mesh.size) * self._mesh.size)
+    result = batching.map_chunks(
+        lambda *chunk: fn(self.params, *chunk), arrays, size,
+        put=lambda chunk: jax.device_put(chunk, self._rows),
+        progress=progress)
+    return list(result) if isinstance(result, tuple) else [result]
