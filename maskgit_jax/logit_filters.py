@@ -67,6 +67,15 @@ def top_p_filter(logits: jax.Array, p) -> jax.Array:
   return jnp.where(keep, logits, -jnp.inf)
 
 
+def check_filters(top_k, top_p) -> None:
+  """Raises ValueError unless ``top_k`` is an integer >= 0 (0: off) and
+  ``top_p`` lies in (0, 1] (1: off): the options' convention."""
+  if isinstance(top_k, bool) or int(top_k) != top_k or top_k < 0:
+    raise ValueError(f"top_k must be an integer >= 0 (0: off), got {top_k}")
+  if not 0 < top_p <= 1:
+    raise ValueError(f"top_p must lie in (0, 1] (1: off), got {top_p}")
+
+
 def filter_logits(logits: jax.Array, top_k=None, top_p=None) -> jax.Array:
   """Applies :func:`top_k_filter` then :func:`top_p_filter` (None: off)."""
   if top_k is not None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from maskgit_jax import ar_decode
 from maskgit_jax import imageio
+from maskgit_jax import logit_filters
 from maskgit_jax import restore
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import token_images
@@ -72,12 +73,7 @@ class ARSampleOptions:
   def validate(self) -> "ARSampleOptions":
     if not self.temperature > 0:
       raise ValueError(f"temperature must be > 0, got {self.temperature}")
-    if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or (
-        self.top_k < 0):
-      raise ValueError(f"top_k must be an integer >= 0 (0: off), got "
-                       f"{self.top_k}")
-    if not 0 < self.top_p <= 1:
-      raise ValueError(f"top_p must lie in (0, 1] (1: off), got {self.top_p}")
+    logit_filters.check_filters(self.top_k, self.top_p)
     return self
 
 

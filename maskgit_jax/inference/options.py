@@ -167,12 +167,7 @@ class DecodeOptions:
     if self.final_temperature < 0:
       raise ValueError(f"final_temperature must be >= 0, got "
                        f"{self.final_temperature}")
-    if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or (
-        self.top_k < 0):
-      raise ValueError(f"top_k must be an integer >= 0 (0: off), got "
-                       f"{self.top_k}")
-    if not 0 < self.top_p <= 1:
-      raise ValueError(f"top_p must lie in (0, 1] (1: off), got {self.top_p}")
+    logit_filters.check_filters(self.top_k, self.top_p)
     return self
 
   def traced(self) -> dict:

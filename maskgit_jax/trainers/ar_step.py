@@ -60,11 +60,7 @@ class ARTrainer:
   null_label: int | None = None
 
   def __post_init__(self):
-    if not 0.0 <= self.label_dropout < 1.0:
-      raise ValueError(f"label_dropout must lie in [0, 1), got "
-                       f"{self.label_dropout}")
-    if self.label_dropout > 0 and self.null_label is None:
-      raise ValueError("label_dropout > 0 needs a null_label")
+    transformer_step.check_label_dropout(self.label_dropout, self.null_label)
 
   def init(self, rng: jax.Array) -> transformer_step.TransformerState:
     """A fresh state with boxed (logically named) params."""
@@ -86,12 +82,9 @@ class ARTrainer:
     if tokens.shape[1] != self.model.num_tokens:
       raise ValueError(f"batches have {tokens.shape[1]} tokens per image, "
                        f"the model {self.model.num_tokens}")
-    labels = batch["labels"]
     label_rng, dropout_rng = jax.random.split(rng)
-    if self.label_dropout > 0:
-      dropped = jax.random.bernoulli(label_rng, self.label_dropout,
-                                     labels.shape)
-      labels = jnp.where(dropped, self.null_label, labels)
+    labels = transformer_step.drop_labels(label_rng, batch["labels"],
+                                          self.label_dropout, self.null_label)
     inputs = causal_lib.next_token_inputs(labels, tokens, self.model.layout)
 
     def loss_fn(params):

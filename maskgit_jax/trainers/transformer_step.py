@@ -85,6 +85,25 @@ def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
   return jax.lax.stop_gradient(tokens.reshape(tokens.shape[0], -1))
 
 
+def check_label_dropout(label_dropout: float, null_label: int | None) -> None:
+  """Raises ValueError unless ``label_dropout`` lies in [0, 1) and a null
+  label exists when it is positive."""
+  if not 0.0 <= label_dropout < 1.0:
+    raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
+  if label_dropout > 0 and null_label is None:
+    raise ValueError("label_dropout > 0 needs a null_label")
+
+
+def drop_labels(rng: jax.Array, labels: jax.Array, label_dropout: float,
+                null_label: int | None) -> jax.Array:
+  """``labels [b]`` with a share ``label_dropout`` replaced by ``null_label``
+  (classifier-free guidance training); unchanged when the share is 0."""
+  if label_dropout <= 0:
+    return labels
+  dropped = jax.random.bernoulli(rng, label_dropout, labels.shape)
+  return jnp.where(dropped, null_label, labels)
+
+
 def update(state: TransformerState, loss_fn,
            optimizer: optax.GradientTransformation, ema_decay: float
            ) -> tuple[TransformerState, dict[str, jax.Array]]:
@@ -135,11 +154,7 @@ class TransformerTrainer:
   null_label: int | None = None
 
   def __post_init__(self):
-    if not 0.0 <= self.label_dropout < 1.0:
-      raise ValueError(f"label_dropout must lie in [0, 1), got "
-                       f"{self.label_dropout}")
-    if self.label_dropout > 0 and self.null_label is None:
-      raise ValueError("label_dropout > 0 needs a null_label")
+    check_label_dropout(self.label_dropout, self.null_label)
 
   def init(self, rng: jax.Array) -> TransformerState:
     """A fresh state whose params are boxed with logical axis names.
@@ -181,10 +196,8 @@ class TransformerTrainer:
     mask_rng, dropout_rng, label_rng = jax.random.split(rng, 3)
     mask = masking.sample_mask(mask_rng, batch_size, n, method=self.schedule,
                                min_mask_rate=self.min_mask_rate)
-    if self.label_dropout > 0:
-      dropped = jax.random.bernoulli(label_rng, self.label_dropout,
-                                     (batch_size,))
-      labels = jnp.where(dropped, self.null_label, labels)
+    labels = drop_labels(label_rng, labels, self.label_dropout,
+                         self.null_label)
     inputs = layout.make_sequence(labels, tokens, mask=mask)
     targets = layout.make_sequence(labels, tokens)
     loss_mask = jnp.concatenate([jnp.zeros((batch_size, 1), bool), mask], 1)
