@@ -318,3 +318,14 @@ def test_quickstart_notebook_runs(tiny_run, monkeypatch):
             for o in cell.get("outputs", [])
             if "image/png" in o.get("data", {})]
   assert len(images) == 4  # samples, inpaint, edit, panorama
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**31 - 1, -3, 2**31 + 5, 2**40])
+def test_row_keys_are_fold_in_of_the_seed_key(seed):
+  """The one-program key derivation equals ``fold_in(PRNGKey(seed), i)``."""
+  from maskgit_jax.inference import token_images  # pylint: disable=g-import-not-at-top
+  rows = np.array([0, 1, 5, 1000], np.uint32)
+  expected = [jax.random.fold_in(jax.random.PRNGKey(seed), int(i))
+              for i in rows]
+  np.testing.assert_array_equal(token_images.row_keys(seed, rows),
+                                np.stack(expected))

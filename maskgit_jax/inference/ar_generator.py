@@ -141,8 +141,7 @@ class ARGenerator(token_images.TokenImages):
     """Samples with tokens; ``options``: :class:`ARSampleOptions` fields."""
     labels = self.check_labels(labels)
     opts = self.checked_options(**options)
-    sequences = np.asarray(self.layout.masked_sequence(
-        labels, self.prior.num_tokens))
+    sequences = self.masked_sequences(labels)
     return self.decode_sequences(sequences, labels, seed, opts, progress)
 
   inpaint = edit_tasks.inpaint
@@ -185,7 +184,7 @@ class ARGenerator(token_images.TokenImages):
     fn = self._jit(("ar_decode", guided, top_k is None, top_p is None),
                    lambda *a: self._decode_images(guided, *a))
     keys = token_images.row_keys(
-        jax.random.PRNGKey(seed), np.arange(len(sequences), dtype=np.uint32)
+        seed, np.arange(len(sequences), dtype=np.uint32)
         + np.uint32(index_offset))
     traced = dict(temperature=np.float32(opts.temperature),
                   top_k=None if top_k is None else np.int32(top_k),

@@ -220,11 +220,6 @@ class Generator(token_images.TokenImages):
           "masking.label_dropout > 0); this checkpoint has no null class")
     return opts
 
-  def masked_sequences(self, labels: np.ndarray) -> np.ndarray:
-    """int32 ``[n, 1 + h * w]``: each label's class token, then all masks."""
-    return np.asarray(self.transformer.layout.masked_sequence(
-        labels, self.grid[0] * self.grid[1]))
-
   def decode_sequences(self, sequences, labels, seed, opts: DecodeOptions,
                        progress=None, *, index_offset: int = 0) -> Samples:
     """Decodes int ``[n, 1 + h * w]`` sequences (masks where to generate).
@@ -234,9 +229,9 @@ class Generator(token_images.TokenImages):
     guided = opts.cfg_scale != 0
     fn = self._jit(("decode",) + opts.static(),
                    lambda *a: self._decode_images(opts, guided, *a))
-    keys = token_images.row_keys(jax.random.PRNGKey(seed),
-                     np.arange(len(sequences), dtype=np.uint32)
-                     + np.uint32(index_offset))
+    keys = token_images.row_keys(
+        seed, np.arange(len(sequences), dtype=np.uint32)
+        + np.uint32(index_offset))
     traced = opts.traced()
     tokens, images = self._batched(
         lambda p, s, k: fn(p, s, k, traced),

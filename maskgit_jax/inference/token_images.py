@@ -25,10 +25,25 @@ from maskgit_jax.models import vqgan as vqgan_lib
 
 
 @jax.jit
-def row_keys(base, rows):
-  """uint32 ``[n, 2]`` raw keys ``fold_in(base, rows[i])``: one compiled
-  program (an eager vmap re-traces on every call, a few ms each)."""
+def _fold_rows(base, rows):
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
+
+
+@jax.jit
+def _seed_rows(seed, rows):
+  return _fold_rows(jax.random.PRNGKey(seed), rows)
+
+
+def row_keys(seed: int, rows: np.ndarray) -> jax.Array:
+  """uint32 ``[n, 2]`` raw keys ``fold_in(PRNGKey(seed), rows[i])``.
+
+  One compiled program per call (an eager ``PRNGKey`` and ``vmap`` cost a
+  few ms, a sixth of a small model's batch-1 sample); seeds outside the
+  int32 range take the eager ``PRNGKey``.
+  """
+  if -2**31 <= seed < 2**31:
+    return _seed_rows(np.int32(seed), rows)
+  return _fold_rows(jax.random.PRNGKey(seed), rows)
 
 
 class PerShape:
@@ -111,6 +126,14 @@ class TokenImages:
       raise ValueError(f"label {int(bad[0])} is out of range: this model has "
                        f"{self.num_classes} classes (0..{self.num_classes - 1})")
     return arr
+
+  def masked_sequences(self, labels: np.ndarray) -> np.ndarray:
+    """int32 ``[n, 1 + h * w]``: each label's class token, then all masks."""
+    layout = self.layout  # numpy: the eager jnp version costs ~1 ms a call
+    labels = np.asarray(labels, np.int32).reshape(-1, 1)
+    masks = np.full((len(labels), self.grid[0] * self.grid[1]),
+                    layout.mask_id, np.int32)
+    return np.concatenate([labels + layout.codebook_size, masks], axis=1)
 
   def encode(self, images) -> np.ndarray:
     """uint8 ``[n, H, W, 3]`` -> int32 tokens ``[n, h, w]``."""
