@@ -25,6 +25,7 @@ LAYERS = {
     "reveal_order": "algorithms", "logit_filters": "algorithms",
     "guidance": "algorithms", "remasking": "algorithms",
     "token_critic": "algorithms", "ar_decode": "algorithms",
+    "mage_masking": "algorithms",
     "evaluation.metrics": "algorithms",
     "models.*": "models",
     "sharding": "runtime", "checkpointing": "runtime", "restore": "runtime",
@@ -34,7 +35,7 @@ LAYERS = {
     "trainers": "trainers", "trainers.tasks": "trainers",
     "trainers.loop": "trainers", "trainers.tokenizer_step": "trainers",
     "trainers.transformer_step": "trainers", "trainers.critic_step": "trainers",
-    "trainers.ar_step": "trainers",
+    "trainers.ar_step": "trainers", "trainers.mage_step": "trainers",
     "inference.*": "inference", "sampling": "inference",
     "evaluation": "algorithms",  # docstring only
     "evaluation.inception": "inference",

@@ -28,8 +28,6 @@ pos``) as the MaskGIT transformer's do, so the same sharding rules apply.
 
 from __future__ import annotations
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -37,60 +35,8 @@ import jax.numpy as jnp
 from maskgit_jax import tokens as tokens_lib
 from maskgit_jax.models import layers
 
-_init = nn.initializers.normal(stddev=0.02)  # minGPT's
+_init = layers.PRE_LN_INIT
 Cache = jax.Array  # float32 [layers, 2, batch, num_tokens, heads, head_dim]
-
-
-class CausalBlock(nn.Module):
-  """Pre-LN block: ``x + Attn(LN(x))`` then ``x + Mlp(LN(x))``."""
-
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float
-  attention_dropout_rate: float
-
-  @nn.compact
-  def __call__(self, x: jax.Array, positions: jax.Array, keys_values,
-               deterministic: bool):
-    """``x [b, s, d]`` at ``positions [s]``; ``keys_values``: None (attend
-    within ``x``) or ``(cache [2, b, n, heads, head_dim], pos)``.
-
-    Returns ``(x, written cache or None)``.
-    """
-    hidden = x.shape[-1]
-    head_dim = hidden // self.num_heads
-    proj = functools.partial(
-        layers.Projection, features=(self.num_heads, head_dim), in_axes=1,
-        kernel_init=_init, kernel_names=("embed", "heads", "kv"),
-        bias_names=("heads", "kv"))
-    h = layers.layer_norm("attention_ln", jnp.float32, jnp.float32)(x)
-    q, k, v = (proj(name=n)(h) for n in ("query", "key", "value"))
-    written = None
-    key_positions = positions
-    if keys_values is not None:
-      cache, pos = keys_values
-      k = jax.lax.dynamic_update_slice(cache[0], k, (0, pos, 0, 0))
-      v = jax.lax.dynamic_update_slice(cache[1], v, (0, pos, 0, 0))
-      written = jnp.stack([k, v])
-      key_positions = jnp.arange(k.shape[1])
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q / jnp.sqrt(head_dim), k)
-    visible = key_positions[None, :] <= positions[:, None]
-    scores = jnp.where(visible, scores, jnp.finfo(jnp.float32).min)
-    weights = nn.Dropout(self.attention_dropout_rate)(
-        jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-    out = layers.Projection(
-        features=(hidden,), in_axes=2, kernel_init=_init,
-        kernel_names=("heads", "kv", "embed"), bias_names=("embed",),
-        name="out")(out)
-    x = x + nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
-    h = layers.layer_norm("mlp_ln", jnp.float32, jnp.float32)(x)
-    h = layers.dense(self.mlp_dim, ("embed", "mlp"), _init, jnp.float32,
-                     jnp.float32, name="mlp_in")(h)
-    h = layers.dense(hidden, ("mlp", "embed"), _init, jnp.float32,
-                     jnp.float32, name="mlp_out")(layers.gelu(h))
-    x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed")), written
 
 
 class CausalTransformer(nn.Module):
@@ -129,9 +75,10 @@ class CausalTransformer(nn.Module):
     self.position_embeddings = nn.Embed(
         self.num_tokens, self.hidden_size,
         embedding_init=nn.with_logical_partitioning(_init, ("pos", "embed")))
-    self.blocks = [CausalBlock(self.num_heads, self.mlp_dim,
-                               self.dropout_rate, self.attention_dropout_rate,
-                               name=f"block_{i}")
+    self.blocks = [layers.PreLNBlock(self.num_heads, self.mlp_dim,
+                                     self.dropout_rate,
+                                     self.attention_dropout_rate,
+                                     name=f"block_{i}")
                    for i in range(self.num_layers)]
     self.final_ln = layers.layer_norm("final_ln", jnp.float32, jnp.float32)
     self.head = layers.dense(self.codebook_size, ("embed", "vocab"), _init,

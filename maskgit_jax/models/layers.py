@@ -1,6 +1,7 @@
 """Building blocks of the MaskGIT transformer (official names and numerics).
 
-Post-LN BERT blocks: multi-axis projections, self-attention (einsum with a
+Post-LN BERT blocks (and the pre-LN block of the autoregressive prior and
+MAGE, :class:`PreLNBlock`): multi-axis projections, self-attention (einsum with a
 float32 softmax, or ``jax.nn.dot_product_attention``), the MLP, and the
 layer that chains them; LayerNorm eps 1e-12 and tanh-approximate gelu as in
 google-research/maskgit. Every parameter carries logical axis names. Shared
@@ -25,6 +26,7 @@ Initializer = Callable[..., jax.Array]
 
 _zeros = nn.initializers.zeros
 _ones = nn.initializers.ones
+PRE_LN_INIT = nn.initializers.normal(stddev=0.02)  # minGPT's and MAE's
 
 
 def layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
@@ -267,3 +269,62 @@ class TransformerLayer(nn.Module):
         param_dtype=self.param_dtype,
         matmul_dtype=self.matmul_dtype)(x, deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class PreLNBlock(nn.Module):
+  """Pre-LN (GPT/ViT) block: ``x + Attn(LN(x))`` then ``x + Mlp(LN(x))``.
+
+  Used by the autoregressive prior (``causal=True``, with a key/value
+  cache) and MAGE's encoder and decoder (``causal=False``). Softmax and
+  LayerNorm in float32.
+  """
+
+  num_heads: int
+  mlp_dim: int
+  dropout_rate: float
+  attention_dropout_rate: float
+  causal: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, positions: jax.Array, keys_values,
+               deterministic: bool):
+    """``x [b, s, d]`` at ``positions [s]``; ``keys_values``: None (attend
+    within ``x``) or ``(cache [2, b, n, heads, head_dim], pos)`` (causal).
+
+    Returns ``(x, written cache or None)``.
+    """
+    hidden = x.shape[-1]
+    head_dim = hidden // self.num_heads
+    proj = functools.partial(
+        Projection, features=(self.num_heads, head_dim), in_axes=1,
+        kernel_init=PRE_LN_INIT, kernel_names=("embed", "heads", "kv"),
+        bias_names=("heads", "kv"))
+    h = layer_norm("attention_ln", jnp.float32, jnp.float32)(x)
+    q, k, v = (proj(name=n)(h) for n in ("query", "key", "value"))
+    written = None
+    key_positions = positions
+    if keys_values is not None:
+      cache, pos = keys_values
+      k = jax.lax.dynamic_update_slice(cache[0], k, (0, pos, 0, 0))
+      v = jax.lax.dynamic_update_slice(cache[1], v, (0, pos, 0, 0))
+      written = jnp.stack([k, v])
+      key_positions = jnp.arange(k.shape[1])
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q / jnp.sqrt(head_dim), k)
+    if self.causal:
+      visible = key_positions[None, :] <= positions[:, None]
+      scores = jnp.where(visible, scores, jnp.finfo(jnp.float32).min)
+    weights = nn.Dropout(self.attention_dropout_rate)(
+        jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    out = Projection(
+        features=(hidden,), in_axes=2, kernel_init=PRE_LN_INIT,
+        kernel_names=("heads", "kv", "embed"), bias_names=("embed",),
+        name="out")(out)
+    x = x + nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
+    h = layer_norm("mlp_ln", jnp.float32, jnp.float32)(x)
+    h = dense(self.mlp_dim, ("embed", "mlp"), PRE_LN_INIT, jnp.float32,
+                     jnp.float32, name="mlp_in")(h)
+    h = dense(hidden, ("mlp", "embed"), PRE_LN_INIT, jnp.float32,
+                     jnp.float32, name="mlp_out")(gelu(h))
+    x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed")), written

@@ -1,0 +1,172 @@
+"""MAGE (issue 15, first part): the corruption, the model, the train step."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+from maskgit_jax import mage_masking
+from maskgit_jax import sharding
+from maskgit_jax.models import mage as mage_lib
+from maskgit_jax.presets import common
+from maskgit_jax.trainers import mage_step
+from maskgit_jax.trainers import transformer_step
+
+MODEL = mage_lib.MAGE(codebook_size=24, num_tokens=16, hidden_size=32,
+                      encoder_layers=2, encoder_heads=4, decoder_size=32,
+                      decoder_layers=1, decoder_heads=4, dropout_rate=0.0)
+
+
+def test_mask_ratio_is_the_references_truncated_normal():
+  ratios = np.asarray(mage_masking.mask_ratio(jax.random.PRNGKey(0),
+                                              (20000,)))
+  assert ratios.min() >= 0.5 and ratios.max() <= 1.0
+  reference = stats.truncnorm(-0.2, 1.8, loc=0.55, scale=0.25)
+  assert abs(ratios.mean() - reference.mean()) < 0.004  # about 0.694
+  assert abs(ratios.std() - reference.std()) < 0.004
+  assert stats.kstest(ratios, reference.cdf).pvalue > 1e-3
+
+
+@settings(max_examples=10, deadline=None)
+@given(length=st.sampled_from([4, 16, 64, 256]), seed=st.integers(0, 9999),
+       ratio=st.floats(0.5, 1.0))
+def test_dropped_tokens_are_masked_and_counts_are_exact(length, seed, ratio):
+  mask, kept = mage_masking.drop_and_mask(jax.random.PRNGKey(seed), 3,
+                                          length, ratio)
+  mask, kept = np.asarray(mask), np.asarray(kept)
+  dropped = math.ceil(length * 0.5)
+  assert kept.shape == (3, length - dropped)
+  expected_masked = math.ceil(length * np.float32(ratio) - 1e-6)
+  np.testing.assert_array_equal(mask.sum(1), expected_masked)
+  for row in range(3):
+    assert (np.diff(kept[row]) > 0).all()  # increasing, no repeats
+    dropped_positions = np.setdiff1d(np.arange(length), kept[row])
+    assert mask[row, dropped_positions].all()  # dropped is inside masked
+    # The kept masked positions are the masked ones that are not dropped.
+    assert mask[row, kept[row]].sum() == expected_masked - dropped
+
+
+def test_per_sample_ratios():
+  ratios = jnp.array([0.5, 0.75, 1.0])
+  mask, _ = mage_masking.drop_and_mask(jax.random.PRNGKey(1), 3, 16, ratios)
+  np.testing.assert_array_equal(np.asarray(mask).sum(1), [8, 12, 16])
+
+
+@pytest.fixture(scope="module")
+def params():
+  ids = jnp.zeros((1, 17), jnp.int32)
+  return nn.unbox(MODEL.init(jax.random.PRNGKey(0), ids)["params"])
+
+
+def _corrupted(seed, ratio=0.7):
+  tokens = jax.random.randint(jax.random.PRNGKey(seed), (2, 16), 0, 24)
+  mask, kept = mage_masking.drop_and_mask(jax.random.PRNGKey(seed + 1), 2,
+                                          16, ratio)
+  return tokens, mage_lib.sequences(tokens, mask, MODEL.layout), mask, kept
+
+
+def test_dropping_equals_removing_the_dropped_tokens(params):
+  """With dropping, the encoder never sees the dropped tokens: changing
+  them moves no logit; the kept ones do."""
+  tokens, ids, mask, kept = _corrupted(3)
+  np.testing.assert_array_equal(ids[:, 0], MODEL.class_id)
+  np.testing.assert_array_equal(ids[:, 1:][mask], MODEL.layout.mask_id)
+  base = MODEL.apply({"params": params}, ids, kept)
+  assert base.shape == (2, 16, 24)
+  dropped = np.ones((2, 16), bool)
+  dropped[np.arange(2)[:, None], np.asarray(kept)] = False
+  # Dropped positions are masked, so write a code there: unseen.
+  changed = jnp.where(jnp.concatenate([jnp.zeros((2, 1), bool),
+                                       jnp.asarray(dropped)], 1), 5, ids)
+  np.testing.assert_allclose(MODEL.apply({"params": params}, changed, kept),
+                             base, rtol=1e-6, atol=1e-6)
+  visible_kept = np.asarray(kept)[0][~np.asarray(mask)[0, np.asarray(kept)[0]]]
+  if visible_kept.size:
+    other = ids.at[0, 1 + visible_kept[0]].set(
+        (ids[0, 1 + visible_kept[0]] + 1) % 24)
+    assert not np.allclose(MODEL.apply({"params": params}, other, kept), base)
+
+
+def test_masked_positions_are_padded_with_the_class_output(params):
+  """Every masked position enters the decoder as the [C] output, so two
+  masked positions differ only by their decoder position embedding: with
+  those equal, their logits are equal."""
+  _, ids, mask, kept = _corrupted(5, ratio=1.0)
+  same = jax.tree_util.tree_map(lambda x: x, params)  # a copy
+  table = same["decoder_positions"]["embedding"]
+  same["decoder_positions"]["embedding"] = jnp.broadcast_to(table[:1],
+                                                            table.shape)
+  logits = np.asarray(MODEL.apply({"params": same}, ids, kept))
+  np.testing.assert_allclose(logits[:, 1:], logits[:, :1].repeat(15, 1),
+                             rtol=1e-5, atol=1e-5)
+  # Without dropping (inference) the same holds for a fully masked grid.
+  full = np.asarray(MODEL.apply({"params": same}, ids))
+  np.testing.assert_allclose(full[:, 1:], full[:, :1].repeat(15, 1),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_features_pool_the_image_tokens(params):
+  tokens = jax.random.randint(jax.random.PRNGKey(7), (3, 16), 0, 24)
+  ids = mage_lib.sequences(tokens, jnp.zeros((3, 16), bool), MODEL.layout)
+  feats = np.asarray(MODEL.apply({"params": params}, ids,
+                                 method=MODEL.features))
+  assert feats.shape == (3, 32)
+  np.testing.assert_allclose(feats.mean(-1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(feats.std(-1), 1.0, atol=1e-3)
+
+
+RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
+
+
+def _one_step(mesh_shape, devices, per_sample):
+  trainer = mage_step.MAGETrainer(
+      model=MODEL, optimizer=transformer_step.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10),
+      per_sample_ratio=per_sample)
+  mesh = sharding.make_mesh(mesh_shape, devices)
+  state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
+                                             jax.random.PRNGKey(0))
+  rows = sharding.batch_sharding(mesh)
+  batch = jax.device_put({
+      "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
+      "labels": jnp.arange(8) % 4}, rows)
+  step = jax.jit(trainer.train_step,
+                 in_shardings=(shardings, rows, sharding.replicated(mesh)),
+                 out_shardings=(shardings, sharding.replicated(mesh)))
+  with sharding.mesh_context(mesh, RULES):
+    return step(state, batch, jax.random.PRNGKey(2))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_train_step_sharded_equals_one_device(per_sample):
+  devices = jax.devices()
+  reference, ref_metrics = _one_step((1, 1, 1), devices[:1], per_sample)
+  assert np.isfinite(ref_metrics["loss"]) and ref_metrics["grad_norm"] > 0
+  assert 8 <= ref_metrics["masked_per_row"] <= 16
+  state, metrics = _one_step((4, 2, 1), devices, per_sample)
+  np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+      jax.device_get(state.params), jax.device_get(reference.params))
+
+
+def test_the_head_does_not_train_the_embedding(params):
+  """The head reads the word embeddings with the gradient stopped (as the
+  reference detaches them): on an all-masked input the code rows, used by
+  the head only, get no gradient; the bias does."""
+  tokens = jax.random.randint(jax.random.PRNGKey(9), (2, 16), 0, 24)
+  ids = mage_lib.sequences(tokens, jnp.ones((2, 16), bool), MODEL.layout)
+
+  def loss(p):
+    logits = MODEL.apply({"params": p}, ids)
+    return jnp.mean(jax.nn.log_softmax(logits)[..., 0])
+  grads = jax.grad(loss)(params)
+  table = np.asarray(grads["word_embeddings"]["embedding"])
+  np.testing.assert_array_equal(table[:24], 0.0)
+  assert np.abs(table[24:]).sum() > 0  # [C] and mask rows, input side
+  assert np.abs(np.asarray(grads["mlm_bias"])).sum() > 0
