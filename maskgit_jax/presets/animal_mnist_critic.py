@@ -1,6 +1,7 @@
 """A token critic of the demo's transformer (animal-MNIST, 8x8 tokens).
 
-Variants: ``default`` (a 2-layer critic body, 1,000 steps), ``self`` (the
+Variants: ``default`` (a 2-layer critic body, label ``changed``, 2,000
+steps), ``self`` (the
 self-critic: a one-unit head on the generator's own hidden states) and
 ``tiny`` (for tests). Set ``--config.generator_checkpoint=STAGE_2_WORKDIR``
 (``demo_out/maskgit``); data as the transformer's (``--config.data.name=
@@ -30,13 +31,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       self_critic=variant == "self",
       # "resampled": the paper's label (1 wherever the generator refilled);
       # "changed": lucidrains' (1 where the refill differs from the real).
-      label="resampled",
+      # On the long demo model "resampled" barely left a constant guess
+      # (accuracy 0.650 against a share of 0.637 after 1,000 steps);
+      # "changed" learned more (0.67-0.70 against 0.49-0.61 after 2,000).
+      label="changed",
       temperature=1.0,  # of the generator's fills
   ))
   config.masking.update(label_dropout=0.0)  # the critic sees real labels
   config.optimizer.update(learning_rate=1e-3, warmup_steps=100)
-  config.update(num_train_steps=1000, checkpoint_every_steps=500,
-                preview_every_steps=500)
+  config.update(num_train_steps=2000, checkpoint_every_steps=1000,
+                preview_every_steps=1000)
   if variant == "tiny":
     config.update(num_train_steps=4, log_every_steps=2,
                   checkpoint_every_steps=2, preview_every_steps=2)
