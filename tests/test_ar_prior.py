@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from maskgit_jax import ar_decode
-from maskgit_jax import sharding
 from maskgit_jax.models import causal_transformer as causal_lib
-from maskgit_jax.presets import common
 from maskgit_jax.trainers import ar_step
 from maskgit_jax.trainers import transformer_step
+from tests import train_helpers as th
 
 MODEL = causal_lib.CausalTransformer(
     codebook_size=24, num_classes=5, num_tokens=16, hidden_size=32,
@@ -129,26 +128,15 @@ def test_next_token_loss_equals_a_hand_computation(params):
   np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
 
 
-RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
-
-
 def _one_step(mesh_shape, devices):
   trainer = ar_step.ARTrainer(
       model=MODEL, optimizer=transformer_step.make_optimizer(
           learning_rate=1e-3, warmup_steps=1, total_steps=10),
       label_dropout=0.25, null_label=4)
-  mesh = sharding.make_mesh(mesh_shape, devices)
-  state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
-                                             jax.random.PRNGKey(0))
-  rows = sharding.batch_sharding(mesh)
-  batch = jax.device_put({
+  batch = {
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
-      "labels": jnp.arange(8) % 4}, rows)
-  step = jax.jit(trainer.train_step,
-                 in_shardings=(shardings, rows, sharding.replicated(mesh)),
-                 out_shardings=(shardings, sharding.replicated(mesh)))
-  with sharding.mesh_context(mesh, RULES):
-    return step(state, batch, jax.random.PRNGKey(2))
+      "labels": jnp.arange(8) % 4}
+  return th.sharded_step(trainer, mesh_shape, devices, batch)
 
 
 def test_sharded_step_equals_one_device():
@@ -172,7 +160,6 @@ def ar_run(tmp_path_factory):
   """A tiny tokenizer, then the ``ar`` stage (label dropout) on its tokens."""
   from maskgit_jax.presets import animal_mnist_ar  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  from tests import train_helpers as th  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("ar_run")
   loop.train_and_evaluate(th.tokenizer_config(), root / "tok")
   config = animal_mnist_ar.get_config("tiny")
@@ -213,7 +200,6 @@ def test_sample_cli_on_a_prior(ar_run, tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
-  from tests import train_helpers as th  # pylint: disable=g-import-not-at-top
 
   def cli(*args):
     return subprocess.run(

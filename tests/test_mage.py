@@ -11,11 +11,10 @@ from hypothesis import given, settings, strategies as st
 from scipy import stats
 
 from maskgit_jax import mage_masking
-from maskgit_jax import sharding
 from maskgit_jax.models import mage as mage_lib
-from maskgit_jax.presets import common
 from maskgit_jax.trainers import mage_step
 from maskgit_jax.trainers import transformer_step
+from tests import train_helpers as th
 
 MODEL = mage_lib.MAGE(codebook_size=24, num_tokens=16, hidden_size=32,
                       encoder_layers=2, encoder_heads=4, decoder_size=32,
@@ -120,26 +119,15 @@ def test_features_pool_the_image_tokens(params):
   np.testing.assert_allclose(feats.std(-1), 1.0, atol=1e-3)
 
 
-RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
-
-
 def _one_step(mesh_shape, devices, per_sample):
   trainer = mage_step.MAGETrainer(
       model=MODEL, optimizer=transformer_step.make_optimizer(
           learning_rate=1e-3, warmup_steps=1, total_steps=10),
       per_sample_ratio=per_sample)
-  mesh = sharding.make_mesh(mesh_shape, devices)
-  state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
-                                             jax.random.PRNGKey(0))
-  rows = sharding.batch_sharding(mesh)
-  batch = jax.device_put({
+  batch = {
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
-      "labels": jnp.arange(8) % 4}, rows)
-  step = jax.jit(trainer.train_step,
-                 in_shardings=(shardings, rows, sharding.replicated(mesh)),
-                 out_shardings=(shardings, sharding.replicated(mesh)))
-  with sharding.mesh_context(mesh, RULES):
-    return step(state, batch, jax.random.PRNGKey(2))
+      "labels": jnp.arange(8) % 4}
+  return th.sharded_step(trainer, mesh_shape, devices, batch)
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

@@ -58,3 +58,23 @@ def restore_params(workdir, step: int):
   """The params of checkpoint ``step`` as arrays on one local device."""
   from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
   return checkpointing.restore_state_tree(workdir, step)["params"]
+
+
+def sharded_step(trainer, mesh_shape, devices, batch: dict):
+  """One jitted ``trainer.train_step(state, batch, PRNGKey(2))`` on a mesh
+  of ``devices`` (params by the common logical rules, batch split over the
+  data axes, state from ``trainer.init(PRNGKey(0))``): ``(state, metrics)``,
+  to compare meshes with one device."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import common  # pylint: disable=g-import-not-at-top
+  rules = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
+  mesh = sharding.make_mesh(mesh_shape, devices)
+  state, shardings = sharding.create_sharded(trainer.init, mesh, rules,
+                                             jax.random.PRNGKey(0))
+  rows = sharding.batch_sharding(mesh)
+  step = jax.jit(trainer.train_step,
+                 in_shardings=(shardings, rows, sharding.replicated(mesh)),
+                 out_shardings=(shardings, sharding.replicated(mesh)))
+  with sharding.mesh_context(mesh, rules):
+    return step(state, jax.device_put(batch, rows), jax.random.PRNGKey(2))
