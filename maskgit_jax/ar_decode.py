@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_jax import guidance
 from maskgit_jax import logit_filters
 
 
@@ -61,7 +62,7 @@ def _step_logits(model, params, ids, cache, t, null_token, cfg_scale):
                             jnp.concatenate([ids, uncond], 0), cache, t,
                             method=model.extend)
   cond, free = jnp.split(both[:, 0], 2)
-  return cond + jnp.asarray(cfg_scale, jnp.float32) * (cond - free), cache
+  return guidance.combine(cond, free, jnp.asarray(cfg_scale, jnp.float32)), cache
 
 
 def _draw(rng, logits, t, temperature, top_k, top_p):
@@ -137,7 +138,7 @@ def decode_recompute(params, sequence: jax.Array, rng: jax.Array, *,
       uncond = ids.at[:, 0].set(null_token)
       both = model.apply({"params": params}, jnp.concatenate([ids, uncond]))
       cond, free = jnp.split(both[:, t], 2)
-      logits = cond + jnp.asarray(cfg_scale, jnp.float32) * (cond - free)
+      logits = guidance.combine(cond, free, jnp.asarray(cfg_scale, jnp.float32))
     else:
       logits = model.apply({"params": params}, ids)[:, t]
     sampled = _draw(rng, logits, t, temperature, top_k, top_p)

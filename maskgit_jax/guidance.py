@@ -31,6 +31,12 @@ STEP_SCHEDULES = ("step_linear", "power_cosine")
 """Schedules that need the step's progress ``k / T`` from the decode."""
 
 
+def combine(cond: jax.Array, uncond: jax.Array, scale) -> jax.Array:
+  """Guided logits ``cond + w (cond - uncond)`` (this module's one
+  parameterisation; ``scale`` broadcasts against the logits)."""
+  return cond + scale * (cond - uncond)
+
+
 def guidance_scale(schedule: str, scale, *, progress=None,
                    decoded_share=None, power=3.0) -> jax.Array:
   """``w_t`` of :data:`CFG_SCHEDULES` (see the module doc).

@@ -65,7 +65,7 @@ class GuidedLogits:
         self.ramp, params["cfg_scale"], progress=progress,
         decoded_share=decoded, power=params.get("cfg_power", 3.0))
     scale = jnp.reshape(scale, jnp.shape(scale) + (1, 1))
-    return cond + scale * (cond - free)
+    return guidance.combine(cond, free, scale)
 
 
 class Generator(token_images.TokenImages):

@@ -66,15 +66,10 @@ class CausalTransformer(nn.Module):
     return tokens_lib.TokenLayout(self.codebook_size, self.num_classes)
 
   def setup(self):
-    if self.hidden_size % self.num_heads:
-      raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
-                       f"num_heads {self.num_heads}")
-    self.word_embeddings = nn.Embed(
-        self.layout.vocab_size, self.hidden_size,
-        embedding_init=nn.with_logical_partitioning(_init, ("vocab", "embed")))
-    self.position_embeddings = nn.Embed(
-        self.num_tokens, self.hidden_size,
-        embedding_init=nn.with_logical_partitioning(_init, ("pos", "embed")))
+    self.word_embeddings = layers.learned_embedding(
+        self.layout.vocab_size, self.hidden_size, "vocab")
+    self.position_embeddings = layers.learned_embedding(
+        self.num_tokens, self.hidden_size, "pos")
     self.blocks = [layers.PreLNBlock(self.num_heads, self.mlp_dim,
                                      self.dropout_rate,
                                      self.attention_dropout_rate,

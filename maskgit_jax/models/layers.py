@@ -48,6 +48,13 @@ def dense(features: int, names: tuple[str, str], kernel_init: Initializer,
       bias_init=nn.with_logical_partitioning(_zeros, names[1:]), name=name)
 
 
+def learned_embedding(num: int, features: int, axis: str) -> nn.Embed:
+  """A table ``[num, features]`` initialised as :data:`PRE_LN_INIT`, with
+  logical names ``(axis, "embed")`` (tokens: "vocab"; positions: "pos")."""
+  return nn.Embed(num, features, embedding_init=nn.with_logical_partitioning(
+      PRE_LN_INIT, (axis, "embed")))
+
+
 def gelu(x):
   # The official code calls jax.nn.gelu with its default (tanh) approximation.
   return jax.nn.gelu(x, approximate=True)
@@ -294,6 +301,9 @@ class PreLNBlock(nn.Module):
     Returns ``(x, written cache or None)``.
     """
     hidden = x.shape[-1]
+    if hidden % self.num_heads:
+      raise ValueError(
+          f"hidden size {hidden} is not divisible by num_heads {self.num_heads}")
     head_dim = hidden // self.num_heads
     proj = functools.partial(
         Projection, features=(self.num_heads, head_dim), in_axes=1,
@@ -323,8 +333,8 @@ class PreLNBlock(nn.Module):
     x = x + nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
     h = layer_norm("mlp_ln", jnp.float32, jnp.float32)(x)
     h = dense(self.mlp_dim, ("embed", "mlp"), PRE_LN_INIT, jnp.float32,
-                     jnp.float32, name="mlp_in")(h)
+              jnp.float32, name="mlp_in")(h)
     h = dense(hidden, ("mlp", "embed"), PRE_LN_INIT, jnp.float32,
-                     jnp.float32, name="mlp_out")(gelu(h))
+              jnp.float32, name="mlp_out")(gelu(h))
     x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "embed")), written

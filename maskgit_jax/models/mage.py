@@ -74,15 +74,12 @@ class MAGE(nn.Module):
     return self.codebook_size
 
   def setup(self):
-    self.word_embeddings = nn.Embed(
-        self.layout.vocab_size, self.hidden_size,
-        embedding_init=nn.with_logical_partitioning(_init, ("vocab", "embed")))
-    self.position_embeddings = nn.Embed(
-        1 + self.num_tokens, self.hidden_size,
-        embedding_init=nn.with_logical_partitioning(_init, ("pos", "embed")))
-    self.decoder_positions = nn.Embed(
-        1 + self.num_tokens, self.decoder_size,
-        embedding_init=nn.with_logical_partitioning(_init, ("pos", "embed")))
+    self.word_embeddings = layers.learned_embedding(
+        self.layout.vocab_size, self.hidden_size, "vocab")
+    self.position_embeddings = layers.learned_embedding(
+        1 + self.num_tokens, self.hidden_size, "pos")
+    self.decoder_positions = layers.learned_embedding(
+        1 + self.num_tokens, self.decoder_size, "pos")
     ln = lambda name: layers.layer_norm(name, jnp.float32, jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
     self.embeddings_ln, self.encoder_ln, self.decoder_ln = (
         ln("embeddings_ln"), ln("encoder_ln"), ln("decoder_ln"))

@@ -41,6 +41,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sampling = ml_collections.ConfigDict(dict(
       temperature=1.0, top_k=0, top_p=1.0,
       cfg_scale=1.0 if config.ar.label_dropout else 0.0))
-  if variant == "tiny":
-    config.model.update(num_tokens=grid * grid)
   return config

@@ -65,11 +65,8 @@ class ARTrainer:
   def init(self, rng: jax.Array) -> transformer_step.TransformerState:
     """A fresh state with boxed (logically named) params."""
     ids = jnp.zeros((1, self.model.num_tokens), jnp.int32)
-    params = self.model.init(rng, ids)["params"]
-    return transformer_step.TransformerState(
-        step=jnp.zeros((), jnp.int32), params=params,
-        ema_params=jax.tree_util.tree_map(jnp.copy, params),
-        opt_state=self.optimizer.init(params))
+    return transformer_step.new_state(self.model.init(rng, ids)["params"],
+                                      self.optimizer)
 
   def train_step(self, state: transformer_step.TransformerState, batch: dict,
                  rng: jax.Array, tokenizer_params=None):

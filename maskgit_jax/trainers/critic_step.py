@@ -67,9 +67,7 @@ class CriticTrainer:
     params = self.critic.init(rng, ids)["params"]
     if self.self_critic:
       params = {"head": params["head"]}  # the body is the generator's
-    return CriticState(step=jnp.zeros((), jnp.int32), params=params,
-                       ema_params=jax.tree_util.tree_map(jnp.copy, params),
-                       opt_state=self.optimizer.init(params))
+    return transformer_step.new_state(params, self.optimizer)
 
   def full_params(self, params, generator_params):
     """The critic's ``params`` collection (a self-critic's body added)."""

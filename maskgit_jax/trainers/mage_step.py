@@ -46,11 +46,8 @@ class MAGETrainer:
   def init(self, rng: jax.Array) -> transformer_step.TransformerState:
     """A fresh state with boxed (logically named) params."""
     ids = jnp.zeros((1, 1 + self.model.num_tokens), jnp.int32)
-    params = self.model.init(rng, ids)["params"]
-    return transformer_step.TransformerState(
-        step=jnp.zeros((), jnp.int32), params=params,
-        ema_params=jax.tree_util.tree_map(jnp.copy, params),
-        opt_state=self.optimizer.init(params))
+    return transformer_step.new_state(self.model.init(rng, ids)["params"],
+                                      self.optimizer)
 
   def corrupt(self, tokens: jax.Array, rng: jax.Array):
     """``(ids [b, 1 + L], mask [b, L], kept [b, K])`` for ``tokens [b, L]``."""

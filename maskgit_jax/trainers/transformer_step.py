@@ -71,6 +71,15 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def new_state(params, optimizer: optax.GradientTransformation
+              ) -> TransformerState:
+  """Step 0: ``params``, their EMA copy and the optimizer's initial state."""
+  return TransformerState(
+      step=jnp.zeros((), jnp.int32), params=params,
+      ema_params=jax.tree_util.tree_map(jnp.copy, params),
+      opt_state=optimizer.init(params))
+
+
 def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
                  tokenizer_params) -> jax.Array:
   """int32 ``[b, h * w]`` image tokens of a batch: its cached ``tokens``, or
@@ -163,11 +172,7 @@ class TransformerTrainer:
     uses the boxes to place every leaf.
     """
     ids = jnp.zeros((1, self.model.max_position_embeddings), jnp.int32)
-    params = self.model.init(rng, ids)["params"]
-    return TransformerState(
-        step=jnp.zeros((), jnp.int32), params=params,
-        ema_params=jax.tree_util.tree_map(jnp.copy, params),
-        opt_state=self.optimizer.init(params))
+    return new_state(self.model.init(rng, ids)["params"], self.optimizer)
 
   def tokens(self, batch: dict, tokenizer_params) -> jax.Array:
     """int32 ``[b, h * w]`` image tokens of a batch (see :func:`batch_tokens`)."""
