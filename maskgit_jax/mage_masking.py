@@ -12,6 +12,10 @@ CVPR 2023):
   the dropped set lies inside the masked set and the encoder sees a static
   ``L - ceil(L min_ratio)`` image tokens. Ranks (argsort) replace the
   reference's loop-until-no-ties.
+
+For the paper's ablation of the ratio distribution, :func:`sample_ratio`
+also draws a uniform ratio on ``[low, high]`` or a fixed one (MAE's 0.75);
+every distribution stays inside ``[0.5, 1]`` so the dropping is unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 MEAN, STD, LOW, HIGH = 0.55, 0.25, 0.5, 1.0  # the reference's pre-training CLI
+DISTRIBUTIONS = ("truncnorm", "uniform", "fixed")
 
 
 def mask_ratio(rng: jax.Array, shape=(), *, mean: float = MEAN,
@@ -32,6 +37,34 @@ def mask_ratio(rng: jax.Array, shape=(), *, mean: float = MEAN,
   unit = jax.random.truncated_normal(rng, (low - mean) / std,
                                      (high - mean) / std, shape, jnp.float32)
   return jnp.clip(mean + std * unit, low, high)
+
+
+def sample_ratio(rng: jax.Array, shape=(), *, distribution: str = "truncnorm",
+                 fixed: float = 0.75) -> jax.Array:
+  """float32 mask ratios of ``shape`` in ``[LOW, HIGH]``.
+
+  Args:
+    distribution: "truncnorm" (MAGE's, :func:`mask_ratio`), "uniform" (on
+      ``[LOW, HIGH]``) or "fixed" (every ratio ``fixed``).
+    fixed: the ratio of "fixed" (MAE's 0.75 by default).
+  """
+  check_distribution(distribution, fixed)
+  if distribution == "truncnorm":
+    return mask_ratio(rng, shape)
+  if distribution == "uniform":
+    return jax.random.uniform(rng, shape, jnp.float32, LOW, HIGH)
+  return jnp.full(shape, fixed, jnp.float32)
+
+
+def check_distribution(distribution: str, fixed: float) -> None:
+  """Raises ValueError for an unknown distribution or a fixed ratio outside
+  ``[LOW, HIGH]`` (below LOW, dropped tokens would not all be masked)."""
+  if distribution not in DISTRIBUTIONS:
+    raise ValueError(f"mask-ratio distribution must be one of "
+                     f"{DISTRIBUTIONS}, got {distribution!r}")
+  if distribution == "fixed" and not LOW <= fixed <= HIGH:
+    raise ValueError(f"a fixed mask ratio must be in [{LOW}, {HIGH}] (the "
+                     f"dropped share is {LOW}), got {fixed}")
 
 
 def num_dropped(length: int, min_ratio: float = LOW) -> int:

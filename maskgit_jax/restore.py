@@ -17,6 +17,7 @@ from maskgit_jax import checkpointing
 from maskgit_jax import supervised
 from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.models import critic as critic_lib
+from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import perceptual as perceptual_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -61,6 +62,13 @@ def prior_from_config(config: Mapping[str, Any]
   return causal_lib.CausalTransformer(**kwargs), null_label
 
 
+def mage_from_config(config: Mapping[str, Any]
+                     ) -> tuple[mage_lib.MAGE, None]:
+  """The MAGE model of a ``mage``-stage config (unconditional: no null
+  label)."""
+  return mage_lib.MAGE(**module_kwargs(config["model"])), None
+
+
 def _require_checkpoint(workdir: pathlib.Path, what: str) -> None:
   if not (workdir / "checkpoints").is_dir():
     raise FileNotFoundError(
@@ -96,8 +104,8 @@ class RestoredTransformer:
   """A stage-2 checkpoint with everything sampling needs.
 
   Attributes:
-    model, params: the transformer (or the autoregressive prior) and the
-      params chosen (EMA by default).
+    model, params: the transformer (or the autoregressive prior, or MAGE)
+      and the params chosen (EMA by default).
     null_label: the null class of a model trained with label dropout.
     image_size: the side of the images it generates.
     decode: the config's ``decode`` section (the decode defaults; a prior's
@@ -106,7 +114,8 @@ class RestoredTransformer:
     config: the whole saved config.
   """
 
-  model: transformer_lib.Transformer | causal_lib.CausalTransformer
+  model: (transformer_lib.Transformer | causal_lib.CausalTransformer
+          | mage_lib.MAGE)
   params: Any
   null_label: int | None
   image_size: int
@@ -141,6 +150,14 @@ def load_prior(workdir: str | pathlib.Path, *, step: int | None = None,
                        use_ema)
 
 
+def load_mage(workdir: str | pathlib.Path, *, step: int | None = None,
+              use_ema: bool = True) -> RestoredTransformer:
+  """A MAGE workdir (``config.stage = "mage"``), as :func:`load_transformer`;
+  ``decode`` holds its generation defaults."""
+  return _load_sampler(workdir, "mage", "decode", mage_from_config, step,
+                       use_ema)
+
+
 def checkpoint_stage(workdir: str | pathlib.Path) -> str | None:
   """The ``stage`` of the latest checkpoint's config in ``workdir``."""
   directory = pathlib.Path(workdir)
@@ -154,8 +171,8 @@ def _load_sampler(workdir, stage: str, defaults: str, build, step, use_ema
   _require_checkpoint(directory, f"{stage} stage")
   config = checkpointing.read_config(directory, step)
   _check_stage(config, stage, workdir,
-               f"expected a {stage!r} workdir (stage-2 transformer: "
-               "Generator; autoregressive prior 'ar': ARGenerator)")
+               f"expected a {stage!r} workdir (stage-2 transformer or "
+               "'mage': Generator; autoregressive prior 'ar': ARGenerator)")
   model, null_label = build(config)
   tokenizer, tokenizer_params = load_tokenizer(
       resolve_tokenizer(config.get("tokenizer_checkpoint"), directory))

@@ -158,3 +158,87 @@ def test_the_head_does_not_train_the_embedding(params):
   np.testing.assert_array_equal(table[:24], 0.0)
   assert np.abs(table[24:]).sum() > 0  # [C] and mask rows, input side
   assert np.abs(np.asarray(grads["mlm_bias"])).sum() > 0
+
+
+# -- the ratio ablation, the loss, the configs, the decode ------------------
+
+
+def test_uniform_and_fixed_ratios():
+  rng = jax.random.PRNGKey(2)
+  uniform = np.asarray(mage_masking.sample_ratio(rng, (20000,),
+                                                 distribution="uniform"))
+  assert uniform.min() >= 0.5 and uniform.max() <= 1.0
+  assert abs(uniform.mean() - 0.75) < 0.004
+  assert abs(uniform.std() - 0.5 / math.sqrt(12)) < 0.004
+  assert stats.kstest(uniform, stats.uniform(0.5, 0.5).cdf).pvalue > 1e-3
+  fixed = mage_masking.sample_ratio(rng, (5,), distribution="fixed",
+                                    fixed=0.6)
+  np.testing.assert_array_equal(np.asarray(fixed), np.float32(0.6))
+  with pytest.raises(ValueError, match="one of"):
+    mage_masking.sample_ratio(rng, distribution="cosine")
+  with pytest.raises(ValueError, match=r"in \[0.5, 1.0\]"):
+    mage_step.MAGETrainer(MODEL, transformer_step.make_optimizer(
+        learning_rate=1e-3, warmup_steps=1, total_steps=2), ratio="fixed",
+                          fixed_ratio=0.4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 9999))
+def test_the_loss_ignores_visible_positions(seed):
+  """The trainer's loss: whatever the logits and targets at visible
+  positions, the loss is the same."""
+  from maskgit_jax import masking  # pylint: disable=g-import-not-at-top
+  keys = jax.random.split(jax.random.PRNGKey(seed), 4)
+  logits = jax.random.normal(keys[0], (3, 16, 24))
+  targets = jax.random.randint(keys[1], (3, 16), 0, 24)
+  mask, _ = mage_masking.drop_and_mask(keys[2], 3, 16, 0.6)
+  other_logits = jnp.where(mask[..., None], logits,
+                           10 * jax.random.normal(keys[3], logits.shape))
+  other_targets = jnp.where(mask, targets, (targets + 7) % 24)
+  loss = lambda l, t: masking.mvtm_loss(logits=l, targets=t, mask=mask)[0]  # pylint: disable=unnecessary-lambda-assignment
+  np.testing.assert_allclose(loss(other_logits, other_targets),
+                             loss(logits, targets), rtol=1e-6)
+
+
+@pytest.mark.parametrize("variant,width,depth,heads", [
+    ("vit_base", 768, 12, 12), ("vit_large", 1024, 24, 16)])
+def test_imagenet_configs_have_the_papers_sizes(variant, width, depth, heads):
+  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import imagenet_mage  # pylint: disable=g-import-not-at-top
+  config = imagenet_mage.get_config(variant)
+  model, _ = restore.mage_from_config(config)
+  shapes = jax.eval_shape(
+      lambda: nn.unbox(model.init(jax.random.PRNGKey(0),
+                                  jnp.zeros((1, 257), jnp.int32))["params"]))
+  blocks = lambda part: [k for k in shapes if k.startswith(part)  # pylint: disable=unnecessary-lambda-assignment
+                         and k[len(part):].isdigit()]
+  encoder, decoder = blocks("encoder_"), blocks("decoder_")
+  assert len(encoder) == depth and len(decoder) == 8
+  query = shapes["encoder_0"]["query"]["kernel"].shape
+  assert query == (width, heads, width // heads)
+  assert shapes["decoder_0"]["query"]["kernel"].shape == (
+      width, 16, width // 16)
+  assert shapes["word_embeddings"]["embedding"].shape == (1024 + 2, width)
+  assert shapes["position_embeddings"]["embedding"].shape == (257, width)
+  assert config.decode.num_iter == 20 and config.decode.choice_temperature == 6
+  assert config.optimizer.b2 == 0.95 and config.optimizer.weight_decay == 0.05
+
+
+def test_weight_decay_on_matrices_only():
+  tx = transformer_step.make_optimizer(
+      learning_rate=0.1, warmup_steps=0, total_steps=10, weight_decay=0.5,
+      decay_matrices_only=True, grad_clip=None)
+  params = {"kernel": jnp.ones((2, 3)), "bias": jnp.ones((3,))}
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  assert np.all(np.asarray(updates["kernel"]) < 0)
+  np.testing.assert_array_equal(np.asarray(updates["bias"]), 0.0)
+
+
+def test_decode_logits_pad_the_class_position(params):
+  _, ids, _, _ = _corrupted(4)
+  logits = np.asarray(mage_lib.MAGELogits(MODEL)(params, ids))
+  assert logits.shape == (2, 17, 24)
+  np.testing.assert_array_equal(logits[:, 0], 0.0)
+  np.testing.assert_allclose(logits[:, 1:],
+                             MODEL.apply({"params": params}, ids), rtol=1e-6)

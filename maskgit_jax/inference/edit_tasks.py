@@ -33,7 +33,8 @@ def inpaint(gen: "Generator", image, mask, *, label=None, seed: int = 0,
       Tokens touching the mask are regenerated (``widen`` more tokens
       around them), and the result is blended in with a feathered edge.
     label: class(es) to condition on (default: the null class of a
-      guidance-trained model; other models need one).
+      guidance-trained model, [C] of an unconditional one such as MAGE;
+      other models need one).
     seed, **options: as in ``Generator.sample``.
 
   Returns:
@@ -126,6 +127,8 @@ def panorama(gen: "Generator", image, width: int, *, label=None,
 
 def _edit_labels(gen: "Generator", label, n: int) -> np.ndarray:
   if label is None:
+    if gen.num_classes == 1 and gen.null_label is None:  # unconditional
+      return np.zeros((n,), np.int32)
     if gen.null_label is None:
       raise ValueError(
           f"this model is class-conditional: pass label= (0.."

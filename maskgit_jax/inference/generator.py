@@ -28,6 +28,7 @@ from maskgit_jax.inference import rejection
 from maskgit_jax.inference import token_images
 from maskgit_jax.inference.options import DecodeOptions, Samples
 from maskgit_jax.models import critic as critic_lib
+from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 
@@ -82,7 +83,9 @@ class Generator(token_images.TokenImages):
     """Wraps models and params; most users call :meth:`from_checkpoint`.
 
     Args:
-      transformer, transformer_params: the stage-2 model and its params.
+      transformer, transformer_params: the stage-2 model (MaskGIT's
+        transformer, or :class:`~maskgit_jax.models.mage.MAGE`: one class,
+        label 0, unconditional) and its params.
       tokenizer, tokenizer_params: the VQGAN and its params.
       image_size: the side of the square images the transformer generates.
       null_label: the null class of a model trained with label dropout.
@@ -97,8 +100,14 @@ class Generator(token_images.TokenImages):
       critic: a token critic (:func:`maskgit_jax.restore.load_critic`) for
         ``order="critic"``; it runs in float32.
     """
-    transformer, transformer_params = transformer_lib.with_precision(
-        transformer, transformer_params, precision)
+    if isinstance(transformer, mage_lib.MAGE):
+      if precision != "float32":
+        raise ValueError(f"MAGE samples in float32 only, got precision "
+                         f"{precision!r} (the bfloat16 options apply to "
+                         "MaskGIT's transformer)")
+    else:
+      transformer, transformer_params = transformer_lib.with_precision(
+          transformer, transformer_params, precision)
     self.precision = precision
     self.transformer = transformer
     self.defaults = (defaults or DecodeOptions()).validate()
@@ -141,9 +150,11 @@ class Generator(token_images.TokenImages):
       ValueError: the checkpoint is not a stage-2 (transformer) one.
 
     An autoregressive prior's workdir (``config.stage = "ar"``) gives an
-    :class:`~maskgit_jax.inference.ar_generator.ARGenerator` instead.
+    :class:`~maskgit_jax.inference.ar_generator.ARGenerator` instead; a
+    MAGE workdir (``"mage"``) a Generator of one class (label 0).
     """
-    if restore.checkpoint_stage(path) == "ar":
+    stage = restore.checkpoint_stage(path)
+    if stage == "ar":
       from maskgit_jax.inference import ar_generator  # pylint: disable=g-import-not-at-top
       if critic is not None:
         raise ValueError("a token critic works with MaskGIT's parallel "
@@ -153,7 +164,11 @@ class Generator(token_images.TokenImages):
                          "(precision applies to MaskGIT's transformer)")
       return ar_generator.ARGenerator.from_checkpoint(
           path, use_ema=use_ema, step=step, **kwargs)
-    saved = restore.load_transformer(path, step=step, use_ema=use_ema)
+    if stage == "mage" and critic is not None:
+      raise ValueError("a token critic is trained on a MaskGIT transformer's "
+                       "samples, not on MAGE's")
+    load = restore.load_mage if stage == "mage" else restore.load_transformer
+    saved = load(path, step=step, use_ema=use_ema)
     defaults = DecodeOptions.from_config(
         saved.decode, guided=saved.null_label is not None)
     if critic is not None:
@@ -245,7 +260,9 @@ class Generator(token_images.TokenImages):
                      sequences, key_data, traced: dict):
     """``traced``: :meth:`DecodeOptions.traced`, arguments of the program."""
     layout = self.transformer.layout
-    logits_fn = transformer_lib.CodebookLogits(self.transformer)
+    logits_fn = (mage_lib.MAGELogits if isinstance(
+        self.transformer, mage_lib.MAGE) else transformer_lib.CodebookLogits)(
+            self.transformer)
     model_params = params["transformer"]
     if guided:
       logits_fn = GuidedLogits(

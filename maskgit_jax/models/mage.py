@@ -24,6 +24,8 @@ the model's). Every parameter carries logical axis names.
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -72,6 +74,16 @@ class MAGE(nn.Module):
   def class_id(self) -> int:
     """The fake class token [C]."""
     return self.codebook_size
+
+  @property
+  def num_classes(self) -> int:
+    """One class token, [C] (label 0): MAGE is unconditional."""
+    return 1
+
+  @property
+  def max_position_embeddings(self) -> int:
+    """[C] and the ``L`` image positions (as the MaskGIT transformer's)."""
+    return 1 + self.num_tokens
 
   def setup(self):
     self.word_embeddings = layers.learned_embedding(
@@ -156,6 +168,25 @@ class MAGE(nn.Module):
     mean = pooled.mean(-1, keepdims=True)
     var = pooled.var(-1, keepdims=True)
     return (pooled - mean) * jax.lax.rsqrt(var + 1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class MAGELogits:
+  """``tokens_to_logits`` for :func:`maskgit_jax.parallel_decode.decode`.
+
+  The reference's generation: the whole sequence through the encoder (no
+  dropping; masked tokens enter as the mask token), [C] padding of every
+  masked position in the decoder, logits over the codebook. The decode
+  wants a row per sequence position, so the [C] position gets zeros (it is
+  known, never sampled). Frozen: equal instances reuse the compiled decode.
+  """
+
+  model: MAGE
+
+  def __call__(self, params, ids: jax.Array) -> jax.Array:
+    """``ids [b, 1 + L]`` -> float32 ``[b, 1 + L, codebook]``."""
+    logits = self.model.apply({"params": params}, ids)
+    return jnp.concatenate([jnp.zeros_like(logits[:, :1]), logits], axis=1)
 
 
 def sequences(tokens: jax.Array, mask: jax.Array, layout) -> jax.Array:

@@ -16,6 +16,9 @@ experiment configs that ``train.py --config=...`` loads, built on these.
   demo's transformer (``default``, ``self``, ``tiny``);
   :mod:`~maskgit_jax.presets.animal_mnist_ar`: the autoregressive prior on
   the demo's tokens (``default``, ``long``, ``tiny``).
+* :mod:`~maskgit_jax.presets.imagenet_mage`,
+  :mod:`~maskgit_jax.presets.animal_mnist_mage`: MAGE (``vit_base``,
+  ``vit_large``, ``tiny``; ``default``, ``tiny``).
 
     from maskgit_jax import presets
     config = presets.get_config("imagenet_transformer", "tiny")
@@ -29,7 +32,8 @@ import ml_collections
 
 NAMES = ("imagenet_tokenizer", "imagenet_transformer",
          "animal_mnist_tokenizer", "animal_mnist_transformer",
-         "animal_mnist_critic", "animal_mnist_ar")
+         "animal_mnist_critic", "animal_mnist_ar", "imagenet_mage",
+         "animal_mnist_mage")
 
 
 def get_config(name: str, variant: str | None = None

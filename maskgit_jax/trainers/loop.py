@@ -27,6 +27,9 @@ from maskgit_jax import monitoring
 from maskgit_jax import sharding as sharding_lib
 from maskgit_jax.trainers import tasks
 
+# The stages that train on tokens, so can read cached ones ("tokens:...").
+TOKEN_STAGES = ("transformer", "critic", "ar", "mage")
+
 
 def check_finite(metrics: dict, step: int) -> None:
   """Raises FloatingPointError naming every non-finite metric at ``step``."""
@@ -110,9 +113,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         f"model has {config.model.num_classes} class tokens "
         "(config.model.num_classes)")
   if isinstance(source, input_pipeline.TokenSource):
-    if config.stage not in ("transformer", "critic", "ar"):
+    if config.stage not in TOKEN_STAGES:
       raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
-                       "transformer, critic and ar stages")
+                       f"{', '.join(TOKEN_STAGES)} stages")
     grid = config.image_size // config.token_factor
     if tuple(source.grid) != (grid, grid):
       raise ValueError(f"token file grid {tuple(source.grid)} does not match "

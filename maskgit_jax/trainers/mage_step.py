@@ -32,6 +32,9 @@ class MAGETrainer:
     optimizer: an optax transformation.
     tokenizer: the frozen VQGAN for image batches (None: cached tokens).
     per_sample_ratio: one mask ratio per sample instead of per batch.
+    ratio: the mask-ratio distribution, "truncnorm" (MAGE's), "uniform" or
+      "fixed" (:func:`maskgit_jax.mage_masking.sample_ratio`).
+    fixed_ratio: the ratio of ``ratio="fixed"``.
     label_smoothing: of the masked-token targets (the reference: 0.1).
     ema_decay: the parameter EMA's decay.
   """
@@ -40,8 +43,13 @@ class MAGETrainer:
   optimizer: optax.GradientTransformation
   tokenizer: vqgan_lib.VQGAN | None = None
   per_sample_ratio: bool = False
+  ratio: str = "truncnorm"
+  fixed_ratio: float = 0.75
   label_smoothing: float = 0.1
   ema_decay: float = 0.999
+
+  def __post_init__(self):
+    mage_masking.check_distribution(self.ratio, self.fixed_ratio)
 
   def init(self, rng: jax.Array) -> transformer_step.TransformerState:
     """A fresh state with boxed (logically named) params."""
@@ -53,8 +61,9 @@ class MAGETrainer:
     """``(ids [b, 1 + L], mask [b, L], kept [b, K])`` for ``tokens [b, L]``."""
     batch, length = tokens.shape
     ratio_rng, noise_rng = jax.random.split(rng)
-    ratio = mage_masking.mask_ratio(
-        ratio_rng, (batch,) if self.per_sample_ratio else ())
+    ratio = mage_masking.sample_ratio(
+        ratio_rng, (batch,) if self.per_sample_ratio else (),
+        distribution=self.ratio, fixed=self.fixed_ratio)
     mask, kept = mage_masking.drop_and_mask(noise_rng, batch, length, ratio)
     return mage_lib.sequences(tokens, mask, self.model.layout), mask, kept
 

@@ -22,10 +22,12 @@ from maskgit_jax import restore
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
+from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import ar_step
 from maskgit_jax.trainers import critic_step
+from maskgit_jax.trainers import mage_step
 from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.trainers import transformer_step
 
@@ -198,15 +200,14 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
   return Task(init=trainer.init, step=step, preview=preview, extras=extras)
 
 
-def ar_task(config: ml_collections.ConfigDict) -> Task:
-  """The autoregressive prior (VQGAN's stage 2) on a frozen tokenizer's
-  tokens; previews are KV-cached samples with the config's ``sampling``."""
+def _frozen_tokenizer(config: ml_collections.ConfigDict, model):
+  """``(tokenizer, params, grid)`` of ``config.tokenizer_checkpoint``,
+  checked against a model with ``codebook_size`` and ``num_tokens``."""
   if not config.get("tokenizer_checkpoint"):
     raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
                      "workdir whose tokenizer makes the training tokens")
   tokenizer, tokenizer_params = restore.load_tokenizer(
       config.tokenizer_checkpoint)
-  model, null_label = restore.prior_from_config(config)
   grid = config.image_size // tokenizer.factor
   if tokenizer.codebook_size != model.codebook_size or (
       grid * grid != model.num_tokens):
@@ -214,6 +215,22 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
         f"the tokenizer makes {grid}x{grid} tokens of {tokenizer.codebook_size}"
         f" codes; config.model has num_tokens {model.num_tokens} and "
         f"codebook_size {model.codebook_size}")
+  return tokenizer, tokenizer_params, grid
+
+
+def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
+  """Preview images of token sequences ``ids [b, 1 + grid * grid]``."""
+  images = tokenizer.apply({"params": params},
+                           ids[:, 1:].reshape(-1, grid, grid),
+                           method=tokenizer.decode_from_indices)
+  return jnp.clip(images, 0.0, 1.0)
+
+
+def ar_task(config: ml_collections.ConfigDict) -> Task:
+  """The autoregressive prior (VQGAN's stage 2) on a frozen tokenizer's
+  tokens; previews are KV-cached samples with the config's ``sampling``."""
+  model, null_label = restore.prior_from_config(config)
+  tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
   trainer = ar_step.ARTrainer(
       model=model,
       optimizer=transformer_step.make_optimizer(
@@ -236,17 +253,48 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
         top_p=sampling.top_p if sampling.top_p < 1 else None,
         guided=guided, cfg_scale=sampling.cfg_scale,
         null_token=model.layout.codebook_size + (null_label or 0))
-    ids = sequences[:, 1:].reshape(-1, grid, grid)
-    images = tokenizer.apply({"params": extras}, ids,
-                             method=tokenizer.decode_from_indices)
-    return jnp.clip(images, 0.0, 1.0)
+    return _render(tokenizer, extras, sequences, grid)
+
+  return Task(init=trainer.init, step=step, preview=preview,
+              extras=tokenizer_params)
+
+
+def mage_task(config: ml_collections.ConfigDict) -> Task:
+  """MAGE (variable-ratio masked token modelling with token dropping) on a
+  frozen tokenizer's tokens; previews are unconditional samples with the
+  config's ``decode`` settings. ``config.mage`` holds the corruption and
+  loss settings (:class:`~maskgit_jax.trainers.mage_step.MAGETrainer`)."""
+  model, _ = restore.mage_from_config(config)
+  tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
+  trainer = mage_step.MAGETrainer(
+      model=model,
+      optimizer=transformer_step.make_optimizer(
+          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      tokenizer=tokenizer, ema_decay=config.ema_decay,
+      **_kwargs(config.mage))
+  decode = config.decode
+
+  def step(state, batch, rng, extras, phase=None):
+    del phase  # one program
+    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
+
+  def preview(state, batch, extras):
+    inputs = model.layout.masked_sequence(
+        jnp.zeros_like(batch["labels"][:PREVIEW_IMAGES]), model.num_tokens)
+    decoded = parallel_decode.decode(
+        state.ema_params, inputs, jax.random.PRNGKey(0),
+        tokens_to_logits=mage_lib.MAGELogits(model),
+        num_iter=decode.num_iter, choice_temperature=decode.choice_temperature,
+        temperature=decode.temperature, schedule=decode.schedule,
+        mask_token_id=model.layout.mask_id)
+    return _render(tokenizer, extras, decoded.final, grid)
 
   return Task(init=trainer.init, step=step, preview=preview,
               extras=tokenizer_params)
 
 
 STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,
-          "critic": critic_task, "ar": ar_task}
+          "critic": critic_task, "ar": ar_task, "mage": mage_task}
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:

@@ -34,9 +34,15 @@ class TransformerState:
 def make_optimizer(*, learning_rate: float, warmup_steps: int,
                    total_steps: int, b1: float = 0.9, b2: float = 0.96,
                    weight_decay: float = 0.045, grad_clip: float | None = 1.0,
-                   schedule: str = "cosine", accumulation_steps: int = 1
+                   schedule: str = "cosine", accumulation_steps: int = 1,
+                   decay_matrices_only: bool = False
                    ) -> optax.GradientTransformation:
-  """AdamW with linear warmup, then cosine decay (or constant), as in the paper."""
+  """AdamW with linear warmup, then cosine decay (or constant), as in the paper.
+
+  ``decay_matrices_only``: weight decay on parameters of two or more
+  dimensions only (not biases, LayerNorm scales; MAE's and MAGE's
+  ``add_weight_decay``); the default decays every parameter.
+  """
   if schedule == "cosine":
     decay = optax.cosine_decay_schedule(
         learning_rate, max(total_steps - warmup_steps, 1))
@@ -52,11 +58,17 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int,
   else:
     lr = decay
   parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
-  parts.append(optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
+  mask = _is_matrix if decay_matrices_only else None
+  parts.append(optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay,
+                           mask=mask))
   tx = optax.chain(*parts)
   if accumulation_steps > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=accumulation_steps)
   return tx
+
+
+def _is_matrix(params):
+  return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
 
 
 def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:

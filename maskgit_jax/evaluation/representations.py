@@ -1,0 +1,126 @@
+"""Image features for the linear probe, one function per kind.
+
+* ``pixels``: the image itself, ``[n, H * W * 3]`` in [0, 1];
+* ``tokenizer``: the VQGAN's quantised latents, flattened ``[n, h * w * d]``;
+* ``maskgit``: the MaskGIT transformer's last block over the unmasked
+  tokens with the *null* class token (the real label would leak into the
+  features), mean over the image positions ``[n, hidden]``;
+* ``mage``: MAGE's encoder features (:meth:`maskgit_jax.models.mage.MAGE.features`:
+  the last block over [C] and the unmasked tokens, mean over the image
+  positions, normalised without a learned scale) ``[n, hidden]``.
+
+Each runs jitted over fixed-size chunks (:func:`maskgit_jax.batching.map_chunks`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_jax import batching
+from maskgit_jax import checkpointing
+from maskgit_jax import imageio
+from maskgit_jax import restore
+from maskgit_jax.models import mage as mage_lib
+
+KINDS = ("mage", "maskgit", "tokenizer", "pixels")
+CHUNK = 256
+
+
+def _chunked(fn: Callable, images: np.ndarray) -> np.ndarray:
+  jitted = jax.jit(fn)
+  return batching.map_chunks(lambda x: jitted(imageio.to_float(x)),
+                             [np.asarray(images)], CHUNK)
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+  """uint8 ``[n, H, W, 3]`` -> float32 ``[n, H * W * 3]`` in [0, 1]."""
+  return imageio.to_float(images).reshape(len(images), -1)
+
+
+def tokenizer_latents(tokenizer, params, images: np.ndarray) -> np.ndarray:
+  """The quantised latents ``[n, h * w * d]`` of uint8 images."""
+  def fn(x):
+    quantized, _ = tokenizer.apply({"params": params}, x,
+                                   method=tokenizer.encode)
+    return quantized.reshape(x.shape[0], -1)
+  return _chunked(fn, images)
+
+
+def _tokens(tokenizer, params, x: jax.Array) -> jax.Array:
+  ids = tokenizer.apply({"params": params}, x,
+                        method=tokenizer.encode_to_indices)
+  return ids.reshape(x.shape[0], -1)
+
+
+def maskgit_hidden(saved: restore.RestoredTransformer,
+                   images: np.ndarray) -> np.ndarray:
+  """MaskGIT's pooled last-block states ``[n, hidden]`` (null class token).
+
+  Raises:
+    ValueError: the model has no null class (it was trained without label
+      dropout), so any class token would tell it a label.
+  """
+  if saved.null_label is None:
+    raise ValueError("MaskGIT features need a null class token (a model "
+                     "trained with masking.label_dropout > 0); this one "
+                     "would see a real label")
+  model, layout = saved.model, saved.model.layout
+
+  def fn(x):
+    tokens = _tokens(saved.tokenizer, saved.tokenizer_params, x)
+    labels = jnp.full((x.shape[0],), saved.null_label, jnp.int32)
+    ids = layout.make_sequence(labels, tokens)
+    hidden = model.apply({"params": saved.params}, ids, hidden_only=True)
+    return hidden[:, 1:].mean(axis=1)
+  return _chunked(fn, images)
+
+
+def mage_features(saved: restore.RestoredTransformer,
+                  images: np.ndarray) -> np.ndarray:
+  """MAGE's linear-probe features ``[n, hidden]``."""
+  model = saved.model
+
+  def fn(x):
+    tokens = _tokens(saved.tokenizer, saved.tokenizer_params, x)
+    ids = mage_lib.sequences(tokens, jnp.zeros(tokens.shape, bool),
+                             model.layout)
+    return model.apply({"params": saved.params}, ids, method=model.features)
+  return _chunked(fn, images)
+
+
+def extractor(kind: str, checkpoint: str | pathlib.Path | None
+              ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
+  """``(images -> features, image size or None)`` for ``kind``.
+
+  ``checkpoint``: a MAGE workdir for "mage", a MaskGIT stage-2 workdir for
+  "maskgit", a tokenizer (or any stage-2) workdir for "tokenizer"; unused
+  for "pixels".
+
+  Raises:
+    ValueError: an unknown kind, or a checkpoint of the wrong stage.
+    FileNotFoundError: a missing checkpoint.
+  """
+  if kind not in KINDS:
+    raise ValueError(f"features must be one of {KINDS}, got {kind!r}")
+  if kind == "pixels":
+    return pixels, None
+  if checkpoint is None:
+    raise ValueError(f"features={kind!r} needs a checkpoint")
+  if kind == "mage":
+    saved = restore.load_mage(checkpoint)
+    return (lambda x: mage_features(saved, x)), saved.image_size
+  if kind == "maskgit":
+    saved = restore.load_transformer(checkpoint)
+    return (lambda x: maskgit_hidden(saved, x)), saved.image_size
+  if restore.checkpoint_stage(checkpoint) == "tokenizer":
+    tokenizer, params = restore.load_tokenizer(checkpoint)
+  else:
+    config = checkpointing.read_config(pathlib.Path(checkpoint))
+    tokenizer, params = restore.load_tokenizer(restore.resolve_tokenizer(
+        config.get("tokenizer_checkpoint"), pathlib.Path(checkpoint)))
+  return (lambda x: tokenizer_latents(tokenizer, params, x)), None

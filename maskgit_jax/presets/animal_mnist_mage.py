@@ -1,0 +1,46 @@
+"""MAGE on animal-MNIST: the demo's tokens, unconditional, at the demo's budget.
+
+An encoder of the demo transformer's width (128, 4 blocks, 4 heads, MLP
+512), a 2-block decoder, batch 64 and 1,450 steps with the demo's
+optimizer (lr 3e-3, 200 warmup steps, cosine), no dropout (the budget is
+short, as the demo's). Variants ``default`` and ``tiny`` (tests). The
+ratio distribution is ``config.mage.ratio`` ("truncnorm", "uniform",
+"fixed" with ``config.mage.fixed_ratio``). Set
+``--config.tokenizer_checkpoint=STAGE_1_WORKDIR`` and
+``--config.data.name=tokens:demo_out/tokens_train.npz``.
+
+Generation keeps the reference's 20 steps and cosine schedule with no
+softmax temperature; the choice temperature (2.0 here, 6.0 in the ImageNet
+preset) was picked with the development judge on 64 tokens
+(``docs/mage.md``).
+"""
+
+import ml_collections
+
+from maskgit_jax.presets import animal_mnist_transformer
+from maskgit_jax.presets import common
+
+VARIANTS = ("default", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = common.check_variant(arg, VARIANTS)
+  config = animal_mnist_transformer.get_config(variant)
+  config.stage = "mage"
+  grid = config.image_size // config.token_factor
+  old = config.model
+  config.model = ml_collections.ConfigDict(dict(
+      codebook_size=old.codebook_size, num_tokens=grid * grid,
+      hidden_size=old.hidden_size, encoder_layers=old.num_layers,
+      encoder_heads=old.num_heads, decoder_size=old.hidden_size,
+      decoder_layers=max(old.num_layers // 2, 1),
+      decoder_heads=old.num_heads, mlp_ratio=old.mlp_dim // old.hidden_size,
+      dropout_rate=old.dropout_rate))
+  del config.masking
+  config.mage = ml_collections.ConfigDict(dict(
+      ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
+      label_smoothing=0.1))
+  config.decode = ml_collections.ConfigDict(dict(
+      num_iter=20, choice_temperature=2.0, temperature=1.0,
+      schedule="cosine", cfg_scale=0.0))
+  return config
