@@ -1,0 +1,104 @@
+"""MAGE end to end (issue 15): the stage, the Generator, sample.py, the probe."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import train_helpers as th
+
+
+@pytest.fixture(scope="module")
+def mage_run(tmp_path_factory):
+  """A tiny tokenizer, then the ``mage`` stage on its tokens."""
+  from maskgit_jax.presets import animal_mnist_mage  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("mage_run")
+  loop.train_and_evaluate(th.tokenizer_config(), root / "tok")
+  config = animal_mnist_mage.get_config("tiny")
+  config.tokenizer_checkpoint = str(root / "tok")
+  config.decode.num_iter = 4
+  metrics = loop.train_and_evaluate(config, root / "mage")
+  assert np.isfinite(metrics["loss"]) and 0 <= metrics["masked_accuracy"] <= 1
+  assert 32 <= metrics["masked_per_row"] <= 64  # ratio in [0.5, 1], L = 64
+  assert len(list((root / "mage" / "previews").glob("*.png"))) == 2
+  return root
+
+
+def test_generator_samples_and_edits_unconditionally(mage_run):
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import mage as mage_lib  # pylint: disable=g-import-not-at-top
+  gen = sampling.Generator.from_checkpoint(mage_run / "mage", batch_size=4)
+  assert isinstance(gen.transformer, mage_lib.MAGE)
+  assert gen.num_classes == 1 and gen.null_label is None
+  assert gen.defaults.num_iter == 4 and gen.defaults.cfg_scale == 0
+  a = gen.sample(np.zeros(3, np.int32), seed=1)
+  assert a.tokens.shape == (3, 8, 8) and a.images.shape == (3, 16, 16, 3)
+  assert a.tokens.max() < gen.layout.codebook_size
+  first = gen.sample([0], seed=1)  # sample i depends on (seed, i) only
+  np.testing.assert_array_equal(first.tokens[0], a.tokens[0])
+  box = np.zeros((16, 16), bool)
+  box[4:8, 4:8] = True
+  filled = gen.inpaint(a.images[0], box, seed=2)  # no label: [C]
+  assert filled.shape == (16, 16, 3)
+  with pytest.raises(ValueError, match="out of range"):
+    gen.sample([1])
+  with pytest.raises(ValueError, match="cfg_scale needs"):
+    gen.sample([0], cfg_scale=2.0)
+  with pytest.raises(ValueError, match="float32 only"):
+    sampling.Generator.from_checkpoint(mage_run / "mage",
+                                       precision="bfloat16")
+  with pytest.raises(ValueError, match="not on MAGE"):
+    sampling.Generator.from_checkpoint(mage_run / "mage",
+                                       critic=mage_run / "mage")
+
+
+def _run(module_or_script, *args):
+  command = ([sys.executable, str(th.REPO / module_or_script)]
+             if module_or_script.endswith(".py")
+             else [sys.executable, "-m", module_or_script])
+  return subprocess.run(command + list(args), env=th.subprocess_env(1),
+                        capture_output=True, text=True, timeout=600,
+                        check=False, cwd=th.REPO)
+
+
+def test_sample_cli_on_mage(mage_run, tmp_path):
+  done = _run("sample.py", f"--checkpoint={mage_run / 'mage'}",
+              "--num_samples=3", f"--output_npz={tmp_path / 's.npz'}")
+  assert done.returncode == 0, done.stderr
+  with np.load(tmp_path / "s.npz") as data:
+    assert data["images"].shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(data["labels"], 0)
+  refused = _run("sample.py", f"--checkpoint={mage_run / 'mage'}",
+                 "--labels=2", f"--output={tmp_path / 'x.png'}")
+  assert refused.returncode == 2
+  assert "label 2 is out of range: this model has 1 classes" in refused.stderr
+  assert "Traceback" not in refused.stderr
+  assert not (tmp_path / "x.png").exists()
+
+
+def test_probe_cli_on_mage(mage_run, tmp_path):
+  out = tmp_path / "probe.json"
+  done = _run("maskgit_jax.evaluation.probe", "--features=mage",
+              f"--checkpoint={mage_run / 'mage'}", "--max_train=200",
+              "--epochs=2", f"--output_json={out}")
+  assert done.returncode == 0, done.stderr
+  result = json.loads(out.read_text())
+  assert result["num_train"] == 200 and result["num_eval"] == 2000
+  assert result["feature_dim"] == 32 and 0 <= result["test_accuracy"] <= 1
+  for args, message in [
+      (("--features=maskgit", f"--checkpoint={mage_run / 'mage'}"),
+       "is a 'mage' checkpoint"),
+      (("--features=mage", f"--checkpoint={mage_run / 'mage'}",
+        "--max_train=0"), "--max_train must be positive"),
+      (("--features=pixels", f"--checkpoint={mage_run / 'mage'}"),
+       "takes no --checkpoint"),
+      (("--features=mage", f"--checkpoint={tmp_path / 'nothing'}"),
+       "not found")]:
+    refused = _run("maskgit_jax.evaluation.probe", *args,
+                   f"--output_json={tmp_path / 'bad.json'}")
+    assert refused.returncode == 2, refused.stderr
+    assert message in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "bad.json").exists()
