@@ -40,6 +40,9 @@ LAYERS = {
     "evaluation": "algorithms",  # docstring only
     "evaluation.inception": "inference",
     "evaluation.classifier": "inference",
+    "evaluation.linear_probe": "algorithms",
+    "evaluation.representations": "inference",
+    "evaluation.probe": "tools",
     "": "algorithms",  # the top-level package: empty
     "cli": "tools", "official": "tools", "pretokenize": "tools",
     "demo": "tools", "evaluation.__main__": "tools", "trainers.aot": "tools",
