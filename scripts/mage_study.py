@@ -18,8 +18,9 @@ judge and perceptual network):
    (train split -> test accuracy; :mod:`maskgit_jax.evaluation.probe`);
 4. the same probe on raw pixels, the tokenizer's latents and the demo
    MaskGIT transformer's hidden states (null class token);
-5. writes ``OUT/results.json``, ``OUT/mage.md`` (tables) and
-   ``OUT/samples.png`` (the first run's samples).
+5. writes ``OUT/results.json`` and ``OUT/mage.md`` (tables); every run's
+   workdir keeps ``samples.png`` (its first 80 samples), ``samples.json``
+   and ``probe.json``.
 """
 
 from __future__ import annotations
@@ -135,19 +136,26 @@ def run(args) -> int:
 
   results["by_ratio"] = {}
   for (ratio, seed), workdir in workdirs.items():
-    gen = sampling.Generator.from_checkpoint(workdir)
-    samples = gen.generate(np.zeros(args.samples, np.int32), seed=0, **options)
-    judged = judge.outputs(samples)
-    fid = metrics.frechet_distance(metrics.Statistics.of(judged["pool"]),
-                                   reference)
-    row = dict(seed=seed, minutes=minutes[ratio, seed], fid=float(fid),
-               histogram=_histogram(judged["logits"]),
+    scores = workdir / "samples.json"  # kept: a rerun only adds runs
+    if not scores.exists() or json.loads(scores.read_text())["key"] != [
+        options, args.samples]:
+      gen = sampling.Generator.from_checkpoint(workdir)
+      samples = gen.generate(np.zeros(args.samples, np.int32), seed=0,
+                             **options)
+      judged = judge.outputs(samples)
+      fid = metrics.frechet_distance(metrics.Statistics.of(judged["pool"]),
+                                     reference)
+      imageio.write_image(workdir / "samples.png",
+                          imageio.image_grid(samples[:80], 10))
+      scores.write_text(json.dumps(dict(
+          key=[options, args.samples], fid=float(fid),
+          histogram=_histogram(judged["logits"]))))
+    scored = json.loads(scores.read_text())
+    row = dict(seed=seed, minutes=minutes[ratio, seed], fid=scored["fid"],
+               histogram=scored["histogram"],
                probe_accuracy=_probe("mage", workdir, workdir / "probe.json"))
     print(json.dumps(dict(row, ratio=ratio)), flush=True)
     results["by_ratio"].setdefault(ratio, []).append(row)
-    if (ratio, seed) == (ratios[0], seeds[0]):
-      imageio.write_image(out / "samples.png",
-                          imageio.image_grid(samples[:80], 10))
   results["baselines"] = {
       "raw pixels": _probe("pixels", None, out / "probe_pixels.json"),
       "tokenizer latents": _probe("tokenizer", run_dir / "tokenizer",
