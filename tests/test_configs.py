@@ -48,6 +48,12 @@ def _models_and_inputs(config):
     assert config.model.num_tokens == grid * grid
     return [(causal_transformer.CausalTransformer(**config.model),
              jnp.zeros((2, grid * grid), jnp.int32))]
+  if config.stage == "mage":
+    from maskgit_jax.models import mage  # pylint: disable=g-import-not-at-top
+    grid = config.image_size // config.token_factor
+    assert config.model.num_tokens == grid * grid
+    return [(mage.MAGE(**config.model),
+             jnp.zeros((2, grid * grid + 1), jnp.int32))]
   raise AssertionError(f"unknown stage {config.stage!r}")
 
 
