@@ -19,6 +19,7 @@ import ml_collections
 
 from maskgit_jax.presets import animal_mnist_transformer
 from maskgit_jax.presets import common
+from maskgit_jax.presets import imagenet_mage
 
 VARIANTS = ("default", "tiny")
 
@@ -36,11 +37,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       decoder_layers=max(old.num_layers // 2, 1),
       decoder_heads=old.num_heads, mlp_ratio=old.mlp_dim // old.hidden_size,
       dropout_rate=old.dropout_rate))
-  del config.masking
-  config.mage = ml_collections.ConfigDict(dict(
-      ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
-      label_smoothing=0.1))
-  config.decode = ml_collections.ConfigDict(dict(
-      num_iter=20, choice_temperature=6.0, temperature=1.0,
-      schedule="cosine", cfg_scale=0.0))
+  imagenet_mage.set_mage_sections(config)
   return config

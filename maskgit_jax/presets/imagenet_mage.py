@@ -31,6 +31,18 @@ SIZES = {  # hidden, encoder blocks, encoder heads
     "vit_base": (768, 12, 12), "vit_large": (1024, 24, 16), "tiny": (32, 2, 2)}
 
 
+def set_mage_sections(config: ml_collections.ConfigDict) -> None:
+  """Replaces MaskGIT's ``masking`` by MAGE's ``mage`` section (the
+  reference's corruption and loss) and sets the reference's generation."""
+  del config.masking
+  config.mage = ml_collections.ConfigDict(dict(
+      ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
+      label_smoothing=0.1))
+  config.decode = ml_collections.ConfigDict(dict(
+      num_iter=20, choice_temperature=6.0, temperature=1.0,
+      schedule="cosine", cfg_scale=0.0))
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = common.check_variant(arg, VARIANTS)
   config = imagenet_transformer.get_config("tiny" if variant == "tiny"
@@ -44,13 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       hidden_size=hidden, encoder_layers=layers, encoder_heads=heads,
       decoder_size=hidden, decoder_layers=8, decoder_heads=16, mlp_ratio=4,
       dropout_rate=0.1))
-  del config.masking
-  config.mage = ml_collections.ConfigDict(dict(
-      ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
-      label_smoothing=0.1))
-  config.decode = ml_collections.ConfigDict(dict(
-      num_iter=20, choice_temperature=6.0, temperature=1.0,
-      schedule="cosine", cfg_scale=0.0))
+  set_mage_sections(config)
   batch = 4096
   epoch = IMAGENET_TRAIN // batch  # 312 steps
   config.optimizer = ml_collections.ConfigDict(dict(

@@ -48,6 +48,21 @@ class Task:
   phase: Callable[[int], Any] | None = None
 
 
+def _optimizer(config: ml_collections.ConfigDict):
+  """The token stages' AdamW over ``config.num_train_steps``."""
+  return transformer_step.make_optimizer(total_steps=config.num_train_steps,
+                                         **_kwargs(config.optimizer))
+
+
+def _token_step(trainer) -> Callable[..., tuple[Any, dict]]:
+  """A token stage's ``step``: one program; ``extras`` are the frozen
+  tokenizer's params (used when batches hold images)."""
+  def step(state, batch, rng, extras, phase=None):
+    del phase  # one program
+    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
+  return step
+
+
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
   """Stage 1: VQGAN + discriminator (+ LPIPS when a weights file is set)."""
   perceptual, extras = None, None
@@ -113,21 +128,15 @@ def transformer_task(config: ml_collections.ConfigDict,
     raise ValueError(
         f"tokenizer codebook has {tokenizer.codebook_size} codes but "
         f"config.model.codebook_size is {model.codebook_size}")
-  opt = _kwargs(config.optimizer)
   trainer = transformer_step.TransformerTrainer(
       model=model,
-      optimizer=transformer_step.make_optimizer(
-          total_steps=config.num_train_steps, **opt),
+      optimizer=_optimizer(config),
       tokenizer=tokenizer,
       ema_decay=config.ema_decay,
       null_label=null_label,
       **_kwargs(config.masking))
   logits_fn = transformer_lib.CodebookLogits(model)
   grid = config.image_size // tokenizer.factor
-
-  def step(state, batch, rng, extras, phase=None):
-    del phase  # one program
-    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
 
   def preview(state, batch, extras):
     labels = batch["labels"][:PREVIEW_IMAGES]
@@ -143,8 +152,8 @@ def transformer_task(config: ml_collections.ConfigDict,
                              method=tokenizer.decode_from_indices)
     return jnp.clip(images, 0.0, 1.0)
 
-  return Task(init=trainer.init, step=step, preview=preview,
-              extras=tokenizer_params)
+  return Task(init=trainer.init, step=_token_step(trainer),
+              preview=preview, extras=tokenizer_params)
 
 
 def critic_task(config: ml_collections.ConfigDict) -> Task:
@@ -163,8 +172,7 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
   trainer = critic_step.CriticTrainer(
       critic=restore.critic_from_config(config, generator),
       generator=generator,
-      optimizer=transformer_step.make_optimizer(
-          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      optimizer=_optimizer(config),
       schedule=config.masking.schedule, ema_decay=config.ema_decay,
       **_kwargs(config.critic))
   tokenizer = saved.tokenizer
@@ -233,15 +241,10 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
   tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
   trainer = ar_step.ARTrainer(
       model=model,
-      optimizer=transformer_step.make_optimizer(
-          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      optimizer=_optimizer(config),
       tokenizer=tokenizer, ema_decay=config.ema_decay, null_label=null_label,
       **_kwargs(config.ar))
   sampling = config.sampling
-
-  def step(state, batch, rng, extras, phase=None):
-    del phase  # one program
-    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
 
   def preview(state, batch, extras):
     inputs = model.layout.masked_sequence(batch["labels"][:PREVIEW_IMAGES],
@@ -255,8 +258,8 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
         null_token=model.layout.codebook_size + (null_label or 0))
     return _render(tokenizer, extras, sequences, grid)
 
-  return Task(init=trainer.init, step=step, preview=preview,
-              extras=tokenizer_params)
+  return Task(init=trainer.init, step=_token_step(trainer),
+              preview=preview, extras=tokenizer_params)
 
 
 def mage_task(config: ml_collections.ConfigDict) -> Task:
@@ -268,15 +271,10 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
   tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
   trainer = mage_step.MAGETrainer(
       model=model,
-      optimizer=transformer_step.make_optimizer(
-          total_steps=config.num_train_steps, **_kwargs(config.optimizer)),
+      optimizer=_optimizer(config),
       tokenizer=tokenizer, ema_decay=config.ema_decay,
       **_kwargs(config.mage))
   decode = config.decode
-
-  def step(state, batch, rng, extras, phase=None):
-    del phase  # one program
-    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
 
   def preview(state, batch, extras):
     inputs = model.layout.masked_sequence(
@@ -289,8 +287,8 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
         mask_token_id=model.layout.mask_id)
     return _render(tokenizer, extras, decoded.final, grid)
 
-  return Task(init=trainer.init, step=step, preview=preview,
-              extras=tokenizer_params)
+  return Task(init=trainer.init, step=_token_step(trainer),
+              preview=preview, extras=tokenizer_params)
 
 
 STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,
