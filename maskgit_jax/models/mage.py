@@ -134,17 +134,8 @@ class MAGE(nn.Module):
                deterministic: bool = True) -> jax.Array:
     """Logits of every image position (masked ones are what is trained)."""
     h = self.decoder_embed(self.encode(ids, kept, deterministic))
-    batch, length = ids.shape[0], self.num_tokens
-    cls = h[:, :1]
-    if kept is None:
-      full = h[:, 1:]
-    else:
-      full = jnp.broadcast_to(cls, (batch, length, h.shape[-1]))
-      full = full.at[jnp.arange(batch)[:, None], kept].set(h[:, 1:])
-    masked = (ids[:, 1:] == self.layout.mask_id)[..., None]
-    full = jnp.where(masked, cls, full)  # [C] padding of every masked position
-    x = jnp.concatenate([cls, full], axis=1) + self.decoder_positions(
-        jnp.arange(1 + length))[None]
+    x = pad_with_class(h, kept, ids[:, 1:] == self.layout.mask_id)
+    x = x + self.decoder_positions(jnp.arange(1 + self.num_tokens))[None]
     x = _run(self.decoder_blocks, x, deterministic)
     x = self.mlm_ln(layers.gelu(self.mlm_dense(self.decoder_ln(x))))
     table = jax.lax.stop_gradient(
@@ -168,6 +159,31 @@ class MAGE(nn.Module):
     mean = pooled.mean(-1, keepdims=True)
     var = pooled.var(-1, keepdims=True)
     return (pooled - mean) * jax.lax.rsqrt(var + 1e-6)
+
+
+def pad_with_class(h: jax.Array, kept: jax.Array | None, masked: jax.Array
+                   ) -> jax.Array:
+  """The decoder's input ``[b, 1 + L, d]`` ("[C] padding").
+
+  Args:
+    h: encoder outputs after ``decoder_embed``, ``[b, 1 + K, d]``: [C], then
+      the ``kept`` positions (all ``L`` when ``kept`` is None).
+    kept: int ``[b, K]`` image positions the encoder saw, or None.
+    masked: bool ``[b, L]``, True at masked positions.
+
+  Returns:
+    [C]'s output, then per image position: [C]'s output where masked or
+    dropped, the position's own output where kept and visible.
+  """
+  cls = h[:, :1]
+  batch, length = masked.shape
+  if kept is None:
+    full = h[:, 1:]
+  else:
+    full = jnp.broadcast_to(cls, (batch, length, h.shape[-1]))
+    full = full.at[jnp.arange(batch)[:, None], kept].set(h[:, 1:])
+  full = jnp.where(masked[..., None], cls, full)
+  return jnp.concatenate([cls, full], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
