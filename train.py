@@ -1,5 +1,6 @@
 """Trains a stage: ``config.stage`` is ``tokenizer``, ``transformer`` (MaskGIT),
-``critic`` (a token critic) or ``ar`` (the autoregressive prior).
+``critic`` (a token critic), ``ar`` (the autoregressive prior) or ``mage``
+(MAGE, unconditional; ``configs/mage_*.py``).
 
     python train.py --config=configs/vqgan_animal_mnist.py --workdir=runs/tok
     python train.py --config=configs/maskgit_imagenet.py:256 --workdir=gs://... \
