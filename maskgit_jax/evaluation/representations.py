@@ -9,7 +9,9 @@
   the last block over [C] and the unmasked tokens, mean over the image
   positions, normalised without a learned scale) ``[n, hidden]``.
 
-Each runs jitted over fixed-size chunks (:func:`maskgit_jax.batching.map_chunks`).
+Each model kind returns ``images -> features``, jitted once (both splits
+share the program) and run over fixed-size chunks
+(:func:`maskgit_jax.batching.map_chunks`).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ KINDS = ("mage", "maskgit", "tokenizer", "pixels")
 CHUNK = 256
 
 
-def _chunked(fn: Callable, images: np.ndarray) -> np.ndarray:
+def _chunked(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 images -> ``fn`` of float images, jitted once, over chunks."""
   jitted = jax.jit(fn)
-  return batching.map_chunks(lambda x: jitted(imageio.to_float(x)),
-                             [np.asarray(images)], CHUNK)
+  return lambda images: batching.map_chunks(
+      lambda x: jitted(imageio.to_float(x)), [np.asarray(images)], CHUNK)
 
 
 def pixels(images: np.ndarray) -> np.ndarray:
@@ -42,13 +45,13 @@ def pixels(images: np.ndarray) -> np.ndarray:
   return imageio.to_float(images).reshape(len(images), -1)
 
 
-def tokenizer_latents(tokenizer, params, images: np.ndarray) -> np.ndarray:
-  """The quantised latents ``[n, h * w * d]`` of uint8 images."""
+def tokenizer_latents(tokenizer, params) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 images -> their quantised latents ``[n, h * w * d]``."""
   def fn(x):
     quantized, _ = tokenizer.apply({"params": params}, x,
                                    method=tokenizer.encode)
     return quantized.reshape(x.shape[0], -1)
-  return _chunked(fn, images)
+  return _chunked(fn)
 
 
 def _tokens(tokenizer, params, x: jax.Array) -> jax.Array:
@@ -57,9 +60,10 @@ def _tokens(tokenizer, params, x: jax.Array) -> jax.Array:
   return ids.reshape(x.shape[0], -1)
 
 
-def maskgit_hidden(saved: restore.RestoredTransformer,
-                   images: np.ndarray) -> np.ndarray:
-  """MaskGIT's pooled last-block states ``[n, hidden]`` (null class token).
+def maskgit_hidden(saved: restore.RestoredTransformer
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 images -> MaskGIT's pooled last-block states ``[n, hidden]``
+  (null class token).
 
   Raises:
     ValueError: the model has no null class (it was trained without label
@@ -77,12 +81,12 @@ def maskgit_hidden(saved: restore.RestoredTransformer,
     ids = layout.make_sequence(labels, tokens)
     hidden = model.apply({"params": saved.params}, ids, hidden_only=True)
     return hidden[:, 1:].mean(axis=1)
-  return _chunked(fn, images)
+  return _chunked(fn)
 
 
-def mage_features(saved: restore.RestoredTransformer,
-                  images: np.ndarray) -> np.ndarray:
-  """MAGE's linear-probe features ``[n, hidden]``."""
+def mage_features(saved: restore.RestoredTransformer
+                  ) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 images -> MAGE's linear-probe features ``[n, hidden]``."""
   model = saved.model
 
   def fn(x):
@@ -90,7 +94,7 @@ def mage_features(saved: restore.RestoredTransformer,
     ids = mage_lib.sequences(tokens, jnp.zeros(tokens.shape, bool),
                              model.layout)
     return model.apply({"params": saved.params}, ids, method=model.features)
-  return _chunked(fn, images)
+  return _chunked(fn)
 
 
 def extractor(kind: str, checkpoint: str | pathlib.Path | None
@@ -113,14 +117,14 @@ def extractor(kind: str, checkpoint: str | pathlib.Path | None
     raise ValueError(f"features={kind!r} needs a checkpoint")
   if kind == "mage":
     saved = restore.load_mage(checkpoint)
-    return (lambda x: mage_features(saved, x)), saved.image_size
+    return mage_features(saved), saved.image_size
   if kind == "maskgit":
     saved = restore.load_transformer(checkpoint)
-    return (lambda x: maskgit_hidden(saved, x)), saved.image_size
+    return maskgit_hidden(saved), saved.image_size
   if restore.checkpoint_stage(checkpoint) == "tokenizer":
     tokenizer, params = restore.load_tokenizer(checkpoint)
   else:
     config = checkpointing.read_config(pathlib.Path(checkpoint))
     tokenizer, params = restore.load_tokenizer(restore.resolve_tokenizer(
         config.get("tokenizer_checkpoint"), pathlib.Path(checkpoint)))
-  return (lambda x: tokenizer_latents(tokenizer, params, x)), None
+  return tokenizer_latents(tokenizer, params), None

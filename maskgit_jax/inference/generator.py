@@ -105,9 +105,11 @@ class Generator(token_images.TokenImages):
         raise ValueError(f"MAGE samples in float32 only, got precision "
                          f"{precision!r} (the bfloat16 options apply to "
                          "MaskGIT's transformer)")
+      self._logits_fn = mage_lib.MAGELogits(transformer)
     else:
       transformer, transformer_params = transformer_lib.with_precision(
           transformer, transformer_params, precision)
+      self._logits_fn = transformer_lib.CodebookLogits(transformer)
     self.precision = precision
     self.transformer = transformer
     self.defaults = (defaults or DecodeOptions()).validate()
@@ -260,9 +262,7 @@ class Generator(token_images.TokenImages):
                      sequences, key_data, traced: dict):
     """``traced``: :meth:`DecodeOptions.traced`, arguments of the program."""
     layout = self.transformer.layout
-    logits_fn = (mage_lib.MAGELogits if isinstance(
-        self.transformer, mage_lib.MAGE) else transformer_lib.CodebookLogits)(
-            self.transformer)
+    logits_fn = self._logits_fn
     model_params = params["transformer"]
     if guided:
       logits_fn = GuidedLogits(

@@ -63,6 +63,14 @@ def _token_step(trainer) -> Callable[..., tuple[Any, dict]]:
   return step
 
 
+def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
+  """Preview images of token sequences ``ids [b, 1 + grid * grid]``."""
+  images = tokenizer.apply({"params": params},
+                           ids[:, 1:].reshape(-1, grid, grid),
+                           method=tokenizer.decode_from_indices)
+  return jnp.clip(images, 0.0, 1.0)
+
+
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
   """Stage 1: VQGAN + discriminator (+ LPIPS when a weights file is set)."""
   perceptual, extras = None, None
@@ -147,10 +155,7 @@ def transformer_task(config: ml_collections.ConfigDict,
         tokens_to_logits=logits_fn, num_iter=config.decode.num_iter,
         choice_temperature=config.decode.choice_temperature,
         schedule=config.decode.schedule, mask_token_id=model.layout.mask_id)
-    ids = decoded.final[:, 1:].reshape(-1, grid, grid)
-    images = tokenizer.apply({"params": extras}, ids,
-                             method=tokenizer.decode_from_indices)
-    return jnp.clip(images, 0.0, 1.0)
+    return _render(tokenizer, extras, decoded.final, grid)
 
   return Task(init=trainer.init, step=_token_step(trainer),
               preview=preview, extras=tokenizer_params)
@@ -200,10 +205,7 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
         tokens_to_critic=critic_lib.CriticScores(trainer.critic),
         critic_params=trainer.full_params(state.ema_params,
                                           extras["generator"]))
-    ids = decoded.final[:, 1:].reshape(-1, grid, grid)
-    images = tokenizer.apply({"params": extras["tokenizer"]}, ids,
-                             method=tokenizer.decode_from_indices)
-    return jnp.clip(images, 0.0, 1.0)
+    return _render(tokenizer, extras["tokenizer"], decoded.final, grid)
 
   return Task(init=trainer.init, step=step, preview=preview, extras=extras)
 
@@ -224,14 +226,6 @@ def _frozen_tokenizer(config: ml_collections.ConfigDict, model):
         f" codes; config.model has num_tokens {model.num_tokens} and "
         f"codebook_size {model.codebook_size}")
   return tokenizer, tokenizer_params, grid
-
-
-def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
-  """Preview images of token sequences ``ids [b, 1 + grid * grid]``."""
-  images = tokenizer.apply({"params": params},
-                           ids[:, 1:].reshape(-1, grid, grid),
-                           method=tokenizer.decode_from_indices)
-  return jnp.clip(images, 0.0, 1.0)
 
 
 def ar_task(config: ml_collections.ConfigDict) -> Task:
