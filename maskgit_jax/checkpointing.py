@@ -16,13 +16,13 @@ killed save never looks finished; a finished step that fails to restore
 from __future__ import annotations
 
 import logging
-import pathlib
-import shutil
 from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
+
+from maskgit_jax import storage
 
 STATE, DATA, CONFIG = "state", "data", "config"
 
@@ -39,9 +39,9 @@ class Checkpointer:
     async_save: write in a background thread.
   """
 
-  def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3,
+  def __init__(self, workdir: storage.PathLike, *, max_to_keep: int = 3,
                async_save: bool = True):
-    self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    self.directory = storage.absolute(workdir) / "checkpoints"
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -121,8 +121,8 @@ class Checkpointer:
     if jax.process_index() == 0:
       target.parent.mkdir(exist_ok=True)
       if target.exists():
-        shutil.rmtree(target)
-      shutil.move(str(self.directory / str(step)), str(target))
+        target.rmtree()
+      (self.directory / str(step)).rename(target)
     multihost_utils.sync_global_devices(f"quarantine_checkpoint_{step}")
     self.manager.reload()
 
@@ -139,7 +139,7 @@ def _handlers() -> dict[str, ocp.CheckpointHandler]:
           CONFIG: ocp.JsonCheckpointHandler()}
 
 
-def _reader(workdir: str | pathlib.Path, step: int | None
+def _reader(workdir: storage.PathLike, step: int | None
             ) -> tuple[ocp.CheckpointManager, int]:
   """A manager over an existing ``workdir/checkpoints`` and the step to read.
 
@@ -150,7 +150,7 @@ def _reader(workdir: str | pathlib.Path, step: int | None
   Raises:
     FileNotFoundError: when there is no such checkpoint.
   """
-  directory = pathlib.Path(workdir).absolute() / "checkpoints"
+  directory = storage.absolute(workdir) / "checkpoints"
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoint in {directory}")
   manager = ocp.CheckpointManager(
@@ -167,7 +167,7 @@ def _reader(workdir: str | pathlib.Path, step: int | None
   return manager, step
 
 
-def read_config(workdir: str | pathlib.Path, step: int | None = None) -> dict:
+def read_config(workdir: storage.PathLike, step: int | None = None) -> dict:
   """The config saved with a checkpoint (default: the latest step)."""
   manager, step = _reader(workdir, step)
   try:
@@ -184,7 +184,7 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
       tree, shardings)
 
 
-def restore_state_tree(workdir: str | pathlib.Path, step: int | None = None,
+def restore_state_tree(workdir: storage.PathLike, step: int | None = None,
                        sharding: jax.sharding.Sharding | None = None) -> Any:
   """A checkpoint's state tree, whatever topology saved it (for inference).
 

@@ -6,10 +6,13 @@ uint8 ``[..., H, W, 3]`` outside.
 
 from __future__ import annotations
 
-import pathlib
+import io
 
+from etils import epath
 import numpy as np
 from PIL import Image
+
+from maskgit_jax import storage
 
 
 def to_uint8(images) -> np.ndarray:
@@ -39,43 +42,41 @@ def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
   return grid.reshape(rows * h, columns * w, c)
 
 
-def read_image(path: str | pathlib.Path) -> np.ndarray:
+def read_image(path: storage.PathLike) -> np.ndarray:
   """An image file -> uint8 ``[H, W, 3]`` (RGB).
 
   Raises:
     FileNotFoundError / ValueError: a missing or unreadable file.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"image {path} does not exist")
+  path = storage.require_file(path, "image")
   try:
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(path.read_bytes())) as image:
       return np.asarray(image.convert("RGB"))
   except OSError as e:
     raise ValueError(f"{path} is not a readable image: {e}") from None
 
 
-def read_mask(path: str | pathlib.Path) -> np.ndarray:
+def read_mask(path: storage.PathLike) -> np.ndarray:
   """A mask image -> bool ``[H, W]``: True where a pixel is brighter than 127.
 
   White marks the region to generate, black what is kept.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"mask {path} does not exist")
+  path = storage.require_file(path, "mask")
   try:
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(path.read_bytes())) as image:
       return np.asarray(image.convert("L")) > 127
   except OSError as e:
     raise ValueError(f"{path} is not a readable mask image: {e}") from None
 
 
-def write_image(path: str | pathlib.Path, image: np.ndarray) -> pathlib.Path:
-  """Writes uint8 ``[H, W, 3]`` (or float in [0, 1]) as PNG; makes parents."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
+def write_image(path: storage.PathLike, image: np.ndarray) -> epath.Path:
+  """Writes uint8 ``[H, W, 3]`` (or float in [0, 1]); the format follows
+  the suffix (PNG when unknown); makes parents; whole or not at all."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
     image = to_uint8(image)
-  Image.fromarray(image).save(path)
-  return path
+  buffer = io.BytesIO()
+  image_format = Image.registered_extensions().get(
+      storage.path(path).suffix.lower(), "PNG")
+  Image.fromarray(image).save(buffer, format=image_format)
+  return storage.write_bytes(path, buffer.getvalue())

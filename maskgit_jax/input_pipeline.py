@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
+import io
 from typing import Iterator, Protocol
 
 import grain
@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from maskgit_jax import storage
 from maskgit_jax.animal_mnist import (  # pylint: disable=unused-import
     ANIMAL_MNIST_CLASSES, animal_mnist_split, load_animal_mnist)
 
@@ -98,7 +99,7 @@ class FolderSource:
   """``root/<class>/<image>`` files; classes are the sorted subfolder names."""
 
   def __init__(self, root: str):
-    root_path = pathlib.Path(root)
+    root_path = storage.path(root)
     if not root_path.is_dir():
       raise FileNotFoundError(f"image folder {root} does not exist")
     self.classes = sorted(p.name for p in root_path.iterdir() if p.is_dir())
@@ -116,7 +117,7 @@ class FolderSource:
 
   def __getitem__(self, index):
     path, label = self.files[int(index)]
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(path.read_bytes())) as image:
       return np.asarray(image.convert("RGB")), label
 
 
@@ -127,14 +128,14 @@ class TokenSource:
   """
 
   def __init__(self, path: str):
-    if not pathlib.Path(path).exists():
+    if not storage.path(path).exists():
       raise FileNotFoundError(
           f"token file {path} does not exist; make it with "
           "python -m maskgit_jax.pretokenize")
-    with np.load(path, allow_pickle=False) as data:
-      self.tokens = np.asarray(data["tokens"], np.int32)
-      self.labels = np.asarray(data["labels"], np.int32)
-      self.num_classes = int(data["num_classes"])
+    data = storage.load_npz(path)
+    self.tokens = np.asarray(data["tokens"], np.int32)
+    self.labels = np.asarray(data["labels"], np.int32)
+    self.num_classes = int(data["num_classes"])
 
   @property
   def grid(self) -> tuple[int, int]:

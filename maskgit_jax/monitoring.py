@@ -7,6 +7,12 @@ are written as well when TensorFlow is installed (``pip install
 'maskgit_jax[train]'``; Cloud TPU VMs have it): clu's summary writer needs
 it, and it is imported only here, only then, with its start-up lines kept
 off the terminal. Without it, training says so once, in one line.
+
+In an object store (``gs://``) a file cannot be appended to: the writer
+keeps the run's lines and rewrites ``metrics.jsonl`` at most every
+``flush_seconds`` and on close (a resumed run starts from the file's
+lines). TensorBoard writes there through TensorFlow's own GCS client, which
+ignores ``STORAGE_EMULATOR_HOST``; under an emulator it is left out.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import importlib.util
 import json
 import logging
 import os
-import pathlib
 import sys
 import time
 from typing import Any, Mapping
 
 import numpy as np
+
+from maskgit_jax import storage
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_HINT = ("TensorBoard event files need TensorFlow (pip install "
@@ -49,7 +56,7 @@ def _stderr_silenced():
     os.close(null)
 
 
-def _summary_writer(logdir: pathlib.Path):
+def _summary_writer(logdir):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   with _stderr_silenced():
     # pylint: disable=g-import-not-at-top
@@ -63,22 +70,33 @@ class MetricWriter:
   Args:
     workdir: the run's directory.
     enabled: write files (False on processes other than 0).
-    tensorboard: write TensorBoard events; None: when TensorFlow exists.
+    tensorboard: write TensorBoard events; None: when TensorFlow exists
+      (and the workdir is not in an emulated object store).
+    flush_seconds: an object store's file is rewritten at most this often.
   """
 
-  def __init__(self, workdir: str | pathlib.Path, *, enabled: bool = True,
-               tensorboard: bool | None = None):
-    self.path = pathlib.Path(workdir) / METRICS_FILE
+  def __init__(self, workdir: storage.PathLike, *, enabled: bool = True,
+               tensorboard: bool | None = None, flush_seconds: float = 60.0):
+    self.path = storage.path(workdir) / METRICS_FILE
     self.enabled = enabled
     self._tb = None
+    self._remote = storage.is_remote(self.path)
+    self._lines: list[str] = []
+    self._flush_seconds, self._flushed = flush_seconds, time.monotonic()
     if not enabled:
       return
+    if self._remote and self.path.exists():
+      self._lines = self.path.read_text().splitlines(keepends=True)
     if tensorboard is None:
       tensorboard = tensorboard_available()
       if not tensorboard:
         logging.info(TENSORBOARD_HINT.format(path=self.path))
+      elif self._remote and storage.emulated():
+        logging.info("TensorBoard events left out: TensorFlow's GCS client "
+                     "ignores %s", storage.EMULATOR_VARIABLE)
+        tensorboard = False
     if tensorboard:
-      self._tb = _summary_writer(pathlib.Path(workdir))
+      self._tb = _summary_writer(os.fspath(storage.path(workdir)))
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     values = {k: float(v) for k, v in scalars.items()}
@@ -86,9 +104,15 @@ class MetricWriter:
         f"{k}={v:.5g}" for k, v in sorted(values.items())))
     if not self.enabled:
       return
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    with self.path.open("a") as f:
-      f.write(json.dumps({"step": int(step), **values}) + "\n")
+    line = json.dumps({"step": int(step), **values}) + "\n"
+    if self._remote:
+      self._lines.append(line)
+      if time.monotonic() - self._flushed >= self._flush_seconds:
+        self._flush()
+    else:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      with self.path.open("a") as f:
+        f.write(line)
     if self._tb is not None:
       self._tb.write_scalars(step, values)
 
@@ -97,7 +121,13 @@ class MetricWriter:
     if self.enabled and self._tb is not None:
       self._tb.write_images(step, images)
 
+  def _flush(self) -> None:
+    storage.write_text(self.path, "".join(self._lines))
+    self._flushed = time.monotonic()
+
   def close(self) -> None:
+    if self.enabled and self._remote and self._lines:
+      self._flush()
     if self._tb is not None:
       self._tb.flush()
       self._tb.close()

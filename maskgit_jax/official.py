@@ -22,7 +22,6 @@ Orbax workdirs that the rest of the library loads like its own::
 from __future__ import annotations
 
 import math
-import pathlib
 import re
 import sys
 from typing import Any
@@ -34,13 +33,12 @@ import numpy as np
 
 from maskgit_jax import checkpointing
 from maskgit_jax import cli
+from maskgit_jax import storage
 
 
-def read_msgpack(path: str | pathlib.Path) -> dict:
+def read_msgpack(path: storage.PathLike) -> dict:
   """The ``params`` tree of an official checkpoint file (numpy arrays)."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"checkpoint file {path} does not exist")
+  path = storage.require_file(path, "checkpoint file")
   try:
     tree = flax.serialization.msgpack_restore(path.read_bytes())
   except Exception as e:  # msgpack raises several types on foreign bytes
@@ -115,7 +113,7 @@ def infer_transformer(params: dict, codebook_size: int) -> dict:
 
 
 def import_checkpoints(tokenizer_path, transformer_path,
-                       out: str | pathlib.Path) -> dict[str, Any]:
+                       out: storage.PathLike) -> dict[str, Any]:
   """Writes the two workdirs described in the module docstring.
 
   Returns:
@@ -134,7 +132,7 @@ def import_checkpoints(tokenizer_path, transformer_path,
   factor = 2 ** (len(tok_fields["channel_multipliers"]) - 1)
   image_size = grid * factor
 
-  out = pathlib.Path(out)
+  out = storage.path(out)
   tok_config = imagenet_tokenizer.get_config("256")
   tok_config.model.update(tok_fields)
   tok_config.image_size = image_size

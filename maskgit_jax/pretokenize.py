@@ -12,21 +12,22 @@ the price of caching (see benchmarks/RESULTS.md for the speed it buys).
 
 from __future__ import annotations
 
-import pathlib
 import sys
 import time
 
 import jax
+from etils import epath
 import numpy as np
 
 from maskgit_jax import cli
 from maskgit_jax import input_pipeline
 from maskgit_jax import restore
+from maskgit_jax import storage
 
 
 def pretokenize(tokenizer_workdir: str, data: str, split: str,
                 image_size: int, out: str, *, data_dir: str | None = None,
-                batch_size: int = 256, progress=print) -> pathlib.Path:
+                batch_size: int = 256, progress=print) -> epath.Path:
   """Tokenizes a whole split; see the module docstring for the file layout."""
   model, params = restore.load_tokenizer(tokenizer_workdir)
   source = input_pipeline.make_source(data, split, data_dir)
@@ -47,12 +48,10 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
     done = first + n
     rate = done / (time.perf_counter() - start)
     progress(f"tokenized {done}/{len(source)} images ({rate:.0f} images/s)")
-  out_path = pathlib.Path(out)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  np.savez(out_path, tokens=np.concatenate(tokens).astype(np.int32),
-           labels=np.asarray(labels, np.int32),
-           num_classes=np.int32(source.num_classes))
-  return out_path
+  return storage.save_npz(out, dict(
+      tokens=np.concatenate(tokens).astype(np.int32),
+      labels=np.asarray(labels, np.int32),
+      num_classes=np.int32(source.num_classes)))
 
 
 def main(argv=None) -> int:

@@ -10,10 +10,12 @@ directories written by ``python -m maskgit_jax.official``.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any, Mapping
 
+from etils import epath
+
 from maskgit_jax import checkpointing
+from maskgit_jax import storage
 from maskgit_jax import supervised
 from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.models import critic as critic_lib
@@ -69,7 +71,7 @@ def mage_from_config(config: Mapping[str, Any]
   return mage_lib.MAGE(**module_kwargs(config["model"])), None
 
 
-def _require_checkpoint(workdir: pathlib.Path, what: str) -> None:
+def _require_checkpoint(workdir: epath.Path, what: str) -> None:
   if not (workdir / "checkpoints").is_dir():
     raise FileNotFoundError(
         f"{what} checkpoint {workdir} not found (expected a workdir with a "
@@ -83,7 +85,7 @@ def _check_stage(saved: Mapping[str, Any], stage: str, workdir, hint: str
                      f"checkpoint; {hint}")
 
 
-def load_tokenizer(workdir: str | pathlib.Path
+def load_tokenizer(workdir: storage.PathLike
                    ) -> tuple[vqgan_lib.VQGAN, Any]:
   """The frozen stage-1 model and params of a training or imported workdir.
 
@@ -91,7 +93,7 @@ def load_tokenizer(workdir: str | pathlib.Path
     FileNotFoundError: when ``workdir`` holds no checkpoint.
     ValueError: when the checkpoint is not a tokenizer's.
   """
-  directory = pathlib.Path(workdir)
+  directory = storage.path(workdir)
   _require_checkpoint(directory, "tokenizer")
   saved = checkpointing.read_config(directory)
   _check_stage(saved, "tokenizer", workdir, "expected a stage-1 tokenizer")
@@ -125,7 +127,7 @@ class RestoredTransformer:
   config: dict
 
 
-def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
+def load_transformer(workdir: storage.PathLike, *, step: int | None = None,
                      use_ema: bool = True) -> RestoredTransformer:
   """A stage-2 training workdir or imported directory, ready to sample.
 
@@ -142,7 +144,7 @@ def load_transformer(workdir: str | pathlib.Path, *, step: int | None = None,
                        transformer_from_config, step, use_ema)
 
 
-def load_prior(workdir: str | pathlib.Path, *, step: int | None = None,
+def load_prior(workdir: storage.PathLike, *, step: int | None = None,
                use_ema: bool = True) -> RestoredTransformer:
   """An autoregressive prior's workdir (``config.stage = "ar"``), as
   :func:`load_transformer`; ``decode`` holds its ``sampling`` defaults."""
@@ -150,7 +152,7 @@ def load_prior(workdir: str | pathlib.Path, *, step: int | None = None,
                        use_ema)
 
 
-def load_mage(workdir: str | pathlib.Path, *, step: int | None = None,
+def load_mage(workdir: storage.PathLike, *, step: int | None = None,
               use_ema: bool = True) -> RestoredTransformer:
   """A MAGE workdir (``config.stage = "mage"``), as :func:`load_transformer`;
   ``decode`` holds its generation defaults."""
@@ -158,16 +160,16 @@ def load_mage(workdir: str | pathlib.Path, *, step: int | None = None,
                        use_ema)
 
 
-def checkpoint_stage(workdir: str | pathlib.Path) -> str | None:
+def checkpoint_stage(workdir: storage.PathLike) -> str | None:
   """The ``stage`` of the latest checkpoint's config in ``workdir``."""
-  directory = pathlib.Path(workdir)
+  directory = storage.path(workdir)
   _require_checkpoint(directory, "model")
   return checkpointing.read_config(directory).get("stage")
 
 
 def _load_sampler(workdir, stage: str, defaults: str, build, step, use_ema
                   ) -> RestoredTransformer:
-  directory = pathlib.Path(workdir)
+  directory = storage.path(workdir)
   _require_checkpoint(directory, f"{stage} stage")
   config = checkpointing.read_config(directory, step)
   _check_stage(config, stage, workdir,
@@ -196,10 +198,10 @@ class RestoredCritic:
   critic: critic_lib.TokenCritic
   params: Any
   self_critic: bool
-  generator_checkpoint: pathlib.Path
+  generator_checkpoint: epath.Path
 
 
-def load_critic(workdir: str | pathlib.Path, generator_params=None, *,
+def load_critic(workdir: storage.PathLike, generator_params=None, *,
                 step: int | None = None, use_ema: bool = True
                 ) -> RestoredCritic:
   """A critic workdir (``config.stage = "critic"``), ready for the decode.
@@ -214,7 +216,7 @@ def load_critic(workdir: str | pathlib.Path, generator_params=None, *,
     FileNotFoundError: no checkpoint at ``workdir``.
     ValueError: the checkpoint is not a critic's.
   """
-  directory = pathlib.Path(workdir)
+  directory = storage.path(workdir)
   _require_checkpoint(directory, "critic")
   config = checkpointing.read_config(directory, step)
   _check_stage(config, "critic", workdir,
@@ -251,7 +253,7 @@ def critic_from_config(config: Mapping[str, Any],
 
 
 def resolve_tokenizer(tokenizer_checkpoint: str | None,
-                      workdir: pathlib.Path) -> pathlib.Path:
+                      workdir: epath.Path) -> epath.Path:
   """The tokenizer dir a stage-2 config names, wherever the reader runs (and
   likewise a critic's ``generator_checkpoint``).
 
@@ -268,7 +270,7 @@ def resolve_tokenizer(tokenizer_checkpoint: str | None,
   """
   if not tokenizer_checkpoint:
     raise ValueError(f"checkpoint {workdir} names no tokenizer_checkpoint")
-  path = pathlib.Path(tokenizer_checkpoint)
+  path = storage.path(tokenizer_checkpoint)
   sibling = workdir.parent / path.name
   candidates = ((path, sibling) if path.is_absolute() else
                 (workdir / path, sibling, path))
@@ -278,7 +280,7 @@ def resolve_tokenizer(tokenizer_checkpoint: str | None,
   return path
 
 
-def load_perceptual(path: str | pathlib.Path, mode: str = "features"
+def load_perceptual(path: storage.PathLike, mode: str = "features"
                     ) -> tuple[perceptual_lib.PerceptualDistance, Any]:
   """The perceptual distance and params saved by
   ``python -m maskgit_jax.trainers.perceptual``.

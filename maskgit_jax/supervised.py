@@ -8,10 +8,10 @@ passes its own module and seed.
 
 from __future__ import annotations
 
-import pathlib
 import time
 from typing import Any, Callable
 
+from etils import epath
 import flax
 import flax.linen as nn
 import jax
@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from maskgit_jax import sharding
+from maskgit_jax import storage
 
 
 def augment(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
@@ -86,30 +87,26 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
   return params
 
 
-def save(path: str | pathlib.Path, params, **meta: np.ndarray
-         ) -> pathlib.Path:
+def save(path: storage.PathLike, params, **meta: np.ndarray
+         ) -> epath.Path:
   """Writes ``params`` (as ``a/b/kernel`` keys) and ``meta`` to an npz."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep="/")
-  np.savez(path, **meta, **flat)
-  return path
+  return storage.save_npz(path, {**meta, **flat})
 
 
-def load(path: str | pathlib.Path, meta: tuple[str, ...], what: str
+def load(path: storage.PathLike, meta: tuple[str, ...], what: str
          ) -> tuple[Any, dict[str, np.ndarray]]:
   """``(params, {name: value})`` from :func:`save`'s file.
 
   Raises:
     FileNotFoundError: no such file; ValueError: a ``meta`` key is missing.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
+  if not storage.path(path).is_file():
     raise FileNotFoundError(f"{what} weights {path} do not exist")
-  with np.load(path) as data:
-    missing = [k for k in meta if k not in data.files]
-    if missing:
-      raise ValueError(f"{path} is not a {what} file (missing {missing})")
-    values = {k: np.asarray(data[k]) for k in meta}
-    flat = {k: np.asarray(v) for k, v in data.items() if k not in meta}
+  data = storage.load_npz(path)
+  missing = [k for k in meta if k not in data]
+  if missing:
+    raise ValueError(f"{path} is not a {what} file (missing {missing})")
+  values = {k: data[k] for k in meta}
+  flat = {k: v for k, v in data.items() if k not in meta}
   return flax.traverse_util.unflatten_dict(flat, sep="/"), values

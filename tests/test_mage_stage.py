@@ -69,8 +69,8 @@ def test_sample_cli_on_mage(mage_run, tmp_path):
               "--num_samples=3", f"--output_npz={tmp_path / 's.npz'}")
   assert done.returncode == 0, done.stderr
   with np.load(tmp_path / "s.npz") as data:
-    assert data["images"].shape == (3, 16, 16, 3)
-    np.testing.assert_array_equal(data["labels"], 0)
+    assert data["arr_0"].shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(data["arr_1"], 0)
   refused = _run("sample.py", f"--checkpoint={mage_run / 'mage'}",
                  "--labels=2", f"--output={tmp_path / 'x.png'}")
   assert refused.returncode == 2

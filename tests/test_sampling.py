@@ -55,9 +55,9 @@ def test_cli_reproduces_the_official_greedy_generation(parity, imported,
   expected = parity.io["gen_greedy_t0_final_seqs"][:, -1, 1:]
   np.testing.assert_array_equal(saved["tokens"].reshape(2, -1), expected)
   assert saved["tokens"].dtype == np.int32
-  assert saved["images"].shape == (2, 16, 16, 3)
-  assert saved["images"].dtype == np.uint8
-  np.testing.assert_array_equal(saved["labels"], [3, 7])
+  assert saved["arr_0"].shape == (2, 16, 16, 3)  # ADM's layout
+  assert saved["arr_0"].dtype == np.uint8
+  np.testing.assert_array_equal(saved["arr_1"], [3, 7])
   assert (tmp_path / "grid.png").exists()
 
 

@@ -1,6 +1,6 @@
-"""Prints sample-quality metrics of a ``sample.py --output_npz`` file.
+"""Prints sample-quality metrics of a ``sample.py`` output file.
 
-    # ImageNet: Inception features, against an ADM reference batch
+    # ImageNet: Inception features, against ADM's reference batch
     python -m maskgit_jax.evaluation --samples samples.npz \
         --reference VIRTUAL_imagenet256_labeled.npz \
         --inception_weights inception_fid.npz
@@ -8,39 +8,41 @@
     python -m maskgit_jax.evaluation --samples samples.npz \
         --reference test_images.npz --classifier demo_out/classifier.npz
 
-A reference ``.npz`` holds images as ``images`` (our format) or ``arr_0``
-(the ADM evaluator's reference batches); ADM's precomputed ``mu`` and
-``sigma`` are used for FID when present. Metrics: FID (Frechet distance of
-the chosen features), Inception Score (of the network's logits), precision
-and recall (k=3) and, with a classifier and labelled samples, the class
-accuracy of the samples.
+Files are ``.npz``, local or ``gs://``. Images are ``arr_0`` (ADM's
+format, what ``sample.py --num_samples`` writes) or ``images``; labels
+``arr_1`` or ``labels``. The standard protocol: when the reference holds
+precomputed ``mu`` and ``sigma`` (ADM's reference batches: the statistics
+of the whole training set), FID is taken against those, and the
+reference's images serve precision and recall only. Metrics: FID (Frechet
+distance of the chosen features), Inception Score (of the network's
+logits), precision and recall (k=3) and, with a classifier and labelled
+samples, the class accuracy of the samples.
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
 import sys
 
 import numpy as np
 
 from maskgit_jax import cli
+from maskgit_jax import storage
 from maskgit_jax.evaluation import metrics
 
 
-def read_images(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+def read_images(path: storage.PathLike) -> dict[str, np.ndarray]:
   """An evaluation ``.npz``: ``images`` (uint8 [N, H, W, 3]) and extras.
 
-  Accepts our files (``images``, ``labels``) and ADM reference batches
-  (``arr_0``, ``mu``, ``sigma``).
+  Accepts ADM's layout (``arr_0`` images, ``arr_1`` labels, ``mu`` and
+  ``sigma``) and ours (``images``, ``labels``); ADM's names are returned
+  as ``images`` and ``labels``.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"{path} does not exist")
-  with np.load(path) as data:
-    arrays = {k: data[k] for k in data.files}
-  if "images" not in arrays and "arr_0" in arrays:
-    arrays["images"] = arrays.pop("arr_0")
+  storage.require_file(path, "evaluation file")
+  arrays = storage.load_npz(path)
+  for adm, ours in (("arr_0", "images"), ("arr_1", "labels")):
+    if ours not in arrays and adm in arrays:
+      arrays[ours] = arrays.pop(adm)
   if "images" not in arrays and "mu" not in arrays:
     raise ValueError(f"{path} has neither 'images' nor 'arr_0' nor 'mu' "
                      f"(keys: {sorted(arrays)})")
@@ -55,18 +57,26 @@ def read_images(path: str | pathlib.Path) -> dict[str, np.ndarray]:
 def evaluate(samples: dict, reference: dict, network) -> dict[str, float]:
   """Metrics of ``samples`` vs ``reference`` with ``network``.
 
+  FID uses the reference's ``mu``/``sigma`` when it has them, else the
+  statistics of its images; precision and recall need its images.
+
   Args:
     network: ``images -> {"pool": features, "logits": logits}``.
   """
   fake = network(samples["images"])
   result = {"num_samples": len(samples["images"])}
+  ref_stats = None
+  if "mu" in reference and "sigma" in reference:  # the standard protocol
+    ref_stats = metrics.Statistics(np.asarray(reference["mu"], np.float64),
+                                   np.asarray(reference["sigma"], np.float64))
   if "images" in reference:
     real = network(reference["images"])
-    ref_stats = metrics.Statistics.of(real["pool"])
+    if ref_stats is None:
+      ref_stats = metrics.Statistics.of(real["pool"])
     result["precision"], result["recall"] = metrics.precision_recall(
         real["pool"], fake["pool"])
-  else:  # ADM statistics only
-    ref_stats = metrics.Statistics(reference["mu"], reference["sigma"])
+  result["fid_reference"] = ("mu_sigma" if "mu" in reference
+                             else "reference_images")
   result["fid"] = metrics.frechet_distance(metrics.Statistics.of(fake["pool"]),
                                            ref_stats)
   result["inception_score"] = metrics.inception_score(fake["logits"])[0]
@@ -101,7 +111,7 @@ def main(argv=None) -> int:
       print(f"{key:16s} {value:.4f}" if isinstance(value, float)
             else f"{key:16s} {value}")
     if args.output_json:
-      pathlib.Path(args.output_json).write_text(json.dumps(result, indent=2))
+      storage.write_text(args.output_json, json.dumps(result, indent=2))
 
   return cli.run_args(run, parser, argv)
 

@@ -9,7 +9,6 @@ split, and cached as an ``.npz``.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Callable
 
 import flax.linen as nn
@@ -85,12 +84,12 @@ class Classifier:
   def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
     return float((self.logits(images).argmax(-1) == labels).mean())
 
-  def save(self, path: str | pathlib.Path) -> pathlib.Path:
+  def save(self, path):
     return supervised.save(path, self.params,
                            num_classes=np.int32(self.num_classes))
 
   @classmethod
-  def load(cls, path: str | pathlib.Path) -> "Classifier":
+  def load(cls, path) -> "Classifier":
     params, meta = supervised.load(path, ("num_classes",), "classifier")
     return cls(params, int(meta["num_classes"]))
 

@@ -22,7 +22,6 @@ scaled to [-1, 1] as pytorch-fid does.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Sequence
 
 import flax
@@ -32,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax import batching
+from maskgit_jax import storage
 
 FID_FEATURES = 2048
 NUM_LOGITS = 1008
@@ -250,17 +250,15 @@ def from_torch_state_dict(state: dict[str, np.ndarray]) -> dict:
           "batch_stats": flax.traverse_util.unflatten_dict(stats)}
 
 
-def load_params(path: str | pathlib.Path) -> dict:
+def load_params(path: storage.PathLike) -> dict:
   """Reads a converted ``.npz`` (pytorch-fid names) into Flax variables."""
-  path = pathlib.Path(path)
-  if not path.is_file():
+  if not storage.path(path).is_file():
     raise FileNotFoundError(
         f"Inception weights {path} do not exist; convert pytorch-fid's "
         "pt_inception-2015-12-05 weights with "
         "scripts/convert_inception_weights.py (see maskgit_jax/evaluation/"
         "inception.py)")
-  with np.load(path) as data:
-    return from_torch_state_dict(dict(data))
+  return from_torch_state_dict(storage.load_npz(path))
 
 
 class InceptionFeatures:

@@ -18,13 +18,13 @@ center-cropped to the checkpoint's image size when it has one.
 from __future__ import annotations
 
 import json
-import pathlib
 import sys
 import time
 
 import numpy as np
 
 from maskgit_jax import cli
+from maskgit_jax import storage
 
 
 def load_split(dataset: str, split: str, data_dir: str | None,
@@ -84,10 +84,10 @@ def main(argv=None) -> int:
       raise ValueError(f"--max_train must be positive, got {args.max_train}")
     if args.features == "pixels" and args.checkpoint:
       raise ValueError("--features=pixels takes no --checkpoint")
-    if args.output_json and not pathlib.Path(
+    if args.output_json and not storage.path(
         args.output_json).parent.is_dir():
       raise FileNotFoundError(f"--output_json folder "
-                              f"{pathlib.Path(args.output_json).parent} "
+                              f"{storage.path(args.output_json).parent} "
                               "does not exist")
     extract, size = representations.extractor(args.features, args.checkpoint)
     start = time.time()
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                   seconds=round(time.time() - start, 1))
     print(json.dumps(result))
     if args.output_json:
-      pathlib.Path(args.output_json).write_text(json.dumps(result, indent=1))
+      storage.write_text(args.output_json, json.dumps(result, indent=1))
     return 0
 
   return cli.run_args(run, parser, argv)

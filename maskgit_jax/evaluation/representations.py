@@ -16,7 +16,6 @@ share the program) and run over fixed-size chunks
 
 from __future__ import annotations
 
-import pathlib
 from typing import Callable
 
 import jax
@@ -27,6 +26,7 @@ from maskgit_jax import batching
 from maskgit_jax import checkpointing
 from maskgit_jax import imageio
 from maskgit_jax import restore
+from maskgit_jax import storage
 from maskgit_jax.models import mage as mage_lib
 
 KINDS = ("mage", "maskgit", "tokenizer", "pixels")
@@ -97,7 +97,7 @@ def mage_features(saved: restore.RestoredTransformer
   return _chunked(fn)
 
 
-def extractor(kind: str, checkpoint: str | pathlib.Path | None
+def extractor(kind: str, checkpoint: str | None
               ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
   """``(images -> features, image size or None)`` for ``kind``.
 
@@ -124,7 +124,7 @@ def extractor(kind: str, checkpoint: str | pathlib.Path | None
   if restore.checkpoint_stage(checkpoint) == "tokenizer":
     tokenizer, params = restore.load_tokenizer(checkpoint)
   else:
-    config = checkpointing.read_config(pathlib.Path(checkpoint))
+    config = checkpointing.read_config(storage.path(checkpoint))
     tokenizer, params = restore.load_tokenizer(restore.resolve_tokenizer(
-        config.get("tokenizer_checkpoint"), pathlib.Path(checkpoint)))
+        config.get("tokenizer_checkpoint"), storage.path(checkpoint)))
   return tokenizer_latents(tokenizer, params), None

@@ -17,7 +17,6 @@ bidirectional MaskGIT and raises ValueError.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Sequence
 
 import jax
@@ -27,6 +26,7 @@ from maskgit_jax import ar_decode
 from maskgit_jax import imageio
 from maskgit_jax import logit_filters
 from maskgit_jax import restore
+from maskgit_jax import storage
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import token_images
 from maskgit_jax.inference.options import Samples
@@ -98,7 +98,7 @@ class ARGenerator(token_images.TokenImages):
                        f"the prior has {prior.num_tokens} positions")
 
   @classmethod
-  def from_checkpoint(cls, path: str | pathlib.Path, *, use_ema: bool = True,
+  def from_checkpoint(cls, path: storage.PathLike, *, use_ema: bool = True,
                       step: int | None = None, **kwargs) -> "ARGenerator":
     """Loads an ``ar``-stage workdir (``batch_size``, ``devices`` as kwargs).
 

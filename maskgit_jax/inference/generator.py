@@ -12,7 +12,6 @@ sampling in :mod:`.rejection`; both are methods here.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any, Callable, Sequence
 
 import jax
@@ -23,6 +22,7 @@ from maskgit_jax import guidance
 from maskgit_jax import imageio
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
+from maskgit_jax import storage
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import rejection
 from maskgit_jax.inference import token_images
@@ -133,9 +133,9 @@ class Generator(token_images.TokenImages):
           "positions")
 
   @classmethod
-  def from_checkpoint(cls, path: str | pathlib.Path, *, use_ema: bool = True,
+  def from_checkpoint(cls, path: storage.PathLike, *, use_ema: bool = True,
                       step: int | None = None,
-                      critic: str | pathlib.Path | None = None,
+                      critic: storage.PathLike | None = None,
                       **kwargs) -> "Generator":
     """Loads a stage-2 training workdir or a directory from ``official``.
 

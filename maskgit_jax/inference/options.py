@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import warnings
 
 import numpy as np
@@ -13,6 +12,7 @@ from maskgit_jax import logit_filters
 from maskgit_jax import masking
 from maskgit_jax import parallel_decode
 from maskgit_jax import remasking
+from maskgit_jax import storage
 
 CFG_SCHEDULES = guidance.CFG_SCHEDULES
 
@@ -213,12 +213,11 @@ class Samples:
                    labels=self.labels[index],
                    float_images=self.float_images[index])
 
-  def save_npz(self, path: str | pathlib.Path) -> pathlib.Path:
-    """Writes ``images``, ``tokens`` and ``labels`` (the FID tools read it)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=self.images, tokens=self.tokens, labels=self.labels)
-    return path
+  def save_npz(self, path):
+    """Writes ``images``, ``tokens`` and ``labels`` (the FID tools read
+    it); ``path`` may be local or ``gs://``."""
+    return storage.save_npz(path, dict(images=self.images, tokens=self.tokens,
+                                       labels=self.labels))
 
 
 def label_array(labels, num: int | None = None) -> np.ndarray:

@@ -14,9 +14,9 @@ vectors, averaged over space, and summed over taps.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
+from etils import epath
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -85,7 +85,7 @@ class LPIPS(nn.Module):
     return distance
 
 
-def load_params(path: str | pathlib.Path) -> dict:
+def load_params(path) -> dict:
   """Reads LPIPS weights from an ``.npz`` file into the module's params tree.
 
   The file holds exactly the arrays of :func:`param_shapes` (float32).
@@ -94,12 +94,12 @@ def load_params(path: str | pathlib.Path) -> dict:
     FileNotFoundError: when ``path`` does not exist.
     ValueError: naming every missing, unexpected or wrongly shaped array.
   """
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   if not path.exists():
     raise FileNotFoundError(
         f"LPIPS weights file {path} does not exist; make one with "
         "scripts/convert_lpips_weights.py or disable the perceptual loss")
-  with np.load(path, allow_pickle=False) as data:
+  with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
     arrays = {k: np.asarray(data[k], np.float32) for k in data.files}
   expected = param_shapes()
   problems = [f"missing {k}" for k in expected if k not in arrays]

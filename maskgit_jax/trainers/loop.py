@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import pathlib
 import signal
 import threading
 
 import jax
+from etils import epath
 import ml_collections
 import numpy as np
 
@@ -25,6 +25,7 @@ from maskgit_jax import imageio
 from maskgit_jax import input_pipeline
 from maskgit_jax import monitoring
 from maskgit_jax import sharding as sharding_lib
+from maskgit_jax import storage
 from maskgit_jax.trainers import tasks
 
 # The stages that train on tokens, so can read cached ones ("tokens:...").
@@ -41,7 +42,7 @@ def check_finite(metrics: dict, step: int) -> None:
                              f"{names}")
 
 
-def _check_workdir(workdir: pathlib.Path) -> None:
+def _check_workdir(workdir: epath.Path) -> None:
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     probe = workdir / f".write_test_{jax.process_index()}"
@@ -70,7 +71,7 @@ class _PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _log_parameters(workdir: pathlib.Path, params) -> None:
+def _log_parameters(workdir: epath.Path, params) -> None:
   """One log line; the per-array table goes to ``parameters.txt``."""
   from clu import parameter_overview  # pylint: disable=g-import-not-at-top
   params = jax.device_get(params)
@@ -83,7 +84,7 @@ def _log_parameters(workdir: pathlib.Path, params) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str | pathlib.Path) -> dict[str, float]:
+                       workdir: storage.PathLike) -> dict[str, float]:
   """Trains the stage ``config.stage`` in ``workdir`` (resuming if possible).
 
   Every input is validated before anything is written to ``workdir``.
@@ -97,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     FloatingPointError: a non-finite loss; the checkpoints written before
       it are kept untouched.
   """
-  workdir = pathlib.Path(workdir)
+  workdir = storage.path(workdir)
   mesh = sharding_lib.make_mesh(config.mesh_shape)
   rules = tuple(tuple(r) for r in config.logical_axis_rules)
   dp = sharding_lib.data_parallel_size(mesh)
@@ -219,7 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return last_metrics
 
 
-def _write_preview(workdir: pathlib.Path, writer, step: int, images) -> None:
+def _write_preview(workdir: epath.Path, writer, step: int, images) -> None:
   images = np.asarray(jax.device_get(images))
   grid = imageio.image_grid(images, columns=tasks.PREVIEW_IMAGES)
   if jax.process_index() == 0:

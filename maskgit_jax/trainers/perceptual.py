@@ -14,7 +14,6 @@ committed.
 
 from __future__ import annotations
 
-import pathlib
 import sys
 from typing import Callable, Sequence
 
@@ -39,7 +38,7 @@ def train(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
 
 
 def save(path, params, num_classes: int, widths: Sequence[int] = WIDTHS
-         ) -> pathlib.Path:
+         ):
   """Writes the weights file ``restore.load_perceptual`` reads."""
   return supervised.save(path, params, num_classes=np.int32(num_classes),
                          widths=np.asarray(widths, np.int32))
