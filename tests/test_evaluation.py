@@ -184,3 +184,27 @@ def test_evaluate_cli_with_a_classifier(tmp_path, capsys):
                         f"--reference={tmp_path / 'ref.npz'}",
                         f"--classifier={tmp_path / 'c.npz'}"]) == 2
   assert "neither 'images'" in capsys.readouterr().err
+
+
+def test_fid_takes_the_reference_mu_sigma_over_its_images():
+  """ADM's reference batches: FID against the whole-train-set statistics,
+  the batch's images for precision and recall only."""
+  from maskgit_jax.evaluation import __main__ as evaluate  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(2)
+
+  def network(images):  # a fixed feature map: 4 pixel means
+    x = images.astype(np.float64).reshape(len(images), 4, -1).mean(-1)
+    return {"pool": x, "logits": np.zeros((len(images), 1000))}
+
+  samples = {"images": rng.integers(0, 255, (64, 8, 8, 3), dtype=np.uint8)}
+  ref_images = rng.integers(100, 200, (64, 8, 8, 3), dtype=np.uint8)
+  mu, sigma = np.full(4, 30.0), np.diag([4.0, 5.0, 6.0, 7.0])
+  with_stats = evaluate.evaluate(
+      samples, {"images": ref_images, "mu": mu, "sigma": sigma}, network)
+  images_only = evaluate.evaluate(samples, {"images": ref_images}, network)
+  fake = network(samples["images"])["pool"]
+  expected = _closed_form(fake.mean(0), np.cov(fake, rowvar=False), mu, sigma)
+  assert with_stats["fid"] == pytest.approx(expected, rel=1e-6)
+  assert with_stats["fid_reference"] == "mu_sigma"
+  assert abs(with_stats["fid"] - images_only["fid"]) > 100  # they disagree
+  assert with_stats["precision"] == images_only["precision"]
