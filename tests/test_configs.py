@@ -108,3 +108,27 @@ def test_checkpoint_fields_take_a_path_on_the_command_line(name, variant):
   for key in config.keys():
     if key.endswith("_checkpoint"):
       assert config.get_type(key) is str, key
+
+
+@pytest.mark.parametrize("name", ["maskgit_jax.presets.imagenet_transformer",
+                                  "maskgit_jax.presets.animal_mnist_ar",
+                                  "maskgit_jax.presets.imagenet_mage"])
+def test_token_positions_follow_an_image_size_override(name):
+  config = importlib.import_module(name).get_config(None)
+  config.lock()  # as train.py holds it
+  config.image_size = config.image_size // 2
+  tokens = (config.image_size // config.token_factor) ** 2
+  saved = config.to_dict()["model"]  # what a checkpoint records
+  assert saved.get("max_position_embeddings", tokens + 1) == tokens + 1
+  assert saved.get("num_tokens", tokens) == tokens
+
+
+def test_a_size_the_model_could_not_sample_is_refused_in_one_line():
+  from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
+  assert tasks.check_grid(128, 16, 64, "positions") == 8
+  with pytest.raises(ValueError, match=r"makes 8x8 tokens, but positions is "
+                     r"256") as error:
+    tasks.check_grid(128, 16, 256, "positions")
+  assert "\n" not in str(error.value)
+  with pytest.raises(ValueError, match="multiple of the factor"):
+    tasks.check_grid(120, 16, 49, "positions")

@@ -26,11 +26,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = common.check_variant(arg, VARIANTS)
   config = animal_mnist_transformer.get_config(variant)
   config.stage = "ar"
-  grid = config.image_size // config.token_factor
   old = config.model
   config.model = ml_collections.ConfigDict(dict(
       codebook_size=old.codebook_size, num_classes=old.num_classes,
-      num_tokens=grid * grid, hidden_size=old.hidden_size,
+      num_tokens=common.token_count(config), hidden_size=old.hidden_size,
       num_layers=old.num_layers, num_heads=old.num_heads,
       mlp_dim=old.mlp_dim, dropout_rate=old.dropout_rate,
       attention_dropout_rate=old.attention_dropout_rate))

@@ -28,10 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = common.check_variant(arg, VARIANTS)
   config = animal_mnist_transformer.get_config(variant)
   config.stage = "mage"
-  grid = config.image_size // config.token_factor
   old = config.model
   config.model = ml_collections.ConfigDict(dict(
-      codebook_size=old.codebook_size, num_tokens=grid * grid,
+      codebook_size=old.codebook_size, num_tokens=common.token_count(config),
       hidden_size=old.hidden_size, encoder_layers=old.num_layers,
       encoder_heads=old.num_heads, decoder_size=old.hidden_size,
       decoder_layers=max(old.num_layers // 2, 1),

@@ -25,7 +25,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                      flip=True)
   config.model.update(codebook_size=128, num_classes=10, hidden_size=128,
                       num_layers=4, num_heads=4, mlp_dim=512,
-                      max_position_embeddings=8 * 8 + 1,
                       dropout_rate=0.0, attention_dropout_rate=0.0)
   config.masking.update(label_dropout=0.1)
   # docs/demo_efficiency.md: at 1,000 steps, lr 3e-3 cut the held-out
@@ -56,8 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.image_size = 16  # as the tiny tokenizer: an 8x8 token grid
     config.token_factor = 2
     config.model.update(codebook_size=32, hidden_size=32, num_layers=1,
-                        num_heads=2, mlp_dim=64,
-                        max_position_embeddings=8 * 8 + 1)
+                        num_heads=2, mlp_dim=64)
     config.masking.update(label_dropout=0.0)
     config.decode.update(cfg_scale=0.0)
     config.optimizer.update(warmup_steps=2)

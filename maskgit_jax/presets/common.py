@@ -61,6 +61,14 @@ def override(config: ml_collections.ConfigDict, overrides: dict
   return config
 
 
+def token_count(config: ml_collections.ConfigDict
+                ) -> ml_collections.FieldReference:
+  """``(image_size // token_factor) ** 2``, kept up to date: a reference, so
+  ``--config.image_size=128`` resizes the position table with it."""
+  grid = config.get_ref("image_size") // config.get_ref("token_factor")
+  return grid * grid
+
+
 def get_config() -> ml_collections.ConfigDict:
   """Runtime defaults every stage shares."""
   config = ml_collections.ConfigDict()

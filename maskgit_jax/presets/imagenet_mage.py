@@ -49,10 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                            else "256")
   config.stage = "mage"
   config.variant = variant
-  grid = config.image_size // config.token_factor
   hidden, layers, heads = SIZES[variant]
   config.model = ml_collections.ConfigDict(dict(
-      codebook_size=config.model.codebook_size, num_tokens=grid * grid,
+      codebook_size=config.model.codebook_size, num_tokens=common.token_count(config),
       hidden_size=hidden, encoder_layers=layers, encoder_heads=heads,
       decoder_size=hidden, decoder_layers=8, decoder_heads=16, mlp_ratio=4,
       dropout_rate=0.1))

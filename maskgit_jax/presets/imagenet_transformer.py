@@ -26,7 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # "tiny" matches the tiny tokenizer (16x16 images, factor 2): an 8x8 grid.
   config.image_size = {"256": 256, "512": 512, "tiny": 16}[variant]
   config.token_factor = 16 if variant != "tiny" else 2  # pixels per token side
-  latent = config.image_size // config.token_factor
 
   config.model = ml_collections.ConfigDict(dict(
       codebook_size=1024,
@@ -35,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       num_layers=24,
       num_heads=16,  # the paper's text says 8; the released weights have 16
       mlp_dim=3072,
-      max_position_embeddings=latent * latent + 1,
+      max_position_embeddings=common.token_count(config) + 1,
       dropout_rate=0.1,
       attention_dropout_rate=0.1,
       initializer_range=0.02,

@@ -136,6 +136,9 @@ def transformer_task(config: ml_collections.ConfigDict,
     raise ValueError(
         f"tokenizer codebook has {tokenizer.codebook_size} codes but "
         f"config.model.codebook_size is {model.codebook_size}")
+  check_grid(config.image_size, tokenizer.factor,
+             model.max_position_embeddings - 1,
+             "config.model.max_position_embeddings - 1")
   trainer = transformer_step.TransformerTrainer(
       model=model,
       optimizer=_optimizer(config),
@@ -210,6 +213,21 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
   return Task(init=trainer.init, step=step, preview=preview, extras=extras)
 
 
+def check_grid(image_size: int, factor: int, positions: int, field: str
+               ) -> int:
+  """The token grid side of ``image_size``; refuses a model that could not
+  load it (an override of ``image_size`` alone, say) in one line."""
+  grid = image_size // factor
+  if image_size % factor or grid * grid != positions:
+    raise ValueError(
+        f"image_size {image_size} with the tokenizer's factor {factor} makes "
+        f"{image_size / factor:g}x{image_size / factor:g} tokens, but {field} "
+        f"is {positions}: the trained model could not sample at this size "
+        "(image_size must be a multiple of the factor; presets derive the "
+        "positions from image_size and token_factor)")
+  return grid
+
+
 def _frozen_tokenizer(config: ml_collections.ConfigDict, model):
   """``(tokenizer, params, grid)`` of ``config.tokenizer_checkpoint``,
   checked against a model with ``codebook_size`` and ``num_tokens``."""
@@ -218,13 +236,12 @@ def _frozen_tokenizer(config: ml_collections.ConfigDict, model):
                      "workdir whose tokenizer makes the training tokens")
   tokenizer, tokenizer_params = restore.load_tokenizer(
       config.tokenizer_checkpoint)
-  grid = config.image_size // tokenizer.factor
-  if tokenizer.codebook_size != model.codebook_size or (
-      grid * grid != model.num_tokens):
+  if tokenizer.codebook_size != model.codebook_size:
     raise ValueError(
-        f"the tokenizer makes {grid}x{grid} tokens of {tokenizer.codebook_size}"
-        f" codes; config.model has num_tokens {model.num_tokens} and "
-        f"codebook_size {model.codebook_size}")
+        f"the tokenizer has {tokenizer.codebook_size} codes; config.model "
+        f"has codebook_size {model.codebook_size}")
+  grid = check_grid(config.image_size, tokenizer.factor, model.num_tokens,
+                    "config.model.num_tokens")
   return tokenizer, tokenizer_params, grid
 
 
