@@ -36,6 +36,7 @@ LAYERS = {
     "trainers.loop": "trainers", "trainers.tokenizer_step": "trainers",
     "trainers.transformer_step": "trainers", "trainers.critic_step": "trainers",
     "trainers.ar_step": "trainers", "trainers.mage_step": "trainers",
+    "trainers.warm_start": "trainers",
     "inference.*": "inference", "sampling": "inference",
     "evaluation": "algorithms",  # docstring only
     "evaluation.inception": "inference",

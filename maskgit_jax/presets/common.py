@@ -73,6 +73,9 @@ def get_config() -> ml_collections.ConfigDict:
   """Runtime defaults every stage shares."""
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Fine-tuning: a workdir (ours or an imported official one) whose weights
+  # seed a fresh run (trainers/warm_start.py); ignored when resuming.
+  config.init_from = ""
   # Sizes of the ('data', 'fsdp', 'model') mesh axes; one may be -1 (all the
   # devices the others leave).
   config.mesh_shape = (-1, 1, 1)

@@ -27,6 +27,7 @@ from maskgit_jax import monitoring
 from maskgit_jax import sharding as sharding_lib
 from maskgit_jax import storage
 from maskgit_jax.trainers import tasks
+from maskgit_jax.trainers import warm_start
 
 # The stages that train on tokens, so can read cached ones ("tokens:...").
 TOKEN_STAGES = ("transformer", "critic", "ar", "mage")
@@ -144,6 +145,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     start_step, state, data = restored
     next_batch = int(data["next_batch"])
     logging.info("resumed from step %d", start_step)
+  elif config.get("init_from"):
+    state = warm_start.warm_start(
+        state, state_shardings, config.init_from,
+        config.model.get("codebook_size") if config.stage != "tokenizer"
+        else None)
   step = int(jax.device_get(state.step))
 
   replicated = sharding_lib.replicated(mesh)
