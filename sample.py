@@ -155,17 +155,22 @@ def _options() -> dict:
               remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
 
 
-def _run(generator, progress):
+def _generator_options(generator) -> dict:
+  """The command line's options for this generator (MaskGIT's or a
+  prior's; the other kind's refused)."""
+  if hasattr(generator, "prior"):
+    return _prior_options(_options())
+  if _TASK.value == "complete":
+    raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
+                     "fills any mask (--task=inpaint)")
+  return _options()
+
+
+def _run(generator, options, progress):
   """Runs --task; returns (images uint8 [N, H, W, 3], labels, tokens|None)."""
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  options = _options()
   task, seed = _TASK.value, _SEED.value
-  if hasattr(generator, "prior"):
-    options = _prior_options(options)
-  elif task == "complete":
-    raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
-                     "fills any mask (--task=inpaint)")
   if task == "generate":
     samples = generator.sample(_ints(_LABELS.value, "labels"), seed=seed,
                                progress=progress, **options)
@@ -201,14 +206,13 @@ def _sample_many(generator, options, progress):
   """--num_samples: ADM shards, then the merge on process 0.
 
   Returns:
-    Up to 64 of the first images (process 0; None on the others).
+    Up to 64 of the first images for the --output grid (None without
+    --output, and on processes other than 0).
   """
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
   from maskgit_jax.inference import sample_files  # pylint: disable=g-import-not-at-top
-  if hasattr(generator, "prior"):
-    options = _prior_options(options)
   out = _OUTPUT_DIR.value or f"{_OUTPUT_NPZ.value}.shards"
   counts = sample_files.write_shards(
       generator, out, _NUM_SAMPLES.value, seed=_SEED.value,
@@ -223,7 +227,9 @@ def _sample_many(generator, options, progress):
     multihost_utils.sync_global_devices("sample.py: every shard written")
   if jax.process_index() != 0:
     return None
-  first = storage.load_npz(sample_files.shard_files(out)[0])["arr_0"][:64]
+  first = None
+  if _OUTPUT.value:  # read before the merge may remove the shards
+    first = storage.load_npz(sample_files.shard_files(out)[0])["arr_0"][:64]
   if _OUTPUT_NPZ.value:
     merged = sample_files.merge(out, _OUTPUT_NPZ.value)
     print(f"wrote {_NUM_SAMPLES.value} images to {merged}")
@@ -281,12 +287,13 @@ def main(argv):
     def progress(done, total):
       bar.total = total
       bar.update(done - bar.n)
+    options = _generator_options(generator)
     if many:
-      images = _sample_many(generator, _options(), progress)
+      images = _sample_many(generator, options, progress)
     else:
-      images, labels, tokens = _run(generator, progress)
+      images, labels, tokens = _run(generator, options, progress)
   if images is None:
-    return  # another process merges and draws
+    return  # written already (or by process 0); no grid to draw here
   if _OUTPUT_NPZ.value and not many:
     arrays = {"arr_0": images, "arr_1": labels}
     if tokens is not None:

@@ -50,10 +50,8 @@ def build_model(root: pathlib.Path, image_size: int = 64) -> pathlib.Path:
   for workdir, config, state in (
       (root / "gen" / "tokenizer", tok, {"params": tok_params}),
       (root / "gen", gen, {"params": params, "ema_params": params})):
-    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
-    ckpt.save(0, {"step": jnp.zeros((), jnp.int32), **state}, next_batch=0,
-              config=config.to_dict())
-    ckpt.close()
+    checkpointing.write_once(workdir, {"step": jnp.zeros((), jnp.int32),
+                                       **state}, config.to_dict())
   return root / "gen"
 
 

@@ -132,6 +132,17 @@ class Checkpointer:
     self.manager.close()
 
 
+def write_once(workdir: storage.PathLike, state: Any, config: dict,
+               step: int = 0) -> None:
+  """Writes one complete checkpoint (an import or a built model) and waits
+  for it: a workdir every loader reads like a training run's."""
+  ckpt = Checkpointer(workdir, async_save=False)
+  try:
+    ckpt.save(step, state, next_batch=0, config=config)
+  finally:
+    ckpt.close()
+
+
 def _handlers() -> dict[str, ocp.CheckpointHandler]:
   """The handler of each item: how it is written and read back."""
   return {STATE: ocp.StandardCheckpointHandler(),

@@ -96,7 +96,7 @@ class MetricWriter:
                      "ignores %s", storage.EMULATOR_VARIABLE)
         tensorboard = False
     if tensorboard:
-      self._tb = _summary_writer(os.fspath(storage.path(workdir)))
+      self._tb = _summary_writer(os.fspath(self.path.parent))
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     values = {k: float(v) for k, v in scalars.items()}

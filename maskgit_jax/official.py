@@ -147,11 +147,7 @@ def import_checkpoints(tokenizer_path, transformer_path,
         "params": jax.tree_util.tree_map(jnp.asarray, tok_params)}),
       (out, tf_config, {"step": jnp.zeros((), jnp.int32), "params": tf_params,
                         "ema_params": tf_params})):
-    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
-    try:
-      ckpt.save(0, state, next_batch=0, config=config.to_dict())
-    finally:
-      ckpt.close()
+    checkpointing.write_once(workdir, state, config.to_dict())
   return {"tokenizer": tok_fields, "transformer": tf_fields,
           "image_size": image_size}
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import flax.serialization
+import jax
 import numpy as np
 
 from maskgit_jax import storage
@@ -100,7 +101,7 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     from maskgit_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(0)
     judge = classifier.Classifier(classifier.SmallCNN(10).init(
-        __import__("jax").random.PRNGKey(0),
+        jax.random.PRNGKey(0),
         np.zeros((1, 16, 16, 3), np.float32))["params"], 10)
     judge_path = tmp_path / "judge.npz"
     judge.save(judge_path)

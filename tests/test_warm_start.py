@@ -1,7 +1,5 @@
 """Fine-tuning: config.init_from seeds a fresh run from another workdir."""
 
-import json
-
 import flax
 import numpy as np
 import pytest
@@ -46,7 +44,7 @@ def test_merge_copies_remaps_the_class_rows_and_names_mismatches():
 def _official_sized(imported, **overrides):
   """A stage-2 config shaped like the fixture's transformer (16 px)."""
   config = th.transformer_config(imported / "tokenizer")
-  model = json.loads(json.dumps(checkpointing.read_config(imported)["model"]))
+  model = checkpointing.read_config(imported)["model"]
   config.model.update({k: model[k] for k in (
       "codebook_size", "hidden_size", "num_layers", "num_heads", "mlp_dim")})
   config.update(init_from=str(imported), **overrides)

@@ -66,7 +66,8 @@ def evaluate(samples: dict, reference: dict, network) -> dict[str, float]:
   fake = network(samples["images"])
   result = {"num_samples": len(samples["images"])}
   ref_stats = None
-  if "mu" in reference and "sigma" in reference:  # the standard protocol
+  from_stats = "mu" in reference and "sigma" in reference  # the protocol
+  if from_stats:
     ref_stats = metrics.Statistics(np.asarray(reference["mu"], np.float64),
                                    np.asarray(reference["sigma"], np.float64))
   if "images" in reference:
@@ -75,8 +76,7 @@ def evaluate(samples: dict, reference: dict, network) -> dict[str, float]:
       ref_stats = metrics.Statistics.of(real["pool"])
     result["precision"], result["recall"] = metrics.precision_recall(
         real["pool"], fake["pool"])
-  result["fid_reference"] = ("mu_sigma" if "mu" in reference
-                             else "reference_images")
+  result["fid_reference"] = "mu_sigma" if from_stats else "reference_images"
   result["fid"] = metrics.frechet_distance(metrics.Statistics.of(fake["pool"]),
                                            ref_stats)
   result["inception_score"] = metrics.inception_score(fake["logits"])[0]

@@ -9,7 +9,7 @@ class). They never exist in host memory at once here:
 * indices are cut into shards of ``shard_size``; shard ``k`` is written as
   ``samples_KKKKK_of_NNNNN.npz`` in ADM's layout (``arr_0`` uint8
   ``[n, H, W, 3]``, ``arr_1`` int32 labels ``[n]``), whole or not at all
-  (a temporary name, renamed when complete);
+  (see :func:`maskgit_jax.storage.write_bytes`);
 * process ``p`` of ``P`` writes the shards ``k % P == p`` (a pod slice: each
   host samples on its own devices); a re-run skips finished shards, so an
   interrupted job resumes without duplicates or gaps;
@@ -25,12 +25,14 @@ class). They never exist in host memory at once here:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import io
 import json
 import os
 import re
 import tempfile
 import zipfile
-from typing import Any, Callable
+from typing import Callable
 
 from etils import epath
 import numpy as np
@@ -107,7 +109,8 @@ def write_shards(generator, out: storage.PathLike, num_samples: int, *,
       "num_samples": num_samples, "shard_size": shard_size, "seed": seed,
       "num_classes": generator.num_classes,
       "image_size": generator.image_size,
-      "options": json.loads(json.dumps(_as_dict(opts), default=str)),
+      "options": json.loads(json.dumps(dataclasses.asdict(opts),
+                                       default=str)),
       **(describe or {})})
   mine = [k for k in range(len(bounds)) if k % process_count == process_index]
   todo = [k for k in mine if not (out / shard_name(k, len(bounds))).exists()]
@@ -141,11 +144,6 @@ def write_shards(generator, out: storage.PathLike, num_samples: int, *,
   return {"written": len(todo), "skipped": len(mine) - len(todo)}
 
 
-def _as_dict(opts) -> dict[str, Any]:
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  return dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else {}
-
-
 def shard_files(out: storage.PathLike) -> list[epath.Path]:
   """The finished shards in ``out``, in index order.
 
@@ -171,19 +169,11 @@ def shard_files(out: storage.PathLike) -> list[epath.Path]:
 
 
 def _npy_header(shape: tuple[int, ...], dtype) -> bytes:
-  buffer = _Bytes()
+  buffer = io.BytesIO()
   np.lib.format.write_array_header_2_0(
       buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
                "fortran_order": False, "shape": shape})
-  return buffer.value
-
-
-class _Bytes:
-  def __init__(self):
-    self.value = b""
-
-  def write(self, data: bytes) -> None:
-    self.value += data
+  return buffer.getvalue()
 
 
 def merge(out: storage.PathLike, output: storage.PathLike,

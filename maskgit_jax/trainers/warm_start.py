@@ -25,6 +25,7 @@ from typing import Any
 
 import flax
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from maskgit_jax import checkpointing
@@ -94,7 +95,6 @@ def warm_start(state, shardings, init_from: storage.PathLike,
     ValueError: leaves whose shapes differ (named, in one line).
   """
   source = checkpointing.restore_state_tree(init_from)
-  source = jax.tree_util.tree_map(np.asarray, source)
   updates, mismatched, lines = {}, [], []
   for field in FIELDS:
     if not hasattr(state, field):
@@ -105,8 +105,9 @@ def warm_start(state, shardings, init_from: storage.PathLike,
     if src is None:
       lines.append(f"{field}: fresh (not in {init_from})")
       continue
-    host = jax.tree_util.tree_map(np.asarray,
-                                  jax.device_get(getattr(state, field)))
+    # Whole host copies, also of leaves sharded over other hosts (FSDP).
+    host = multihost_utils.process_allgather(getattr(state, field),
+                                             tiled=True)
     merged, report = merge(host, src, codebook_size)
     mismatched += [f"{field}/{m}" for m in report["mismatched"]]
     lines.append(f"{field}: {len(report['copied'])} copied, "
