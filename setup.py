@@ -57,6 +57,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=setuptools.find_packages(include=["maskgit_jax", "maskgit_jax.*"]),
+    package_data={"maskgit_jax": ["imagenet_classes.tsv"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -132,3 +132,11 @@ def test_tiny_training_without_tensorflow(venv_python, tmp_path):
   assert [json.loads(line)["step"] for line in lines] == [2, 4, 6]
   assert not list((tmp_path / "run").glob("events.out.tfevents*"))
   assert th.checkpoint_steps(tmp_path / "run") == [3, 6]
+
+
+def test_the_class_names_ship_in_the_wheel(venv_python, tmp_path):
+  out = _check(_run([str(venv_python), "-c",
+                     "from maskgit_jax import imagenet_classes as c; "
+                     "print(c.class_id('goldfish'), c.name(207))"],
+                    cwd=tmp_path))
+  assert out.stdout.split("\n")[0] == "1 golden retriever"
