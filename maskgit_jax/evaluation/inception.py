@@ -16,6 +16,9 @@ published pytorch-fid weights once::
 v0.1.0), then :func:`load_params` reads the ``.npz``. Its names are the
 PyTorch state-dict names listed by :func:`torch_param_shapes`.
 
+Checked against pytorch-fid's own network with shared random weights
+(:func:`random_torch_state`; ``tests/test_inception_parity.py``).
+
 Input: images ``[b, H, W, 3]`` in [0, 1], resized bilinearly to 299x299 and
 scaled to [-1, 1] as pytorch-fid does.
 """
@@ -248,6 +251,32 @@ def from_torch_state_dict(state: dict[str, np.ndarray]) -> dict:
       stats[(*module, "mean" if leaf == "running_mean" else "var")] = value
   return {"params": flax.traverse_util.unflatten_dict(params),
           "batch_stats": flax.traverse_util.unflatten_dict(stats)}
+
+
+def random_torch_state(seed: int) -> dict[str, np.ndarray]:
+  """Random weights under pytorch-fid's names, the same for a seed anywhere.
+
+  What the parity fixture (``tests/fixtures/inception_parity.npz``) was made
+  with: He-scaled conv kernels, batch-norm statistics and affines near
+  identity, and a ``1/sqrt(2048)`` fc, so activations stay of order one
+  through the whole network. Drawn in sorted-name order from
+  ``np.random.default_rng(seed)`` in float64, then cast to float32.
+  """
+  rng = np.random.default_rng(seed)
+  state = {}
+  for name, shape in torch_param_shapes().items():
+    leaf = name.rsplit(".", 1)[-1]
+    if name.endswith("conv.weight"):
+      fan_in = int(np.prod(shape[1:]))
+      value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    elif name == "fc.weight":
+      value = rng.standard_normal(shape) / np.sqrt(shape[1])
+    elif leaf in ("weight", "running_var"):
+      value = rng.uniform(0.5, 1.5, shape)
+    else:  # bn.bias, running_mean, fc.bias
+      value = 0.1 * rng.standard_normal(shape)
+    state[name] = value.astype(np.float32)
+  return state
 
 
 def load_params(path: storage.PathLike) -> dict:
