@@ -78,3 +78,26 @@ def test_a_shape_mismatch_names_its_leaves_in_one_line(imported, tmp_path):
   assert "\n" not in str(error.value)
   assert not (tmp_path / "bad" / "checkpoints").exists() or not list(
       (tmp_path / "bad" / "checkpoints").iterdir())
+
+
+def test_tokenizer_fine_tuning_from_the_imported_one_with_a_new_discriminator(
+    imported, tmp_path):
+  """The released tokenizer seeds a stage-1 run; the discriminator (absent
+  from the release) starts from its own initialisation and trains."""
+  source_dir = imported / "tokenizer"
+  config = th.tokenizer_config(num_train_steps=2, checkpoint_every_steps=2,
+                               preview_every_steps=0,
+                               init_from=str(source_dir))
+  config.model.update(checkpointing.read_config(source_dir)["model"])
+  config.image_size = checkpointing.read_config(source_dir)["image_size"]
+  config.optimizer.learning_rate = 0.0  # the generator stays the source
+  config.losses.update(discriminator_start_step=0, dead_code_restart=False)
+  metrics = loop.train_and_evaluate(config, tmp_path / "tok")
+  assert np.isfinite(metrics["discriminator_loss"])
+  tuned = checkpointing.restore_state_tree(tmp_path / "tok")
+  source = checkpointing.restore_state_tree(source_dir)["params"]
+  flat = lambda t: flax.traverse_util.flatten_dict(t, sep="/")  # pylint: disable=unnecessary-lambda-assignment
+  assert flat(tuned["params"]).keys() == flat(source).keys()
+  for k, v in flat(source).items():
+    np.testing.assert_array_equal(flat(tuned["params"])[k], v, err_msg=k)
+  assert "disc_params" in tuned and flat(tuned["disc_params"])
