@@ -3,6 +3,8 @@
     python sample.py --checkpoint=runs/maskgit --labels=3,7 --output=grid.png
     python sample.py --checkpoint=gs://BUCKET/maskgit --num_samples=50000 \
         --output_dir=gs://BUCKET/samples --output_npz=samples.npz  # for FID
+    python sample.py --pretrained=imagenet256 --labels=goldfish,207 \
+        --output=grid.png
     python sample.py --checkpoint=runs/maskgit --task=inpaint \
         --image=cat.png --mask=mask.png --label=3 --output=filled.png
     python sample.py --checkpoint=runs/maskgit --task=edit --image=cat.png \
@@ -45,8 +47,13 @@ AR_OPTIONS = ("temperature", "top_k", "top_p", "cfg_scale")
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Stage-2 workdir or imported checkpoint directory.")
+_PRETRAINED = flags.DEFINE_enum(
+    "pretrained", None, ["imagenet256", "imagenet512"], "Instead of "
+    "--checkpoint: a released ImageNet model, imported once into "
+    "$MASKGIT_JAX_CACHE (default ~/.cache/maskgit_jax).")
 _TASK = flags.DEFINE_enum("task", "generate", TASKS, "What to do.")
-_LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7.")
+_LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7 (for "
+                            "an ImageNet model also names: goldfish,tabby).")
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples", None, "Number of class-balanced samples (instead of "
     "--labels).")
@@ -135,6 +142,19 @@ def _ints(values, name):
                      f"{','.join(values)}") from None
 
 
+def _labels(values, num_classes: int) -> list[int]:
+  """--labels as ids; ImageNet class names too for a 1,000-class model."""
+  if num_classes != 1000 or all(v.strip().lstrip("-").isdigit()
+                                for v in values):
+    return _ints(values, "labels")
+  from maskgit_jax import imagenet_classes  # pylint: disable=g-import-not-at-top
+  try:
+    return [int(v) if v.strip().isdigit() else imagenet_classes.class_id(v)
+            for v in values]
+  except KeyError as e:
+    raise ValueError(f"--labels: {e.args[0]}") from None
+
+
 def _require(flag, task):
   if flag.value is None:
     raise ValueError(f"--task={task} needs --{flag.name}")
@@ -172,7 +192,8 @@ def _run(generator, options, progress):
   import numpy as np  # pylint: disable=g-import-not-at-top
   task, seed = _TASK.value, _SEED.value
   if task == "generate":
-    samples = generator.sample(_ints(_LABELS.value, "labels"), seed=seed,
+    samples = generator.sample(_labels(_LABELS.value, generator.num_classes),
+                               seed=seed,
                                progress=progress, **options)
     return samples.images, samples.labels, samples.tokens
   image = imageio.read_image(_require(_IMAGE, task))
@@ -274,12 +295,16 @@ def main(argv):
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
-  if _CHECKPOINT.value is None:
-    raise ValueError("--checkpoint is required")
+  if (_CHECKPOINT.value is None) == (_PRETRAINED.value is None):
+    raise ValueError("pass one of --checkpoint and --pretrained")
   many = _check_outputs()
   sharding.maybe_initialize_distributed()
+  checkpoint = _CHECKPOINT.value
+  if _PRETRAINED.value:
+    from maskgit_jax import official  # pylint: disable=g-import-not-at-top
+    checkpoint = official.fetch_released(_PRETRAINED.value)
   generator = sampling.Generator.from_checkpoint(
-      _CHECKPOINT.value, use_ema=_USE_EMA.value, step=_STEP.value,
+      checkpoint, use_ema=_USE_EMA.value, step=_STEP.value,
       batch_size=_BATCH_SIZE.value, precision=_PRECISION.value,
       critic=_CRITIC.value)
   with tqdm.tqdm(unit="img", desc=_TASK.value, file=sys.stderr,

@@ -178,6 +178,13 @@ def _reader(workdir: storage.PathLike, step: int | None
   return manager, step
 
 
+def latest_step(workdir: storage.PathLike) -> int:
+  """The newest checkpoint step in ``workdir`` (FileNotFoundError if none)."""
+  manager, step = _reader(workdir, None)
+  manager.close()
+  return step
+
+
 def read_config(workdir: storage.PathLike, step: int | None = None) -> dict:
   """The config saved with a checkpoint (default: the latest step)."""
   manager, step = _reader(workdir, step)

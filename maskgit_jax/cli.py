@@ -29,8 +29,9 @@ from typing import Callable, NoReturn, Sequence
 
 # Mistakes in what the user passed. KeyError, AttributeError and TypeError
 # are deliberately absent: inside the library they mean a bug.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError,
-               IsADirectoryError, PermissionError, FloatingPointError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError,
+               NotADirectoryError, IsADirectoryError, PermissionError,
+               FloatingPointError)
 
 _PACKAGE_DIR = str(pathlib.Path(__file__).resolve().parent)
 

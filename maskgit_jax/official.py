@@ -5,7 +5,7 @@ The four released files are Flax msgpack dumps of ``{'params': ...}``:
 ``maskgit_imagenet{256,512}_checkpoint``, linked from the official README
 (https://github.com/google-research/maskgit) at
 ``https://storage.googleapis.com/maskgit-public/checkpoints/<name>``.
-Download them yourself; nothing here downloads.
+Either download them yourself and import::
 
     python -m maskgit_jax.official --tokenizer tokenizer_imagenet256_checkpoint \
         --transformer maskgit_imagenet256_checkpoint --out imported/in256
@@ -17,11 +17,20 @@ Orbax workdirs that the rest of the library loads like its own::
     OUT/tokenizer/checkpoints/0    stage-1 params + config
     OUT/checkpoints/0              stage-2 params (also as EMA params) + config
                                    (config.tokenizer_checkpoint = "tokenizer")
+
+or let :func:`fetch_released` (``Generator.from_pretrained("imagenet256")``,
+``sample.py --pretrained=imagenet256``) read them from the public bucket
+and import them once into a cache (``$MASKGIT_JAX_CACHE``, default
+``~/.cache/maskgit_jax``); later calls load the cached import. This is
+the only place the library reads from the network, and only when asked.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import re
 import sys
 from typing import Any
@@ -150,6 +159,66 @@ def import_checkpoints(tokenizer_path, transformer_path,
     checkpointing.write_once(workdir, state, config.to_dict())
   return {"tokenizer": tok_fields, "transformer": tf_fields,
           "image_size": image_size}
+
+
+PUBLIC_CHECKPOINTS = "gs://maskgit-public/checkpoints"
+RELEASED = {  # name -> (tokenizer object, transformer object)
+    "imagenet256": ("tokenizer_imagenet256_checkpoint",
+                    "maskgit_imagenet256_checkpoint"),
+    "imagenet512": ("tokenizer_imagenet512_checkpoint",
+                    "maskgit_imagenet512_checkpoint"),
+}
+_DONE = "imported.json"  # written last: its presence marks a whole import
+
+
+def cache_root() -> storage.epath.Path:
+  """``$MASKGIT_JAX_CACHE`` or ``~/.cache/maskgit_jax`` (may be ``gs://``)."""
+  return storage.path(os.environ.get("MASKGIT_JAX_CACHE") or
+                      os.path.expanduser("~/.cache/maskgit_jax"))
+
+
+def fetch_released(name: str, cache_dir: storage.PathLike | None = None,
+                   source: str = PUBLIC_CHECKPOINTS) -> storage.epath.Path:
+  """The imported workdir of released model ``name``, imported on first use.
+
+  Args:
+    name: ``"imagenet256"`` or ``"imagenet512"``.
+    cache_dir: where imports are kept (default :func:`cache_root`).
+    source: the folder holding the released objects.
+
+  Returns:
+    ``cache_dir/name``, a workdir ``Generator.from_checkpoint`` loads.
+
+  A half-written import (no ``imported.json``) is removed and redone. On
+  several processes, process 0 imports first while the others wait, so a
+  shared (``gs://``) cache is written once; a per-host cache is then
+  imported by each host.
+  """
+  if name not in RELEASED:
+    raise ValueError(f"no released model {name!r}; expected one of "
+                     f"{sorted(RELEASED)}")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    if jax.process_index() == 0:
+      _fetch_once(name, cache_dir, source)
+    multihost_utils.sync_global_devices(f"fetch_released {name}")
+  return _fetch_once(name, cache_dir, source)
+
+
+def _fetch_once(name: str, cache_dir, source: str) -> storage.epath.Path:
+  out = storage.path(cache_dir or cache_root()) / name
+  if (out / _DONE).exists():
+    return out
+  if out.exists():
+    logging.warning("removing the unfinished import %s", out)
+    out.rmtree()
+  tokenizer, transformer = (f"{source}/{obj}" for obj in RELEASED[name])
+  logging.info("importing %s from %s into %s (once)", name, source, out)
+  summary = import_checkpoints(tokenizer, transformer, out)
+  storage.write_text(out / _DONE, json.dumps(
+      {"name": name, "tokenizer": tokenizer, "transformer": transformer,
+       "image_size": summary["image_size"]}, indent=2))
+  return out
 
 
 def main(argv=None) -> int:

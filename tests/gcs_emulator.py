@@ -77,6 +77,14 @@ def download(url: str, bucket: str, name: str) -> bytes:
     return response.read()
 
 
+def delete(url: str, bucket: str, name: str) -> None:
+  quoted = urllib.request.quote(name, safe="")
+  request = urllib.request.Request(
+      f"{url}/storage/v1/b/{bucket}/o/{quoted}", method="DELETE")
+  with urllib.request.urlopen(request, timeout=10) as response:
+    assert response.status in (200, 204), response.status
+
+
 @contextlib.contextmanager
 def running(*buckets: str):
   """Starts the server (memory backend) and makes ``buckets``; yields its URL."""

@@ -46,7 +46,8 @@ LAYERS = {
     "evaluation.representations": "inference",
     "evaluation.probe": "tools",
     "": "algorithms",  # the top-level package: empty
-    "cli": "tools", "official": "tools", "pretokenize": "tools",
+    "cli": "runtime", "official": "runtime", "export": "runtime",
+    "pretokenize": "tools",
     "demo": "tools", "evaluation.__main__": "tools", "trainers.aot": "tools",
     "trainers.perceptual": "tools", "supervised": "runtime",
 }

@@ -60,3 +60,31 @@ def test_foreign_files_are_reported(tmp_path, parity):
     official.read_msgpack(tmp_path / "missing")
   with pytest.raises(ValueError, match="not an official MaskGIT tokenizer"):
     official.infer_tokenizer(parity.params("transformer")["params"])
+
+
+def test_released_models_are_imported_once_into_the_cache(parity, tmp_path,
+                                                          monkeypatch):
+  import flax.serialization  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  source = tmp_path / "bucket"
+  source.mkdir()
+  tok_name, tf_name = official.RELEASED["imagenet256"]
+  for name, which in ((tok_name, "tokenizer"), (tf_name, "transformer")):
+    (source / name).write_bytes(
+        flax.serialization.msgpack_serialize(parity.params(which)))
+  cache = tmp_path / "cache"
+  out = official.fetch_released("imagenet256", cache, source=str(source))
+  assert out == cache / "imagenet256" and (out / "imported.json").exists()
+  # Later calls load the cached import: the sources are not read again.
+  for f in source.iterdir():
+    f.unlink()
+  monkeypatch.setenv("MASKGIT_JAX_CACHE", str(cache))
+  gen = sampling.Generator.from_pretrained("imagenet256")
+  assert gen.generate([3], seed=0).shape == (1, 16, 16, 3)
+  # An unfinished import (no marker) is redone, not trusted.
+  (out / "imported.json").unlink()
+  with pytest.raises(FileNotFoundError):
+    official.fetch_released("imagenet256", cache, source=str(source))
+  assert not (cache / "imagenet256").exists()
+  with pytest.raises(ValueError, match="expected one of.*imagenet512"):
+    official.fetch_released("imagenet1024", cache)

@@ -243,6 +243,39 @@ def test_outpaint_and_panorama_preserve_the_input(gen):
   assert wide[:, 16:].std() > 0  # the new area was generated, not left black
 
 
+# -- export ------------------------------------------------------------------
+
+
+def _stored_bytes(folder):
+  return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_export_samples_like_the_workdir_with_a_quarter_of_the_bytes(
+    gen, tiny_run, tmp_path, capsys):
+  from maskgit_jax import checkpointing, export  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "exported"
+  assert export.main([f"--workdir={tiny_run / 'maskgit'}",
+                      f"--out={out}"]) == 0
+  assert "exported transformer step" in capsys.readouterr().out
+  exported = sampling.Generator.from_checkpoint(out)
+  np.testing.assert_array_equal(exported.generate([1, 2], seed=3),
+                                gen.generate([1, 2], seed=3))
+  for folder in (out, out / "tokenizer"):
+    assert set(checkpointing.restore_state_tree(folder)) == {"step", "params"}
+  step = checkpointing.latest_step(tiny_run / "maskgit")
+  assert checkpointing.read_config(out)["export"]["step"] == step
+  source = tiny_run / "maskgit" / "checkpoints" / str(step)
+  assert _stored_bytes(out / "checkpoints") < _stored_bytes(source) / 2.5
+  # Refusals, in one line and with nothing written.
+  assert export.main([f"--workdir={tiny_run / 'maskgit'}",
+                      f"--out={out}"]) == 2
+  assert "already holds an export" in capsys.readouterr().err
+  assert export.main([f"--workdir={tmp_path / 'none'}",
+                      f"--out={tmp_path / 'x'}"]) == 2
+  assert "no checkpoint" in capsys.readouterr().err
+  assert not (tmp_path / "x").exists()
+
+
 # -- bad input ---------------------------------------------------------------
 
 

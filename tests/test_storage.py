@@ -2,16 +2,19 @@
 
 fake-gcs-server (from the registry wheel) runs on loopback; the only
 setting the tools get is ``STORAGE_EMULATOR_HOST``. Every step a user runs
-on a slice goes through object paths: train both tiny stages (and resume),
-pretokenize, sample in shards and merge, evaluate, import the released
-format from the public bucket's object names, and sample from the import.
-No local ``gs:`` folder may appear.
+on a slice goes through object paths: train both tiny stages (stage 1
+killed mid-run and resumed), pretokenize, export, fine-tune, sample in
+shards and merge, evaluate, and sample from the released format under the
+public bucket's object names (imported once into a bucket cache). No local
+``gs:`` folder may appear.
 """
 
 import io
 import os
+import re
 import subprocess
 import sys
+import time
 
 import flax.serialization
 import jax
@@ -23,18 +26,43 @@ from tests import train_helpers as th
 
 BUCKET = "runs-bkt"
 PUBLIC = "maskgit-public"  # the released checkpoints' bucket
-RELEASED = "checkpoints/{}_imagenet256_checkpoint"
+RELEASED = ("tokenizer_imagenet256_checkpoint",
+            "maskgit_imagenet256_checkpoint")
 
 
-def _tool(cwd, url, *args):
-  command = ([sys.executable, str(th.REPO / args[0])] if args[0].endswith(
+def _command(*args):
+  return ([sys.executable, str(th.REPO / args[0])] if args[0].endswith(
       ".py") else [sys.executable, "-m", args[0]]) + list(args[1:])
-  result = subprocess.run(
-      command, cwd=cwd, env=th.subprocess_env(
-          1, STORAGE_EMULATOR_HOST=url), capture_output=True, text=True,
-      timeout=600, check=False)
+
+
+def _tool(cwd, env, *args):
+  result = subprocess.run(_command(*args), cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600,
+                          check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout + result.stderr
+
+
+def _steps(url, prefix):
+  """Checkpoint steps with any object in the bucket (finished or not)."""
+  names = gcs_emulator.list_objects(url, BUCKET, prefix + "checkpoints/")
+  return {int(m.group(1)) for n in names
+          if (m := re.match(prefix + r"checkpoints/(\d+)/", n))}
+
+
+def _kill_after_a_checkpoint(cwd, env, url, *args):
+  """Starts a long run, SIGKILLs it once step 2's checkpoint is followed by
+  a later one being written; returns the steps then in the bucket."""
+  with open(cwd / "killed.log", "w") as log:
+    process = subprocess.Popen(_command(*args), cwd=cwd, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not _steps(url, "tok/") - {0, 2} and process.poll() is None:
+      assert time.monotonic() < deadline, "no second checkpoint in 300 s"
+      time.sleep(0.2)
+    process.kill()
+    process.wait()
+  return _steps(url, "tok/")
 
 
 def _config(name):
@@ -62,15 +90,20 @@ def test_storage_paths_keep_object_store_urls():
 def test_the_slice_workflow_over_gs(tmp_path, parity):
   run = f"gs://{BUCKET}"
   with gcs_emulator.running(BUCKET, PUBLIC) as url:
-    tool = lambda *a: _tool(tmp_path, url, *a)  # pylint: disable=unnecessary-lambda-assignment
-    # Stage 1, stopped at step 2 and resumed to 3.
-    tool("train.py", _config("vqgan_animal_mnist.py"), f"--workdir={run}/tok",
-         "--config.num_train_steps=2")
-    log = tool("train.py", _config("vqgan_animal_mnist.py"),
-               f"--workdir={run}/tok", "--config.num_train_steps=3")
-    assert "resumed from step 2" in log
+    env = th.subprocess_env(1, STORAGE_EMULATOR_HOST=url,
+                            MASKGIT_JAX_CACHE=f"{run}/cache")
+    tool = lambda *a: _tool(tmp_path, env, *a)  # pylint: disable=unnecessary-lambda-assignment
+    # Stage 1, killed (SIGKILL) after its second checkpoint, then resumed.
+    tok_args = ("train.py", _config("vqgan_animal_mnist.py"),
+                f"--workdir={run}/tok", "--config.checkpoint_every_steps=2")
+    seen = _kill_after_a_checkpoint(tmp_path, env, url, *tok_args,
+                                    "--config.num_train_steps=1000")
+    last = max(seen) + 1
+    log = tool(*tok_args, f"--config.num_train_steps={last}")
+    resumed = int(re.search(r"resumed from step (\d+)", log).group(1))
+    assert 2 <= resumed <= max(seen), (resumed, seen)
     objects = gcs_emulator.list_objects(url, BUCKET, "tok/")
-    assert any(n.startswith("tok/checkpoints/3/") for n in objects), objects
+    assert any(n.startswith(f"tok/checkpoints/{last}/") for n in objects)
     assert "tok/metrics.jsonl" in objects
 
     # Cached tokens, then stage 2 on them; the tokenizer named by gs:// URL.
@@ -84,8 +117,18 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     gen_objects = gcs_emulator.list_objects(url, BUCKET, "gen/")
     assert any(n.startswith("gen/checkpoints/2/") for n in gen_objects)
 
-    # Sampling in shards, merged into one ADM file.
-    tool("sample.py", f"--checkpoint={run}/gen", "--step=2",
+    # A parameters-only export, and a fine-tuning run seeded from it.
+    tool("maskgit_jax.export", f"--workdir={run}/gen", "--step=2",
+         f"--out={run}/exported")
+    log = tool("train.py", _config("maskgit_animal_mnist.py"),
+               f"--workdir={run}/tuned", f"--config.init_from={run}/exported",
+               f"--config.tokenizer_checkpoint={run}/tok",
+               f"--config.data.name=tokens:{run}/tokens.npz",
+               "--config.num_train_steps=1")
+    assert f"initialised from {run}/exported" in log
+
+    # Sampling the export in shards, merged into one ADM file.
+    tool("sample.py", f"--checkpoint={run}/exported", "--step=2",
          "--num_samples=20", "--shard_size=8", "--batch_size=8",
          "--num_iter=2", f"--output_dir={run}/samples",
          f"--output_npz={run}/samples.npz")
@@ -115,16 +158,19 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
                   f"--output_json={run}/eval.json")
     assert "mu_sigma" in report
 
-    # The released format under the public bucket's names, imported.
-    for name, which in (("tokenizer", "tokenizer"), ("maskgit", "transformer")):
-      gcs_emulator.upload(url, PUBLIC, RELEASED.format(name),
+    # The released format under the public bucket's names: imported once
+    # into the bucket cache by --pretrained, then loaded from the cache.
+    for name, which in zip(RELEASED, ("tokenizer", "transformer")):
+      gcs_emulator.upload(url, PUBLIC, f"checkpoints/{name}",
                           flax.serialization.msgpack_serialize(
                               parity.params(which)))
-    public = f"gs://{PUBLIC}/{RELEASED}"
-    tool("maskgit_jax.official", f"--tokenizer={public.format('tokenizer')}",
-         f"--transformer={public.format('maskgit')}",
-         f"--out={run}/imported")
-    tool("sample.py", f"--checkpoint={run}/imported", "--labels=3,7",
-         "--num_iter=4", f"--output={run}/imported.png")
-    assert "imported.png" in gcs_emulator.list_objects(url, BUCKET, "imp")
+    for attempt in range(2):
+      tool("sample.py", "--pretrained=imagenet256", "--labels=3,7",
+           "--num_iter=4", f"--output={run}/pretrained{attempt}.png")
+      for name in gcs_emulator.list_objects(url, PUBLIC):
+        gcs_emulator.delete(url, PUBLIC, name)  # the second run reads none
+    cached = gcs_emulator.list_objects(url, BUCKET, "cache/imagenet256/")
+    assert "cache/imagenet256/imported.json" in cached
+    assert {"pretrained0.png", "pretrained1.png"} <= set(
+        gcs_emulator.list_objects(url, BUCKET, "pretrained"))
   _no_local_gs_folder(tmp_path, th.REPO)

@@ -20,6 +20,7 @@ import numpy as np
 
 from maskgit_jax import guidance
 from maskgit_jax import imageio
+from maskgit_jax import official
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
 from maskgit_jax import storage
@@ -178,6 +179,21 @@ class Generator(token_images.TokenImages):
     return cls(saved.model, saved.params, saved.tokenizer,
                saved.tokenizer_params, image_size=saved.image_size,
                null_label=saved.null_label, defaults=defaults, **kwargs)
+
+  @classmethod
+  def from_pretrained(cls, name: str = "imagenet256", *,
+                      cache_dir: storage.PathLike | None = None,
+                      **kwargs) -> "Generator":
+    """A released ImageNet model (``"imagenet256"`` or ``"imagenet512"``).
+
+    The first call reads the released files from their public bucket and
+    imports them into ``cache_dir`` (default ``$MASKGIT_JAX_CACHE`` or
+    ``~/.cache/maskgit_jax``); later calls load the import. ``kwargs`` go
+    to :meth:`from_checkpoint`. Class ids by name:
+    :mod:`maskgit_jax.imagenet_classes`.
+    """
+    return cls.from_checkpoint(official.fetch_released(name, cache_dir),
+                               **kwargs)
 
   def options(self, **overrides) -> DecodeOptions:
     """The default decode options with ``overrides`` (None values ignored)."""

@@ -1,0 +1,104 @@
+"""Parameters-only export: what sampling needs, without the optimizer.
+
+A training workdir keeps the optimizer state (about 3x the parameters), the
+discriminator and several steps. ::
+
+    python -m maskgit_jax.export --workdir runs/maskgit --out exported/maskgit
+
+writes one checkpoint (the chosen step, default the latest) holding only the
+EMA parameters (``--weights=raw``: the raw ones) and the config; a
+stage-2 export carries its tokenizer's parameters in ``OUT/tokenizer``, so
+the export is self-contained. ``Generator.from_checkpoint(OUT)``,
+``sample.py --checkpoint=OUT`` and ``config.init_from=OUT`` read it like a
+workdir. ``config.export`` records the source, step and choice of weights.
+Works for tokenizer, MaskGIT, MAGE and autoregressive-prior workdirs, local
+or ``gs://``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import jax.numpy as jnp
+
+from maskgit_jax import checkpointing
+from maskgit_jax import cli
+from maskgit_jax import restore
+from maskgit_jax import storage
+
+SAMPLERS = ("transformer", "mage", "ar")
+
+
+def _weights(workdir, step: int | None, use_ema: bool) -> tuple[Any, dict]:
+  """(the chosen params, the config) of one checkpoint."""
+  config = checkpointing.read_config(workdir, step)
+  state = checkpointing.restore_state_tree(workdir, step)
+  params = state.get("ema_params") if use_ema else None
+  return (params if params is not None else state["params"]), config
+
+
+def _write(out, params, config: dict, source, step: int,
+           use_ema: bool) -> None:
+  config = dict(config, export={"source": str(source), "step": step,
+                                "ema": use_ema})
+  checkpointing.write_once(out, {"step": jnp.asarray(step, jnp.int32),
+                                 "params": params}, config, step=step)
+
+
+def export(workdir: storage.PathLike, out: storage.PathLike, *,
+           step: int | None = None, use_ema: bool = True) -> dict[str, Any]:
+  """Writes the export described in the module docstring.
+
+  Returns:
+    ``{"stage", "step", "tokenizer"}`` (the tokenizer workdir exported
+    beside a stage-2 model, or None).
+
+  Raises:
+    FileNotFoundError: no checkpoint (at ``step``) in ``workdir``.
+    FileExistsError: ``out`` already holds a checkpoint.
+    ValueError: a stage that cannot be exported (a token critic).
+  """
+  workdir, out = storage.path(workdir), storage.path(out)
+  if (out / "checkpoints").exists() or (out / "tokenizer").exists():
+    raise FileExistsError(f"{out} already holds an export; choose a new "
+                          "--out")
+  stage = checkpointing.read_config(workdir, step).get("stage")
+  if stage not in ("tokenizer",) + SAMPLERS:
+    raise ValueError(f"{workdir} is a {stage!r} workdir; export takes a "
+                     f"tokenizer or one of {SAMPLERS}")
+  step = checkpointing.latest_step(workdir) if step is None else step
+  params, config = _weights(workdir, step, use_ema)
+  tokenizer = None
+  if stage != "tokenizer":
+    tokenizer = restore.resolve_tokenizer(config.get("tokenizer_checkpoint"),
+                                          workdir)
+    tok_params, tok_config = _weights(tokenizer, None, use_ema=False)
+    _write(out / "tokenizer", tok_params, tok_config, tokenizer,
+           checkpointing.latest_step(tokenizer), use_ema=False)
+    config = dict(config, tokenizer_checkpoint="tokenizer")
+  _write(out, params, config, workdir, step, use_ema)
+  return {"stage": stage, "step": step, "tokenizer": tokenizer}
+
+
+def main(argv=None) -> int:
+  parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="a training workdir")
+  parser.add_argument("--out", required=True, help="a new folder")
+  parser.add_argument("--step", type=int, default=None,
+                      help="checkpoint step (default: the latest)")
+  parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                      help="the EMA params (default) or the raw ones")
+
+  def run(args):
+    summary = export(args.workdir, args.out, step=args.step,
+                     use_ema=args.weights == "ema")
+    print(f"exported {summary['stage']} step {summary['step']} of "
+          f"{args.workdir} to {args.out}")
+
+  return cli.run_args(run, parser, argv)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
