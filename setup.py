@@ -20,6 +20,9 @@ INSTALL_REQUIRES = [
     # emulator); Orbax's arrays go through tensorstore either way.
     "etils[epath]>=1.7",
     "gcsfs>=2024.6",
+    # TFDS builds (python -m maskgit_jax.tfds_data) import it without
+    # declaring it (tensorflow-datasets 4.9.10).
+    "importlib_resources>=6.0",
 ]
 
 EXTRAS_REQUIRE = {

@@ -6,8 +6,9 @@ Sources (``config.data.name``):
   ``animal-mnist`` package (installed with ``--no-deps``), read with an
   unpickler restricted to numpy arrays, padded to 32x32, repeated to RGB.
 * ``"tfds:<name>"``: any TFDS image dataset through ``tfds.data_source``
-  (random access, no TensorFlow needed; prepare the dataset once with
-  ``tfds build``), e.g. ``tfds:imagenet2012`` or ``tfds:places365_small``.
+  (random access, no TensorFlow needed; ArrayRecord files, prepared once
+  with ``python -m maskgit_jax.tfds_data``: see :mod:`maskgit_jax.tfds_data`),
+  e.g. ``tfds:imagenet2012`` or ``tfds:places365_small``.
 * ``"folder:<path>"``: one subfolder per class of PNG/JPEG files.
 * ``"tokens:<file.npz>"``: stage-2 tokens cached by
   ``python -m maskgit_jax.pretokenize`` (batches carry ``tokens`` instead of
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from maskgit_jax import storage
+from maskgit_jax import tfds_data
 from maskgit_jax.animal_mnist import (  # pylint: disable=unused-import
     ANIMAL_MNIST_CLASSES, animal_mnist_split, load_animal_mnist)
 
@@ -67,32 +69,6 @@ class ArraySource:
 
 # ---------------------------------------------------------------------------
 # TFDS and image folders
-
-
-class TfdsSource:
-  """A TFDS dataset through ``tfds.data_source`` (array_record files)."""
-
-  def __init__(self, name: str, split: str, data_dir: str | None = None):
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    try:
-      self._source = tfds.data_source(name, split=split, data_dir=data_dir)
-      self.num_classes = int(self._source.dataset_info.features[
-          "label"].num_classes)
-    except Exception as e:  # tfds raises many types for a missing dataset
-      raise FileNotFoundError(
-          f"TFDS dataset {name!r} split {split!r} is not available in "
-          f"data_dir {data_dir!r} ({type(e).__name__}: "
-          f"{str(e).splitlines()[0] if str(e) else ''})") from e
-
-  def __len__(self):
-    return len(self._source)
-
-  def __getitem__(self, index):
-    record = self._source[int(index)]
-    image = np.asarray(record["image"])
-    if image.ndim == 2 or image.shape[-1] == 1:
-      image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
-    return image, int(record["label"])
 
 
 class FolderSource:
@@ -156,7 +132,7 @@ def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
     return ArraySource(images[indices], labels[indices],
                        len(ANIMAL_MNIST_CLASSES))
   if name.startswith("tfds:"):
-    return TfdsSource(name[len("tfds:"):], split, data_dir)
+    return tfds_data.TfdsSource(name[len("tfds:"):], split, data_dir)
   if name.startswith("folder:"):
     return FolderSource(name[len("folder:"):])
   if name.startswith("tokens:"):

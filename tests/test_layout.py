@@ -32,7 +32,7 @@ LAYERS = {
     "presets.*": "runtime", "input_pipeline": "runtime", "imageio": "runtime",
     "batching": "runtime", "monitoring": "runtime", "animal_mnist": "runtime",
     "compile_cache": "runtime", "storage": "runtime",
-    "imagenet_classes": "runtime",
+    "imagenet_classes": "runtime", "tfds_data": "runtime",
     "trainers": "trainers", "trainers.tasks": "trainers",
     "trainers.loop": "trainers", "trainers.tokenizer_step": "trainers",
     "trainers.transformer_step": "trainers", "trainers.critic_step": "trainers",

@@ -178,7 +178,7 @@ def test_bad_inputs_are_reported_without_touching_the_workdir(
        "batch_size 7 is not divisible by the data-parallel size 8"),
       (dict(data=dict(name="tfds:no_such_dataset_xyz", split="train",
                       min_scale=1.0, flip=False)), FileNotFoundError,
-       "TFDS dataset 'no_such_dataset_xyz' split 'train' is not available"),
+       "TFDS dataset 'no_such_dataset_xyz' is neither registered nor prepared"),
       (dict(data=dict(name="imagenet", split="train", min_scale=1.0,
                       flip=False)), ValueError, "unknown dataset 'imagenet'"),
       (dict(mesh_shape=(3, 1, 1)), ValueError,
