@@ -36,7 +36,8 @@ VARIANTS = (("gumbel", False), ("cdf", False), ("gumbel", True), ("cdf", True))
 FAST = dict(sampler="cdf", unroll=False)
 # benchmarks/inference.py's sections; `--only` re-runs some of them into an
 # existing results.json.
-INFERENCE_SECTIONS = ("precision_decode", "first_call", "generator_overhead")
+INFERENCE_SECTIONS = ("precision_decode", "first_call", "generator_overhead",
+                      "streaming_sampler")
 # The demo's CPU split (sharding.split_host_cpu on 2 cores).
 SPLIT_CPU_DEVICES = 4
 
