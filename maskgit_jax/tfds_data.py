@@ -2,10 +2,14 @@
 
 Training reads ``tfds:<name>`` with ``tfds.data_source`` (random access), which
 needs the dataset's ArrayRecord files; TFDS's default build writes TFRecord,
-which it cannot read. Prepare a dataset once, before training::
+which it cannot read. ArrayRecord files are opened as local files
+(array_record 0.8 cannot open ``gs://``: google/array_record#120), so on a
+slice ``data_dir`` is a bucket mounted on every host with Cloud Storage FUSE
+(``gcsfuse --implicit-dirs BUCKET /mnt/gcs``) or a local disk. Prepare a
+dataset once, before training::
 
     python -m maskgit_jax.tfds_data --name=imagenet2012 \
-        --data_dir=gs://BUCKET/tensorflow_datasets --manual_dir=DOWNLOADS
+        --data_dir=/mnt/gcs/tensorflow_datasets --manual_dir=DOWNLOADS
 
 (``tfds build imagenet2012 --file_format=array_record --data_dir=...`` is
 the same where the ``tfds`` command runs; TFDS 4.9.10's command imports
@@ -24,10 +28,17 @@ import jax
 import numpy as np
 
 from maskgit_jax import cli
+from maskgit_jax import storage
 
 
 def _builder(name: str, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if data_dir and storage.is_remote(data_dir):
+    raise ValueError(
+        f"TFDS data_dir {data_dir} is an object store, which ArrayRecord "
+        "files cannot be read from (google/array_record#120); mount it on "
+        "every host with Cloud Storage FUSE (gcsfuse --implicit-dirs BUCKET "
+        "/mnt/gcs) and pass the mounted path")
   try:
     return tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # tfds raises many types for an unknown dataset
@@ -48,6 +59,7 @@ def prepare(name: str, data_dir=None, manual_dir: str | None = None) -> bool:
   Raises:
     FileNotFoundError: an unknown dataset, or the build failed (for
       ImageNet: the manual-download files are not in ``manual_dir``).
+    ValueError: a ``gs://`` data_dir (see the module docstring).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = _builder(name, data_dir)
@@ -73,7 +85,7 @@ def _prepared_source(name: str, split: str, data_dir):
   if jax.process_index() == 0:
     try:
       built = prepare(name, data_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
       error = e
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top

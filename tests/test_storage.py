@@ -2,8 +2,8 @@
 
 fake-gcs-server (from the registry wheel) runs on loopback; the only
 setting the tools get is ``STORAGE_EMULATOR_HOST``. Every step a user runs
-on a slice goes through object paths: train both tiny stages (stage 1
-killed mid-run and resumed), pretokenize, export, fine-tune, sample in
+on a slice goes through object paths: train both tiny stages (stage 1 on a
+TFDS dataset, killed mid-run and resumed), pretokenize, export, fine-tune, sample in
 shards and merge, evaluate, and sample from the released format under the
 public bucket's object names (imported once into a bucket cache). No local
 ``gs:`` folder may appear.
@@ -21,7 +21,9 @@ import jax
 import numpy as np
 
 from maskgit_jax import storage
+from maskgit_jax import tfds_data
 from tests import gcs_emulator
+from tests import tiny_tfds  # pylint: disable=unused-import  (registers it)
 from tests import train_helpers as th
 
 BUCKET = "runs-bkt"
@@ -93,9 +95,16 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     env = th.subprocess_env(1, STORAGE_EMULATOR_HOST=url,
                             MASKGIT_JAX_CACHE=f"{run}/cache")
     tool = lambda *a: _tool(tmp_path, env, *a)  # pylint: disable=unnecessary-lambda-assignment
-    # Stage 1, killed (SIGKILL) after its second checkpoint, then resumed.
+    # Stage 1 on a TFDS dataset prepared by the documented command (a local
+    # data_dir, as a gcsfuse mount is on a slice), killed (SIGKILL) after
+    # its second checkpoint, then resumed.
+    data_dir = tmp_path / "tensorflow_datasets"
+    assert tfds_data.main(["--name=tiny_shapes",
+                           f"--data_dir={data_dir}"]) == 0
     tok_args = ("train.py", _config("vqgan_animal_mnist.py"),
-                f"--workdir={run}/tok", "--config.checkpoint_every_steps=2")
+                f"--workdir={run}/tok", "--config.checkpoint_every_steps=2",
+                "--config.data.name=tfds:tiny_shapes",
+                f"--config.data.data_dir={data_dir}")
     seen = _kill_after_a_checkpoint(tmp_path, env, url, *tok_args,
                                     "--config.num_train_steps=1000")
     last = max(seen) + 1

@@ -52,6 +52,15 @@ def test_an_unknown_split_or_dataset_names_itself(tmp_path):
     tfds_data.TfdsSource("no_such_xyz", "train", str(tmp_path))
 
 
+def test_an_object_store_data_dir_is_refused_before_any_io():
+  for call in (lambda: tfds_data.TfdsSource("tiny_shapes", "train",
+                                            "gs://bkt/tfds"),
+               lambda: tfds_data.prepare("tiny_shapes", "gs://bkt/tfds")):
+    with pytest.raises(ValueError, match="Cloud Storage FUSE") as e:
+      call()
+    assert "\n" not in str(e.value)
+
+
 def test_on_two_processes_only_process_zero_prepares(tmp_path):
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
