@@ -40,6 +40,7 @@ import sys
 from absl import flags
 
 from maskgit_jax import cli
+from maskgit_jax.decode_options import DecodeOptions
 
 TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama", "complete")
 # The options an autoregressive prior takes (the rest are MaskGIT's).
@@ -57,51 +58,19 @@ _LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7 (for "
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples", None, "Number of class-balanced samples (instead of "
     "--labels).")
-_NUM_ITER = flags.DEFINE_integer("num_iter", None, "Decoding iterations T "
-                                 "(default: the checkpoint's).")
-flags.DEFINE_alias("num_steps", "num_iter")  # the old name, for one release
-_SCHEDULE = flags.DEFINE_string("schedule", None, "Mask schedule.")
-_CHOICE_TEMPERATURE = flags.DEFINE_float(
-    "choice_temperature", None, "Gumbel temperature of the token choice.")
-_TEMPERATURE = flags.DEFINE_float("temperature", None,
-                                  "Sampling temperature.")
-_GREEDY = flags.DEFINE_boolean("greedy", False, "Argmax instead of sampling.")
-_CFG_SCALE = flags.DEFINE_float(
-    "cfg_scale", None, "Classifier-free guidance scale, for models trained "
-    "with label dropout (default: the checkpoint's; 0 turns it off).")
-_CFG_SCHEDULE = flags.DEFINE_enum(
-    "cfg_schedule", None,
-    ("constant", "linear", "step_linear", "power_cosine"),
-    "Guidance schedule (default: the checkpoint's); see maskgit_jax.guidance.")
-_CFG_POWER = flags.DEFINE_float("cfg_power", None,
-                                "The p of --cfg_schedule=power_cosine (3).")
-_ORDER = flags.DEFINE_enum(
-    "order", None, ("confidence", "halton", "random", "mdlm", "critic"),
-    "Which tokens each step keeps: confidence (official), halton "
-    "(Halton-MaskGIT; use --schedule=arccos), random, mdlm (the "
-    "masked-diffusion posterior; see --remask) or critic (a token critic "
-    "re-masks what looks sampled; needs --critic).")
-_REMASK = flags.DEFINE_enum(
-    "remask", None, ("none", "cap", "rescale", "conf"),
-    "With --order=mdlm: how decoded tokens return to the mask (ReMDM).")
-_REMASK_ETA = flags.DEFINE_float("remask_eta", None,
-                                 "ReMDM's eta (0.05 in its image runs).")
-_ROLL_ORDER = flags.DEFINE_boolean(
-    "roll_order", None, "A random offset of the Halton order per sample.")
-_TEMPERATURE_SCHEDULE = flags.DEFINE_enum(
-    "temperature_schedule", None, ("constant", "linear"),
-    "Sampling temperature over the steps: constant, or linear from "
-    "--temperature to --final_temperature.")
-_FINAL_TEMPERATURE = flags.DEFINE_float(
-    "final_temperature", None, "Last step's temperature (linear; 0).")
-_TOP_K = flags.DEFINE_integer("top_k", None,
-                              "Sample among the k most likely codes (0: all).")
-_TOP_P = flags.DEFINE_float(
-    "top_p", None, "Sample among the most likely codes with mass >= p (1: all).")
-_SAMPLER = flags.DEFINE_enum(
-    "sampler", None, ("cdf", "gumbel"),
-    "Token sampler: cdf (default) or gumbel (the official draw; the same "
-    "distribution, slower).")
+# One flag per decode option (maskgit_jax.decode_options), unset by default:
+# an unset flag keeps the checkpoint's config.decode value.
+_DECODE_FLAGS = {}
+for _field in DecodeOptions.fields():
+  _help = _field.metadata["help"] + " (default: the checkpoint's)."
+  if _field.metadata["choices"]:
+    _DECODE_FLAGS[_field.name] = flags.DEFINE_enum(
+        _field.name, None, _field.metadata["choices"], _help)
+  else:
+    _DECODE_FLAGS[_field.name] = {
+        "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+        "bool": flags.DEFINE_boolean, "str": flags.DEFINE_string,
+    }[_field.type](_field.name, None, _help)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the "
                              "latest).")
@@ -163,16 +132,7 @@ def _require(flag, task):
 
 def _options() -> dict:
   """The decode options given on the command line (None: the default)."""
-  return dict(num_iter=_NUM_ITER.value, schedule=_SCHEDULE.value,
-              choice_temperature=_CHOICE_TEMPERATURE.value,
-              temperature=_TEMPERATURE.value, greedy=_GREEDY.value or None,
-              cfg_scale=_CFG_SCALE.value, cfg_schedule=_CFG_SCHEDULE.value,
-              sampler=_SAMPLER.value, cfg_power=_CFG_POWER.value,
-              order=_ORDER.value, roll_order=_ROLL_ORDER.value,
-              temperature_schedule=_TEMPERATURE_SCHEDULE.value,
-              final_temperature=_FINAL_TEMPERATURE.value,
-              top_k=_TOP_K.value, top_p=_TOP_P.value,
-              remask=_REMASK.value, remask_eta=_REMASK_ETA.value)
+  return {name: flag.value for name, flag in _DECODE_FLAGS.items()}
 
 
 def _generator_options(generator) -> dict:

@@ -21,7 +21,9 @@ Schedules of ``w_t`` at step ``k`` of ``T`` (``progress = k / T``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -68,3 +70,39 @@ def guidance_scale(schedule: str, scale, *, progress=None,
   ramp = (1.0 - jnp.cos(math.pi * progress ** jnp.asarray(power, jnp.float32))
           ) / 2.0
   return scale * ramp
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidedLogits:
+  """Classifier-free guidance around a ``tokens_to_logits`` function.
+
+  ``params`` is ``{"model": model params, "cfg_scale": w}`` (plus
+  ``"cfg_power"``, the ``p`` of ``"power_cosine"``, default 3); the
+  unconditional pass replaces the class token by the null class token.
+  ``ramp`` is a :data:`CFG_SCHEDULES` name; the step
+  schedules take the decode's ``progress`` (see ``takes_progress``).
+  """
+
+  logits_fn: Callable[[Any, jax.Array], jax.Array]
+  null_token: int
+  mask_id: int
+  ramp: str = "constant"
+
+  @property
+  def takes_progress(self) -> bool:
+    """Whether :func:`maskgit_jax.parallel_decode.decode` passes ``k / T``."""
+    return self.ramp in STEP_SCHEDULES
+
+  def __call__(self, params, ids: jax.Array, progress=None) -> jax.Array:
+    batch = ids.shape[0]
+    uncond = ids.at[:, 0].set(self.null_token)
+    both = self.logits_fn(params["model"], jnp.concatenate([ids, uncond], 0))
+    cond, free = both[:batch], both[batch:]
+    decoded = None
+    if self.ramp == "linear":
+      decoded = jnp.mean(ids[:, 1:] != self.mask_id, axis=-1)
+    scale = guidance_scale(
+        self.ramp, params["cfg_scale"], progress=progress,
+        decoded_share=decoded, power=params.get("cfg_power", 3.0))
+    scale = jnp.reshape(scale, jnp.shape(scale) + (1, 1))
+    return combine(cond, free, scale)

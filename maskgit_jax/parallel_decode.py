@@ -42,26 +42,25 @@ the same shapes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from maskgit_jax import guidance
 from maskgit_jax import logit_filters
-from maskgit_jax import masking
-from maskgit_jax import remasking
-from maskgit_jax import reveal_order
+from maskgit_jax import reveal_policies
+from maskgit_jax.decode_options import DecodeOptions, ORDERS, SAMPLERS  # pylint: disable=unused-import
+from maskgit_jax.reveal_policies import mask_by_random_topk, mask_lowest, num_to_mask  # pylint: disable=unused-import
 from maskgit_jax.tokens import OFFICIAL_MASK_ID
 
 TokensToLogits = Callable[[object, jax.Array], jax.Array]
 
-CONFIDENCE_OF_KNOWN_TOKENS = jnp.inf
-# fold_in constant of the key that draws a random reveal order (the
-# official key stream is left as it is).
-_ORDER_KEY = 0x0D3E
-
+CONFIDENCE_OF_KNOWN_TOKENS = reveal_policies.KNOWN
 
 @flax.struct.dataclass
 class DecodeState:
@@ -74,81 +73,26 @@ class DecodeState:
     rng: the PRNG key for the next iteration.
     sequences: int32 ``[batch, num_iter, length]``: ``sequences[:, t]`` is
       what iteration t sampled, before re-masking (the official
-      ``final_seqs``). Slots before ``start_iter`` hold the input.
+      ``final_seqs``). Slots before ``start_iter`` hold the input. Without
+      ``keep_history``: ``[batch, 1, length]``, the last samples.
     step_inputs: int32 ``[num_iter, batch, length]``: what the transformer saw
-      at iteration t. Slots before ``start_iter`` hold the input.
-    scores: float32 ``[batch, length]``: for ``order="mdlm"``, each decoded
-      token's negative log-probability when it was drawn (what ReMDM's
-      ``"conf"`` re-masks by); None otherwise.
+      at iteration t (slots before ``start_iter`` hold the input); None
+      without ``keep_history``.
+    policy: the reveal policy's carry (:mod:`maskgit_jax.reveal_policies`;
+      for ``order="mdlm"`` each decoded token's negative log-probability).
   """
 
   tokens: jax.Array
   rng: jax.Array
   sequences: jax.Array
-  step_inputs: jax.Array
-  scores: jax.Array | None = None
+  step_inputs: jax.Array | None = None
+  policy: Any = None
 
   @property
   def final(self) -> jax.Array:
     """int32 ``[batch, length]``: the decoded sequence, free of mask ids."""
     return self.sequences[:, -1]
 
-
-def mask_by_random_topk(rng: jax.Array, mask_len: jax.Array,
-                        log_confidence: jax.Array,
-                        temperature) -> jax.Array:
-  """Marks the ``mask_len`` least confident positions of each row.
-
-  Args:
-    rng: key for the Gumbel noise.
-    mask_len: int or float ``[batch, 1]``: how many positions to mask.
-    log_confidence: float ``[batch, length]``: log-probabilities; ``+inf``
-      for positions that must never be masked.
-    temperature: scale of the Gumbel noise added to the confidence (0: none).
-
-  Returns:
-    bool ``[batch, length]``: True at positions to mask. Ties at the cut-off
-    are left unmasked, as in the official code.
-  """
-  confidence = log_confidence + temperature * jax.random.gumbel(
-      rng, log_confidence.shape, dtype=jnp.float32)
-  return mask_lowest(mask_len, confidence)
-
-
-def mask_lowest(mask_len: jax.Array, score: jax.Array) -> jax.Array:
-  """bool ``[batch, length]``: the ``mask_len`` (``[batch, 1]``) positions of
-  lowest ``score`` per row; ties at the cut-off stay unmasked and ``+inf``
-  is never masked."""
-  cut_off = jnp.take_along_axis(jnp.sort(score, axis=-1),
-                                mask_len.astype(jnp.int32), axis=-1)
-  return score < cut_off
-
-
-def num_to_mask(initial_unknown: jax.Array, unknown: jax.Array, ratio,
-                schedule: str) -> jax.Array:
-  """How many tokens to re-mask after an iteration.
-
-  Args:
-    initial_unknown: int ``[batch]``: masked tokens in the decode's input (N0).
-    unknown: int ``[batch]``: masked tokens in this iteration's input.
-    ratio: float32 scalar: ``(t + 1) / T``.
-    schedule: the mask schedule name.
-
-  Returns:
-    float32 ``[batch, 1]``: ``max(1, min(unknown - 1, floor(N0 * gamma(r))))``.
-  """
-  mask_ratio = masking.schedule(ratio, initial_unknown, schedule)
-  mask_len = jnp.floor(initial_unknown * mask_ratio)[:, None]
-  return jnp.maximum(1, jnp.minimum(unknown[:, None] - 1, mask_len))
-
-
-ORDERS = reveal_order.ORDERS + ("mdlm", "critic")
-"""``order`` values: the confidence and fixed orders, the masked-diffusion
-posterior (:mod:`maskgit_jax.remasking`) and a token critic's choice
-(:mod:`maskgit_jax.token_critic`)."""
-
-SAMPLERS = ("gumbel", "cdf")
-"""Token samplers: official Gumbel-max, or inverse-CDF (one uniform per token)."""
 
 
 def sample_tokens(rng: jax.Array, logits: jax.Array, temperature, *,
@@ -201,23 +145,13 @@ def log_prob_of(logits: jax.Array, ids: jax.Array) -> jax.Array:
   return jnp.take_along_axis(shifted, ids[..., None], axis=-1)[..., 0] - log_total
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("tokens_to_logits", "num_iter", "schedule", "greedy",
-                     "mask_token_id", "sampler", "unroll", "order",
-                     "roll_order", "temperature_schedule", "remask",
-                     "tokens_to_critic"))
 def decode(params, inputs: jax.Array, rng: jax.Array, *,
-           tokens_to_logits: TokensToLogits, num_iter: int,
-           start_iter=0, choice_temperature=4.5, temperature=1.0,
-           schedule: str = "cosine", greedy: bool = False,
-           mask_token_id: int = OFFICIAL_MASK_ID, sampler: str = "gumbel",
-           unroll: bool = False, order: str = "confidence",
-           roll_order: bool = False, temperature_schedule: str = "constant",
-           final_temperature=1.0, top_k=None, top_p=None,
-           remask: str = "none", remask_eta=0.05,
+           tokens_to_logits: TokensToLogits,
+           mask_token_id: int = OFFICIAL_MASK_ID,
+           options: DecodeOptions | None = None,
            tokens_to_critic: TokensToLogits | None = None,
-           critic_params=None) -> DecodeState:
+           critic_params=None, keep_history: bool = True,
+           **option_values) -> DecodeState:
   """Iterative parallel decoding from a partially masked sequence.
 
   Args:
@@ -228,87 +162,129 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     rng: PRNG key, used directly for the first iteration (not split first).
     tokens_to_logits: ``(params, tokens [batch, length]) -> logits [batch,
       length, K]`` over the K ids that may be sampled. Static: must hash.
-    num_iter: T, the total number of iterations of the schedule (static).
-    start_iter: first iteration to run (0 for generation; the official
-      editing demo starts at 2 of 12); may be traced.
-    choice_temperature: tau of the Gumbel noise on the confidence, annealed
-      as ``tau * (1 - r)`` (official default 4.5; 0 for a deterministic
-      choice).
-    temperature: sampling temperature of the token logits (ignored when
-      greedy).
-    schedule: mask schedule name, see :func:`maskgit_jax.masking.schedule`.
-    greedy: sample by ``argmax`` instead of from the distribution.
+      One with a true ``takes_progress`` attribute is called with
+      ``progress=t / T`` (:class:`maskgit_jax.guidance.GuidedLogits`).
     mask_token_id: the id marking unknown tokens in ``inputs`` and written at
-      re-masked positions (official -1 by default; the transformer accepts
-      -1 and its ``vocab_size - 1`` alike).
-    sampler: ``"gumbel"`` (official, bit-exact) or ``"cdf"`` (the same
-      distribution from far fewer random numbers); see :func:`sample_tokens`.
-    unroll: unroll the loop (faster steps, compile time grows with T);
-      iterations before ``start_iter`` are then skipped by a ``lax.cond``.
-    order: which masked positions are kept at each step (static; see
-      :mod:`maskgit_jax.reveal_order`): ``"confidence"`` (official: the
-      most confident samples, with Gumbel noise of ``choice_temperature``),
-      ``"halton"`` (Halton-MaskGIT's spread-out fixed order) or
-      ``"random"``; the fixed orders reveal ``R_i`` positions by step ``i``
-      from ``schedule`` (``"arccos"`` is the Halton reference's count) and
-      ignore ``choice_temperature``.
-    roll_order: roll the Halton order by a random offset per row (the
-      reference's ``randomize=True``).
-    temperature_schedule: ``"constant"`` (official) or ``"linear"`` from
-      ``temperature`` to ``final_temperature`` (traced) over the steps; see
-      :mod:`maskgit_jax.logit_filters`.
-    top_k, top_p: sample among the ``top_k`` most likely ids, or the
-      smallest set with mass ``>= top_p`` (traced; None: off).
-    remask: with ``order="mdlm"`` (the masked-diffusion posterior: each
-      masked token is revealed with the schedule's probability instead of
-      a fixed count), how decoded tokens return to the mask: ``"none"``
-      (MDLM), ``"cap"``, ``"rescale"`` or ``"conf"`` (ReMDM); scaled by
-      ``remask_eta`` (traced). See :mod:`maskgit_jax.remasking`.
-    tokens_to_critic, critic_params: for ``order="critic"``: ``(critic_params,
-      tokens [batch, length]) -> logits [batch, length]``, high where a
-      token looks sampled (static, hashable; e.g.
-      :class:`maskgit_jax.models.critic.CriticScores`). After each step's
-      draw every generated token competes, given ones excepted: the
-      ``clip(floor(N0 * gamma(r)), 1, N0 - 1)`` with the highest critic
-      logit (plus Gumbel noise of ``choice_temperature * (1 - r)``) return
-      to the mask, accepted tokens included (Token-Critic).
-
-  Any ``tokens_to_logits`` with a true ``takes_progress`` attribute is
-  called as ``tokens_to_logits(params, tokens, progress=t / T)`` (the
-  guidance schedules of :mod:`maskgit_jax.guidance`).
+      re-masked positions (official -1; the transformer accepts -1 and its
+      ``vocab_size - 1`` alike).
+    options: a :class:`~maskgit_jax.decode_options.DecodeOptions` (default:
+      the official settings), updated by ``option_values``.
+    tokens_to_critic, critic_params: for ``order="critic"`` (see
+      :class:`maskgit_jax.reveal_policies.Critic`).
+    keep_history: keep every step's samples and inputs
+      (``sequences``, ``step_inputs``); otherwise only the last samples.
+    **option_values: any :class:`DecodeOptions` field by name (``num_iter``,
+      ``choice_temperature``, ``schedule``, ...: the official keywords);
+      traced fields may be traced values. ``None`` keeps the default.
 
   Returns:
     The final :class:`DecodeState`; ``state.final`` is the result.
   """
-  if num_iter < 1:
-    raise ValueError(f"num_iter must be a positive integer, got {num_iter}")
-  if sampler not in SAMPLERS:
-    raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-  if order not in ORDERS:
-    raise ValueError(f"unknown order {order!r}; expected one of {ORDERS}")
-  if remask not in remasking.REMASK_STRATEGIES:
-    raise ValueError(f"unknown remask {remask!r}; expected one of "
-                     f"{remasking.REMASK_STRATEGIES}")
-  if remask != "none" and order != "mdlm":
-    raise ValueError(f"remask={remask!r} needs order='mdlm', got {order!r}")
-  if (order == "critic") != (tokens_to_critic is not None):
-    raise ValueError("order='critic' and tokens_to_critic go together; got "
-                     f"order={order!r} with tokens_to_critic="
-                     f"{tokens_to_critic!r}")
-  masking.validate_schedule(schedule)
+  opts = (options or DecodeOptions()).with_values(**option_values).validate()
+  static = dataclasses.replace(opts, **{
+      f.name: f.default for f in opts.fields() if not f.metadata["static"]})
+  traced = {f.name: (getattr(opts, f.name) if opts.filter_on(f.name)
+                     else None)
+            for f in opts.fields() if not f.metadata["static"]}
+  return _decode(params, inputs, rng, traced, critic_params, options=static,
+                 tokens_to_logits=tokens_to_logits,
+                 mask_token_id=mask_token_id,
+                 tokens_to_critic=tokens_to_critic, keep_history=keep_history)
+
+
+def decode_rows(params, sequences: jax.Array, keys: jax.Array,
+                options: DecodeOptions, *, tokens_to_logits: TokensToLogits,
+                mask_token_id: int, null_token: int | None = None,
+                tokens_to_critic: TokensToLogits | None = None,
+                critic_params=None) -> jax.Array:
+  """int32 ``[n, L]`` decoded sequences, row ``i`` alone with its own key.
+
+  What the Generator and the training previews both run, so that the same
+  options, keys and params give the same samples whatever the batch:
+  ``keys`` uint32 ``[n, 2]`` (:func:`row_keys`), classifier-free guidance
+  when ``options.guided`` (``null_token``: the unconditional class token;
+  see :class:`maskgit_jax.guidance.GuidedLogits`). The step history is not
+  kept.
+  """
+  logits_fn, model_params = tokens_to_logits, params
+  if options.guided:
+    if null_token is None:
+      raise ValueError("guidance (cfg_scale != 0) needs the null class "
+                       "token of a model trained with label dropout")
+    logits_fn = guidance.GuidedLogits(tokens_to_logits, null_token=null_token,
+                                      mask_id=mask_token_id,
+                                      ramp=options.cfg_schedule)
+    model_params = {"model": params, "cfg_scale": options.cfg_scale,
+                    "cfg_power": options.cfg_power}
+
+  def one(sequence, key):
+    return decode(model_params, sequence[None], key,
+                  tokens_to_logits=logits_fn, mask_token_id=mask_token_id,
+                  options=options, tokens_to_critic=tokens_to_critic,
+                  critic_params=critic_params, keep_history=False).final[0]
+
+  return jax.vmap(one)(sequences, keys)
+
+
+@jax.jit
+def _fold_rows(base, rows):
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
+
+
+@jax.jit
+def _seed_rows(seed, rows):
+  return _fold_rows(jax.random.PRNGKey(seed), rows)
+
+
+def row_keys(seed: int, rows: np.ndarray) -> jax.Array:
+  """uint32 ``[n, 2]`` raw keys ``fold_in(PRNGKey(seed), rows[i])``.
+
+  One compiled program per call (an eager ``PRNGKey`` and ``vmap`` cost a
+  few ms, a sixth of a small model's batch-1 sample); seeds outside the
+  int32 range take the eager ``PRNGKey``.
+  """
+  if -2**31 <= seed < 2**31:
+    return _seed_rows(np.int32(seed), rows)
+  return _fold_rows(jax.random.PRNGKey(seed), rows)
+
+
+def draw(logits: jax.Array, rng: jax.Array, t, opts: DecodeOptions
+         ) -> jax.Array:
+  """int32 ``[b, L]``: every position drawn from float32 ``logits``
+  ``[b, L, K]`` at step ``t``'s temperature, through the top-k/top-p
+  filters that are on."""
+  temperature = opts.temperature
+  if opts.temperature_schedule != "constant":
+    temperature = logit_filters.temperature_at(
+        t, opts.num_iter, opts.temperature, opts.final_temperature,
+        opts.temperature_schedule)
+  top_k = opts.top_k if opts.filter_on("top_k") else None
+  top_p = opts.top_p if opts.filter_on("top_p") else None
+  if top_k is None and top_p is None:
+    return sample_tokens(rng, logits, temperature, greedy=opts.greedy,
+                         sampler=opts.sampler)
+  filtered = logit_filters.filter_logits(logits / temperature, top_k, top_p)
+  return sample_tokens(rng, filtered, 1.0, greedy=opts.greedy,
+                       sampler=opts.sampler)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("options", "tokens_to_logits", "mask_token_id",
+                              "tokens_to_critic", "keep_history"))
+def _decode(params, inputs, rng, traced, critic_params, *,
+            options: DecodeOptions, tokens_to_logits, mask_token_id: int,
+            tokens_to_critic, keep_history: bool) -> DecodeState:
+  """:func:`decode` with ``options``' static fields fixed and its traced
+  ones (``traced``, filters that are off as None) as arguments."""
+  opts = options.with_traced(traced)
+  num_iter = opts.num_iter
   inputs = inputs.astype(jnp.int32)
   batch, length = inputs.shape
   initial_unknown = jnp.sum(inputs == mask_token_id, axis=-1)
   given = inputs != mask_token_id  # the class token and edited context
-  ranks = None
-  if order in reveal_order.FIXED_ORDERS:
-    side = int(round((length - 1) ** 0.5))
-    if side * side != length - 1:
-      raise ValueError(f"order {order!r} needs a square grid after the class "
-                       f"token, got length {length}")
-    ranks = reveal_order.position_ranks(
-        order, jax.random.fold_in(rng, _ORDER_KEY), batch, (side, side),
-        roll=roll_order)
+  policy = reveal_policies.make_policy(
+      opts, inputs, rng, tokens_to_critic=tokens_to_critic,
+      critic_params=critic_params)
 
   def body(t, state: DecodeState) -> DecodeState:
     tokens = state.tokens
@@ -318,73 +294,34 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
       logits = tokens_to_logits(params, tokens)
     logits = logits.astype(jnp.float32)
     rng, sample_rng = jax.random.split(state.rng)
-    step_temperature = temperature
-    if temperature_schedule != "constant":
-      step_temperature = logit_filters.temperature_at(
-          t, num_iter, temperature, final_temperature, temperature_schedule)
-    if top_k is None and top_p is None:
-      sampled = sample_tokens(sample_rng, logits, step_temperature,
-                              greedy=greedy, sampler=sampler)
-    else:
-      filtered = logit_filters.filter_logits(logits / step_temperature,
-                                             top_k, top_p)
-      sampled = sample_tokens(sample_rng, filtered, 1.0, greedy=greedy,
-                              sampler=sampler)
     unknown = tokens == mask_token_id
-    sampled = jnp.where(unknown, sampled, tokens)
-
+    sampled = jnp.where(unknown, draw(logits, sample_rng, t, opts), tokens)
     # log p(sampled) under the untempered model, +inf where the token is known.
-    confidence = log_prob_of(logits, jnp.where(unknown, sampled, 0))
-    confidence = jnp.where(unknown, confidence, CONFIDENCE_OF_KNOWN_TOKENS)
-
-    ratio = (t + 1).astype(jnp.float32) / num_iter
+    confidence = jnp.where(
+        unknown, log_prob_of(logits, jnp.where(unknown, sampled, 0)),
+        reveal_policies.KNOWN)
     rng, choice_rng = jax.random.split(rng)
-    scores = state.scores
-    if order == "mdlm":
-      alpha_t, alpha_s = remasking.alphas(t, num_iter, initial_unknown,
-                                          schedule)
-      decoded = ~unknown & ~given
-      sigma, sigma_masked = remasking.sigma(remask, remask_eta, alpha_t,
-                                            alpha_s, scores, decoded)
-      reveal = remasking.unmask_probability(alpha_t, alpha_s, sigma_masked)
-      u = jax.random.uniform(choice_rng, tokens.shape)
-      remask_now = (unknown & (u >= reveal)) | (decoded & (u < sigma))
-      scores = jnp.where(unknown & ~remask_now, -confidence, scores)
-    elif order == "critic":
-      fake = tokens_to_critic(critic_params, sampled).astype(jnp.float32)
-      mask_len = num_to_mask(initial_unknown, initial_unknown, ratio,
-                             schedule)
-      remask_now = mask_by_random_topk(
-          choice_rng, mask_len, jnp.where(given, CONFIDENCE_OF_KNOWN_TOKENS,
-                                          -fake),
-          choice_temperature * (1.0 - ratio))
-    elif ranks is None:
-      mask_len = num_to_mask(initial_unknown, jnp.sum(unknown, axis=-1),
-                             ratio, schedule)
-      remask_now = mask_by_random_topk(choice_rng, mask_len, confidence,
-                                       choice_temperature * (1.0 - ratio))
-    else:  # keep the positions of lowest rank, R_t of N0 by now
-      revealed = reveal_order.revealed_count(t, num_iter, initial_unknown,
-                                             schedule)
-      remask_now = mask_lowest((initial_unknown - revealed)[:, None],
-                               jnp.where(unknown, -ranks,
-                                         CONFIDENCE_OF_KNOWN_TOKENS))
+    remask_now, carry = policy.remask(reveal_policies.Step(
+        t=t, ratio=(t + 1).astype(jnp.float32) / num_iter, tokens=tokens,
+        sampled=sampled, unknown=unknown, given=given, confidence=confidence,
+        initial_unknown=initial_unknown, rng=choice_rng), state.policy)
+    slot = t if keep_history else 0
     return DecodeState(
-        tokens=jnp.where(remask_now, mask_token_id, sampled),
-        rng=rng,
-        sequences=state.sequences.at[:, t].set(sampled),
-        step_inputs=state.step_inputs.at[t].set(tokens),
-        scores=scores)
+        tokens=jnp.where(remask_now, mask_token_id, sampled), rng=rng,
+        sequences=state.sequences.at[:, slot].set(sampled),
+        step_inputs=(state.step_inputs.at[t].set(tokens) if keep_history
+                     else None),
+        policy=carry)
 
+  steps = num_iter if keep_history else 1
   init = DecodeState(
-      tokens=inputs,
-      rng=rng,
-      sequences=jnp.broadcast_to(inputs[:, None], (batch, num_iter, length)),
-      step_inputs=jnp.broadcast_to(inputs[None], (num_iter, batch, length)),
-      scores=(jnp.zeros((batch, length), jnp.float32) if order == "mdlm"
-              else None))
-  start_iter = jnp.asarray(start_iter, jnp.int32)
-  if not unroll:
+      tokens=inputs, rng=rng,
+      sequences=jnp.broadcast_to(inputs[:, None], (batch, steps, length)),
+      step_inputs=(jnp.broadcast_to(inputs[None], (num_iter, batch, length))
+                   if keep_history else None),
+      policy=policy.init())
+  start_iter = jnp.asarray(opts.start_iter, jnp.int32)
+  if not opts.unroll:
     return jax.lax.fori_loop(start_iter, num_iter, body, init)
   state = init
   for t in range(num_iter):

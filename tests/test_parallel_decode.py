@@ -238,7 +238,7 @@ def test_bad_arguments_are_reported():
   with pytest.raises(ValueError, match="num_iter must be a positive"):
     parallel_decode.decode(params, inputs, jax.random.PRNGKey(0),
                            tokens_to_logits=fn, num_iter=0)
-  with pytest.raises(ValueError, match="unknown sampler 'fast'"):
+  with pytest.raises(ValueError, match="sampler must be one of .*, got 'fast'"):
     parallel_decode.decode(params, inputs, jax.random.PRNGKey(0),
                            tokens_to_logits=fn, num_iter=2, sampler="fast")
   with pytest.raises(ValueError, match="unknown mask schedule 'cosin'"):

@@ -92,13 +92,39 @@ def test_generate_shapes_and_seeds(gen, tiny_run):
   np.testing.assert_array_equal(small.sample(labels, seed=1).tokens, a.tokens)
 
 
-def test_old_option_names_still_work_with_a_warning(gen):
-  with pytest.warns(DeprecationWarning, match="'num_steps' is renamed"):
-    old = gen.sample([1, 2], seed=3, num_steps=4)
-  new = gen.sample([1, 2], seed=3, num_iter=4)
-  np.testing.assert_array_equal(old.tokens, new.tokens)
-  with pytest.warns(DeprecationWarning, match="'start_step' is renamed"):
-    assert gen.options(start_step=1).start_iter == 1
+def test_previews_the_generator_and_sample_py_sample_alike(gen, tiny_run,
+                                                          tmp_path):
+  """One decode definition: the training preview, ``Generator.sample`` and
+  ``sample.py`` draw the same samples for the same settings and seed 0."""
+  import types  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
+  settings = dict(cfg_scale=2.0, temperature=0.9, schedule="linear",
+                  top_k=5, choice_temperature=3.0)
+  labels = np.array([1, 4, 7, 2, 0, 9, 3, 3], np.int32)
+  generated = gen.sample(labels, seed=0, **settings)
+
+  config = ml_collections.ConfigDict(
+      checkpointing.read_config(tiny_run / "maskgit"))
+  config.decode.update(settings)
+  task = tasks.transformer_task(config)
+  preview = task.preview(
+      types.SimpleNamespace(ema_params=gen.params["transformer"]),
+      {"labels": labels}, gen.params["tokenizer"])
+  np.testing.assert_allclose(np.asarray(preview),
+                             np.clip(generated.float_images, 0, 1),
+                             rtol=0, atol=1e-5)
+
+  npz = tmp_path / "cli.npz"
+  result = _cli(f"--checkpoint={tiny_run / 'maskgit'}", "--seed=0",
+                "--labels=" + ",".join(map(str, labels)),
+                f"--output_npz={npz}",
+                *(f"--{k}={v}" for k, v in settings.items()))
+  assert result.returncode == 0, result.stderr[-2000:]
+  np.testing.assert_array_equal(np.load(npz)["tokens"], generated.tokens)
+  plain = gen.sample(labels, seed=0)
+  assert not np.array_equal(plain.tokens, generated.tokens)  # settings act
 
 
 def test_samplers(gen):
@@ -321,7 +347,7 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
     (("--checkpoint={run}", "--task=edit", "--image={image}",
       "--box=0,0,40,4", "--label=1"), "outside the 16x16 image"),
     (("--checkpoint={run}", "--labels=1", "--sampler=fast"),
-     "value should be one of <cdf|gumbel>"),
+     "value should be one of <gumbel|cdf>"),
 ])
 def test_cli_errors_are_one_line(tiny_run, tmp_path, args, message):
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top

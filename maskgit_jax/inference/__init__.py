@@ -10,7 +10,8 @@
 """
 
 from maskgit_jax.inference.ar_generator import ARGenerator, ARSampleOptions
-from maskgit_jax.inference.generator import Generator, GuidedLogits
+from maskgit_jax.guidance import GuidedLogits
+from maskgit_jax.inference.generator import Generator
 from maskgit_jax.inference.options import DecodeOptions, Samples
 
 __all__ = ["ARGenerator", "ARSampleOptions", "DecodeOptions", "Generator",

@@ -71,9 +71,9 @@ def edit(gen: "Generator", image, box, *, label, seed: int = 0,
                                          widen=1)
   given = {k for k, v in options.items() if v is not None}
   opts = gen.checked_options(**options)
-  if not {"num_iter", "num_steps"} & given:
+  if "num_iter" not in given:
     opts = opts.replace(num_iter=12)
-  if not {"start_iter", "start_step"} & given:
+  if "start_iter" not in given:
     opts = opts.replace(start_iter=editing.OFFICIAL_EDIT_START_ITER)
   token_masks = np.broadcast_to(token_mask, (len(images),) + token_mask.shape)
   out = _edit(gen, images, token_masks, label, seed, opts, sigma=sigma)

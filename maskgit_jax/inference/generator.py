@@ -11,14 +11,11 @@ sampling in :mod:`.rejection`; both are methods here.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax import guidance
 from maskgit_jax import imageio
 from maskgit_jax import official
 from maskgit_jax import parallel_decode
@@ -32,42 +29,6 @@ from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class GuidedLogits:
-  """Classifier-free guidance around a ``tokens_to_logits`` function.
-
-  ``params`` is ``{"model": model params, "cfg_scale": w}`` (plus
-  ``"cfg_power"``, the ``p`` of ``"power_cosine"``, default 3); the
-  unconditional pass replaces the class token by the null class token.
-  ``ramp`` is a :data:`maskgit_jax.guidance.CFG_SCHEDULES` name; the step
-  schedules take the decode's ``progress`` (see ``takes_progress``).
-  """
-
-  logits_fn: Callable[[Any, jax.Array], jax.Array]
-  null_token: int
-  mask_id: int
-  ramp: str = "constant"
-
-  @property
-  def takes_progress(self) -> bool:
-    """Whether :func:`maskgit_jax.parallel_decode.decode` passes ``k / T``."""
-    return self.ramp in guidance.STEP_SCHEDULES
-
-  def __call__(self, params, ids: jax.Array, progress=None) -> jax.Array:
-    batch = ids.shape[0]
-    uncond = ids.at[:, 0].set(self.null_token)
-    both = self.logits_fn(params["model"], jnp.concatenate([ids, uncond], 0))
-    cond, free = both[:batch], both[batch:]
-    decoded = None
-    if self.ramp == "linear":
-      decoded = jnp.mean(ids[:, 1:] != self.mask_id, axis=-1)
-    scale = guidance.guidance_scale(
-        self.ramp, params["cfg_scale"], progress=progress,
-        decoded_share=decoded, power=params.get("cfg_power", 3.0))
-    scale = jnp.reshape(scale, jnp.shape(scale) + (1, 1))
-    return guidance.combine(cond, free, scale)
 
 
 class Generator(token_images.TokenImages):
@@ -259,9 +220,9 @@ class Generator(token_images.TokenImages):
 
     Row ``i`` uses ``fold_in(PRNGKey(seed), index_offset + i)``.
     """
-    guided = opts.cfg_scale != 0
     fn = self._jit(("decode",) + opts.static(),
-                   lambda *a: self._decode_images(opts, guided, *a))
+                   lambda p, s, k, t: self._decode_images(
+                       opts.with_traced(t), p, s, k))
     keys = token_images.row_keys(
         seed, np.arange(len(sequences), dtype=np.uint32)
         + np.uint32(index_offset))
@@ -274,44 +235,22 @@ class Generator(token_images.TokenImages):
                    labels=np.asarray(labels, np.int32),
                    float_images=images)
 
-  def _decode_images(self, opts: DecodeOptions, guided: bool, params,
-                     sequences, key_data, traced: dict):
-    """``traced``: :meth:`DecodeOptions.traced`, arguments of the program."""
+  def _decode_images(self, opts: DecodeOptions, params, sequences, keys):
+    """Tokens ``[n, h, w]`` and float images of ``sequences`` (inside the
+    program; ``opts`` holds the traced values)."""
     layout = self.transformer.layout
-    logits_fn = self._logits_fn
-    model_params = params["transformer"]
-    if guided:
-      logits_fn = GuidedLogits(
-          logits_fn, null_token=layout.codebook_size + self.null_label,
-          mask_id=layout.mask_id, ramp=opts.cfg_schedule)
-      model_params = {"model": model_params,
-                      "cfg_scale": traced["cfg_scale"],
-                      "cfg_power": traced["cfg_power"]}
-
     critic_args = {}
     if opts.order == "critic":
       critic_args = dict(
           tokens_to_critic=critic_lib.CriticScores(self.critic.critic),
           critic_params=params["critic"])
-
-    def one(sequence, key):
-      state = parallel_decode.decode(
-          model_params, sequence[None], key,
-          tokens_to_logits=logits_fn, num_iter=opts.num_iter,
-          start_iter=traced["start_iter"],
-          choice_temperature=traced["choice_temperature"],
-          temperature=traced["temperature"], schedule=opts.schedule,
-          greedy=opts.greedy, mask_token_id=layout.mask_id,
-          sampler=opts.sampler, order=opts.order,
-          roll_order=opts.roll_order,
-          temperature_schedule=opts.temperature_schedule,
-          final_temperature=traced["final_temperature"],
-          top_k=traced["top_k"], top_p=traced["top_p"],
-          remask=opts.remask, remask_eta=traced["remask_eta"],
-          **critic_args)
-      return state.final[0, 1:]
-
-    tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)
+    null_token = (None if self.null_label is None
+                  else layout.codebook_size + self.null_label)
+    final = parallel_decode.decode_rows(
+        params["transformer"], sequences, keys, opts,
+        tokens_to_logits=self._logits_fn, mask_token_id=layout.mask_id,
+        null_token=null_token, **critic_args)
+    tokens = final[:, 1:].reshape(-1, *self.grid)
     images = self.tokenizer.apply({"params": params["tokenizer"]}, tokens,
                                   method=self.tokenizer.decode_from_indices)
     return tokens, images

@@ -20,30 +20,9 @@ from maskgit_jax import batching
 from maskgit_jax import compile_cache
 from maskgit_jax import imageio
 from maskgit_jax import sharding
+from maskgit_jax.parallel_decode import row_keys  # pylint: disable=unused-import
 from maskgit_jax.inference.options import label_array
 from maskgit_jax.models import vqgan as vqgan_lib
-
-
-@jax.jit
-def _fold_rows(base, rows):
-  return jax.vmap(lambda i: jax.random.fold_in(base, i))(rows)
-
-
-@jax.jit
-def _seed_rows(seed, rows):
-  return _fold_rows(jax.random.PRNGKey(seed), rows)
-
-
-def row_keys(seed: int, rows: np.ndarray) -> jax.Array:
-  """uint32 ``[n, 2]`` raw keys ``fold_in(PRNGKey(seed), rows[i])``.
-
-  One compiled program per call (an eager ``PRNGKey`` and ``vmap`` cost a
-  few ms, a sixth of a small model's batch-1 sample); seeds outside the
-  int32 range take the eager ``PRNGKey``.
-  """
-  if -2**31 <= seed < 2**31:
-    return _seed_rows(np.int32(seed), rows)
-  return _fold_rows(jax.random.PRNGKey(seed), rows)
 
 
 class PerShape:

@@ -22,6 +22,8 @@ samples from it by default (``use_ema=False`` reads the raw params).
 
 import ml_collections
 
+from maskgit_jax import decode_options
+
 from maskgit_jax.presets import common
 from maskgit_jax.presets import imagenet_transformer
 
@@ -38,9 +40,8 @@ def set_mage_sections(config: ml_collections.ConfigDict) -> None:
   config.mage = ml_collections.ConfigDict(dict(
       ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
       label_smoothing=0.1))
-  config.decode = ml_collections.ConfigDict(dict(
-      num_iter=20, choice_temperature=6.0, temperature=1.0,
-      schedule="cosine", cfg_scale=0.0))
+  config.decode = decode_options.config_section(
+      num_iter=20, choice_temperature=6.0, sampler="cdf")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -13,6 +13,8 @@ same structure, for tests)::
 
 import ml_collections
 
+from maskgit_jax import decode_options
+
 from maskgit_jax.presets import common
 
 VARIANTS = ("256", "512", "tiny")
@@ -55,17 +57,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       label_dropout=0.0,
   ))
 
-  # Parallel decoding (paper Section 3.2 and Table 1: T=8 at 256, 12 at 512).
-  config.decode = ml_collections.ConfigDict(dict(
-      num_iter=12 if variant == "512" else 8,
-      choice_temperature=4.5,
-      temperature=1.0,
-      schedule="cosine",
-      # Classifier-free guidance for models trained with label dropout
-      # (0: off). Read by the Generator and sample.py as their default.
-      cfg_scale=0.0,
-      cfg_schedule="constant",
-  ))
+  # Parallel decoding (paper Section 3.2 and Table 1: T=8 at 256, 12 at 512):
+  # every decode option (maskgit_jax.decode_options), read by the previews,
+  # the Generator and sample.py as their defaults. cfg_scale (classifier-
+  # free guidance) needs a model trained with label dropout. The sampler is
+  # the inverse-CDF draw: the official distribution from fewer random
+  # numbers (the official Gumbel-max draw: sampler="gumbel").
+  config.decode = decode_options.config_section(
+      num_iter=12 if variant == "512" else 8, sampler="cdf")
 
   # Training (paper Section 4.1): batch 256, Adam(0.9, 0.96), lr 1e-4 with
   # 5k warmup, weight decay 0.045, EMA 0.999.

@@ -15,8 +15,10 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from maskgit_jax import ar_decode
+from maskgit_jax import decode_options
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
 from maskgit_jax.models import critic as critic_lib
@@ -69,6 +71,28 @@ def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
                            ids[:, 1:].reshape(-1, grid, grid),
                            method=tokenizer.decode_from_indices)
   return jnp.clip(images, 0.0, 1.0)
+
+
+def preview_tokens(params, labels: jax.Array, decode: dict, *, layout,
+                   grid: int, tokens_to_logits, null_label: int | None,
+                   **overrides) -> jax.Array:
+  """int ``[n, 1 + grid * grid]`` samples of ``labels`` with the config's
+  ``decode`` settings and seed 0: what ``Generator.sample(labels, seed=0)``
+  draws from the same params (one shared program,
+  :func:`~maskgit_jax.parallel_decode.decode_rows`). ``overrides``: options
+  a stage fixes (the critic's ``order``) or the critic's arguments."""
+  critic = {k: overrides.pop(k) for k in ("tokens_to_critic", "critic_params")
+            if k in overrides}
+  opts = decode_options.DecodeOptions.from_config(
+      decode, guided=null_label is not None).replace(**overrides)
+  keys = parallel_decode.row_keys(0, np.arange(labels.shape[0],
+                                               dtype=np.uint32))
+  null_token = (None if null_label is None
+                else layout.codebook_size + null_label)
+  return parallel_decode.decode_rows(
+      params, layout.masked_sequence(labels, grid * grid), keys, opts,
+      tokens_to_logits=tokens_to_logits, mask_token_id=layout.mask_id,
+      null_token=null_token, **critic)
 
 
 def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
@@ -150,15 +174,10 @@ def transformer_task(config: ml_collections.ConfigDict,
   grid = config.image_size // tokenizer.factor
 
   def preview(state, batch, extras):
-    labels = batch["labels"][:PREVIEW_IMAGES]
-    del batch  # samples depend on the labels only
-    inputs = model.layout.masked_sequence(labels, grid * grid)
-    decoded = parallel_decode.decode(
-        state.ema_params, inputs, jax.random.PRNGKey(0),
-        tokens_to_logits=logits_fn, num_iter=config.decode.num_iter,
-        choice_temperature=config.decode.choice_temperature,
-        schedule=config.decode.schedule, mask_token_id=model.layout.mask_id)
-    return _render(tokenizer, extras, decoded.final, grid)
+    ids = preview_tokens(state.ema_params, batch["labels"][:PREVIEW_IMAGES],
+                         config.decode, layout=model.layout, grid=grid,
+                         tokens_to_logits=logits_fn, null_label=null_label)
+    return _render(tokenizer, extras, ids, grid)
 
   return Task(init=trainer.init, step=_token_step(trainer),
               preview=preview, extras=tokenizer_params)
@@ -196,19 +215,15 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
 
   def preview(state, batch, extras):
     """Samples decoded with ``order="critic"`` (the EMA critic)."""
-    inputs = generator.layout.masked_sequence(
-        batch["labels"][:PREVIEW_IMAGES], grid * grid)
-    decoded = parallel_decode.decode(
-        extras["generator"], inputs, jax.random.PRNGKey(0),
+    ids = preview_tokens(
+        extras["generator"], batch["labels"][:PREVIEW_IMAGES],
+        config.decode, layout=generator.layout, grid=grid,
         tokens_to_logits=transformer_lib.CodebookLogits(generator),
-        num_iter=config.decode.num_iter,
-        choice_temperature=config.decode.choice_temperature,
-        schedule=config.decode.schedule,
-        mask_token_id=generator.layout.mask_id, order="critic",
+        null_label=saved.null_label, order="critic",
         tokens_to_critic=critic_lib.CriticScores(trainer.critic),
         critic_params=trainer.full_params(state.ema_params,
                                           extras["generator"]))
-    return _render(tokenizer, extras["tokenizer"], decoded.final, grid)
+    return _render(tokenizer, extras["tokenizer"], ids, grid)
 
   return Task(init=trainer.init, step=step, preview=preview, extras=extras)
 
@@ -285,18 +300,12 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
       optimizer=_optimizer(config),
       tokenizer=tokenizer, ema_decay=config.ema_decay,
       **_kwargs(config.mage))
-  decode = config.decode
-
   def preview(state, batch, extras):
-    inputs = model.layout.masked_sequence(
-        jnp.zeros_like(batch["labels"][:PREVIEW_IMAGES]), model.num_tokens)
-    decoded = parallel_decode.decode(
-        state.ema_params, inputs, jax.random.PRNGKey(0),
-        tokens_to_logits=mage_lib.MAGELogits(model),
-        num_iter=decode.num_iter, choice_temperature=decode.choice_temperature,
-        temperature=decode.temperature, schedule=decode.schedule,
-        mask_token_id=model.layout.mask_id)
-    return _render(tokenizer, extras, decoded.final, grid)
+    ids = preview_tokens(
+        state.ema_params, jnp.zeros_like(batch["labels"][:PREVIEW_IMAGES]),
+        config.decode, layout=model.layout, grid=grid,
+        tokens_to_logits=mage_lib.MAGELogits(model), null_label=None)
+    return _render(tokenizer, extras, ids, grid)
 
   return Task(init=trainer.init, step=_token_step(trainer),
               preview=preview, extras=tokenizer_params)
