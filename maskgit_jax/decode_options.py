@@ -110,6 +110,9 @@ class DecodeOptions:
   top_p: float = _option(1.0, "sample among the smallest set of codes with "
                          "mass >= top_p (1: all)", static=False, off=1.0,
                          check=lambda v: logit_filters.check_filters(0, v))
+  min_p: float = _option(0.0, "sample among the codes with probability >= "
+                         "min_p times the most likely one's (0: all)",
+                         static=False, off=0.0, minimum=0.0)
   remask_eta: float = _option(0.05, "ReMDM's eta", static=False,
                               minimum=0.0)
   cfg_scale: float = _option(

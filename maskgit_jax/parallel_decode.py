@@ -260,10 +260,13 @@ def draw(logits: jax.Array, rng: jax.Array, t, opts: DecodeOptions
         opts.temperature_schedule)
   top_k = opts.top_k if opts.filter_on("top_k") else None
   top_p = opts.top_p if opts.filter_on("top_p") else None
-  if top_k is None and top_p is None:
+  if top_k is None and top_p is None and not opts.filter_on("min_p"):
     return sample_tokens(rng, logits, temperature, greedy=opts.greedy,
                          sampler=opts.sampler)
   filtered = logit_filters.filter_logits(logits / temperature, top_k, top_p)
+  if opts.filter_on("min_p"):  # p >= min_p * p_max, in log space
+    cut = jnp.max(filtered, axis=-1, keepdims=True) + jnp.log(opts.min_p)
+    filtered = jnp.where(filtered >= cut, filtered, -jnp.inf)
   return sample_tokens(rng, filtered, 1.0, greedy=opts.greedy,
                        sampler=opts.sampler)
 

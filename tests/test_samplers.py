@@ -338,3 +338,21 @@ def test_mdlm_decodes_fully_and_keeps_given_tokens(remask):
   else:  # eta = 1: tokens return to the mask
     assert back.any()
 
+
+
+@hypothesis.settings(deadline=None, max_examples=10)
+@hypothesis.given(seed=st.integers(0, 2**16), sampler=st.sampled_from(
+    ("gumbel", "cdf")))
+def test_min_p_draws_only_codes_near_the_most_likely(seed, sampler):
+  """min_p=1 is greedy; min_p=0.3 never draws a code below 0.3 p_max."""
+  logits = 2.0 * jax.random.normal(jax.random.PRNGKey(seed), (4, 9, 16))
+  key = jax.random.PRNGKey(seed + 1)
+  opts = parallel_decode.DecodeOptions(sampler=sampler)
+  greedy = parallel_decode.draw(logits, key, 0, opts.replace(min_p=1.0))
+  np.testing.assert_array_equal(greedy, jnp.argmax(logits, -1))
+  probs = jax.nn.softmax(logits, -1)
+  for k in range(5):
+    ids = parallel_decode.draw(logits, jax.random.PRNGKey(k), 0,
+                               opts.replace(min_p=0.3))
+    chosen = jnp.take_along_axis(probs, ids[..., None], -1)[..., 0]
+    assert (chosen >= 0.3 * probs.max(-1) - 1e-6).all()
