@@ -101,7 +101,7 @@ def test_previews_the_generator_and_sample_py_sample_alike(gen, tiny_run,
   from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   settings = dict(cfg_scale=2.0, temperature=0.9, schedule="linear",
-                  top_k=5, choice_temperature=3.0)
+                  top_k=5, choice_temperature=3.0, min_p=0.05)
   labels = np.array([1, 4, 7, 2, 0, 9, 3, 3], np.int32)
   generated = gen.sample(labels, seed=0, **settings)
 
