@@ -5,12 +5,18 @@
 (``r = (t + 1) / T``):
 
 1. predict: ``logits = tokens_to_logits(params, tokens)``;
-2. sample every masked position (``argmax(logits / temperature + Gumbel)``,
-   or ``argmax(logits)`` in greedy mode); known tokens are kept;
-3. confidence = ``log p(sampled)`` plus ``choice_temperature * (1 - r)``
-   times Gumbel noise; known tokens get ``+inf``;
-4. re-mask the ``clip(floor(N0 * gamma(r)), 1, unknown - 1)`` least
-   confident positions, with ``N0`` the initial number of masked tokens.
+2. draw every masked position (:func:`draw`: ``argmax(logits /
+   temperature + Gumbel)``, or ``argmax(logits)`` in greedy mode, through
+   the filters that are on); known tokens are kept;
+3. confidence = ``log p(sampled)``; known tokens get ``+inf``;
+4. the reveal policy (:mod:`maskgit_jax.reveal_policies`) picks what
+   returns to the mask; officially the ``clip(floor(N0 * gamma(r)), 1,
+   unknown - 1)`` least confident positions after adding
+   ``choice_temperature * (1 - r)`` times Gumbel noise, with ``N0`` the
+   initial number of masked tokens.
+
+The options are one :class:`~maskgit_jax.decode_options.DecodeOptions`
+(its defaults are the official settings).
 
 The result is the sequence sampled at the last iteration (before its
 re-masking). Random numbers are drawn in the official order
@@ -26,7 +32,8 @@ Two options, measured in ``benchmarks/RESULTS.md``:
   fewer random numbers (on CPU the Gumbel draw costs 20-40% of a forward
   pass per iteration, the inverse-CDF draw about 5%). Sampled runs then no
   longer match the official ones bit for bit (greedy runs still do); the
-  :class:`maskgit_jax.sampling.Generator` uses it by default.
+  presets choose it in their ``config.decode`` (the Generator's and the
+  previews' defaults).
 * ``unroll=True`` unrolls the T iterations into straight-line code
   (bit-identical results). On CPU it was no faster and compiled 2-3x
   slower; it is there for accelerators, where each while-loop iteration
