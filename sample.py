@@ -138,7 +138,12 @@ def _options() -> dict:
 def _generator_options(generator) -> dict:
   """The command line's options for this generator (MaskGIT's or a
   prior's; the other kind's refused)."""
-  if hasattr(generator, "prior"):
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  if isinstance(generator, sampling.ARGenerator):
+    if _TASK.value in ("edit", "outpaint", "panorama"):
+      raise ValueError(f"--task={_TASK.value} needs the bidirectional "
+                       "MaskGIT; an autoregressive prior completes the end of "
+                       "a sequence (--task=complete, or inpaint a bottom mask)")
     return _prior_options(_options())
   if _TASK.value == "complete":
     raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
@@ -263,7 +268,7 @@ def main(argv):
   if _PRETRAINED.value:
     from maskgit_jax import official  # pylint: disable=g-import-not-at-top
     checkpoint = official.fetch_released(_PRETRAINED.value)
-  generator = sampling.Generator.from_checkpoint(
+  generator = sampling.load(
       checkpoint, use_ema=_USE_EMA.value, step=_STEP.value,
       batch_size=_BATCH_SIZE.value, precision=_PRECISION.value,
       critic=_CRITIC.value)

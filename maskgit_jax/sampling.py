@@ -7,9 +7,10 @@
     edited = gen.edit(image, (8, 8, 16, 16), label=5)
     wide = gen.panorama(image, width=3 * image.shape[1], label=5)
 
-An autoregressive prior's workdir (``train.py`` with ``config.stage =
-"ar"``) loads the same way and gives an :class:`ARGenerator` (generation,
-and completing the bottom of images).
+``sampling.load(path)`` takes any sampling workdir and returns the class
+its checkpoint needs: a Generator, or for an autoregressive prior
+(``config.stage = "ar"``) an :class:`ARGenerator` (generation, and
+completing the bottom of images).
 
 The public names of :mod:`maskgit_jax.inference`, where the code lives
 (options, the Generator, editing tasks, rejection sampling).
@@ -18,7 +19,8 @@ The public names of :mod:`maskgit_jax.inference`, where the code lives
 from maskgit_jax.inference import (ARGenerator, ARSampleOptions, DecodeOptions,
                                    Generator, GuidedLogits, Samples)
 from maskgit_jax.guidance import CFG_SCHEDULES
+from maskgit_jax.inference.loader import load
 from maskgit_jax.inference.rejection import Classifier
 
 __all__ = ["ARGenerator", "ARSampleOptions", "CFG_SCHEDULES", "Classifier",
-           "DecodeOptions", "Generator", "GuidedLogits", "Samples"]
+           "DecodeOptions", "Generator", "GuidedLogits", "Samples", "load"]

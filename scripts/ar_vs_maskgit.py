@@ -159,7 +159,7 @@ def run(args) -> int:
     for kind in ("maskgit", "ar"):
       workdir = out / f"{kind}_{budget}"
       minutes = _train(kind, budget, run_dir, workdir)
-      gen = sampling.Generator.from_checkpoint(workdir, batch_size=64)
+      gen = sampling.load(workdir, batch_size=64)
       variants = ([(f"MaskGIT T={t}", dict(num_iter=t)) for t in (8, 16)]
                   if kind == "maskgit" else [("autoregressive", {})])
       for name, fixed in variants:
@@ -180,7 +180,7 @@ def run(args) -> int:
                              for s, a, f in zip(seeds, acc, fid)])
         if not args.skip_timing:
           for batch in (1, 64):  # batch 1 on one device: 8 images in turn
-            timed = sampling.Generator.from_checkpoint(
+            timed = sampling.load(
                 workdir, batch_size=batch,
                 devices=jax.local_devices()[:1] if batch == 1 else None)
             row[f"ms_batch{batch}"] = _ms_per_image(
@@ -193,9 +193,9 @@ def run(args) -> int:
   picked = {r["model"]: r["settings"] for r in results["rows"]
             if r["budget"] == last}
   _grid_picture(
-      [(sampling.Generator.from_checkpoint(out / f"maskgit_{last}"),
+      [(sampling.load(out / f"maskgit_{last}"),
         picked["MaskGIT T=8"]),
-       (sampling.Generator.from_checkpoint(out / f"ar_{last}"),
+       (sampling.load(out / f"ar_{last}"),
         picked["autoregressive"])], out / "samples.png")
   print(markdown(results["rows"]))
   return 0

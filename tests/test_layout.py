@@ -105,9 +105,8 @@ def test_every_module_has_a_layer():
   assert not missing, f"place these modules in LAYERS: {missing}"
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: _module_name(p) or "init")
-def test_imports_run_one_way(path):
-  source = _module_name(path)
+def _wrong_arrows(source: str, path: pathlib.Path) -> list[str]:
+  """The imports of ``path`` (module ``source``) against the layers."""
   layer = _layer(source)
   wrong = []
   for name in sorted(_imports(path)):
@@ -121,7 +120,67 @@ def test_imports_run_one_way(path):
     if RANKS[target_layer] > RANKS[layer] or (
         RANKS[target_layer] == RANKS[layer] and target_layer != layer):
       wrong.append(f"{name} ({target_layer})")
-  assert not wrong, f"{source} ({layer}) imports upward or sideways: {wrong}"
+  return wrong
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: _module_name(p) or "init")
+def test_imports_run_one_way(path):
+  source = _module_name(path)
+  wrong = _wrong_arrows(source, path)
+  assert not wrong, (f"{source} ({_layer(source)}) imports upward or "
+                     f"sideways: {wrong}")
+
+
+def _import_graph(files) -> dict[str, set[str]]:
+  """Module -> the package modules it imports (anywhere in the file,
+  ``TYPE_CHECKING`` blocks included; ``from pkg import sub`` is an edge to
+  ``pkg.sub``, not to ``pkg``'s ``__init__``)."""
+  graph = {}
+  for path in files:
+    source = _module_name(path)
+    targets = {_package_target(n) for n in _imports(path)}
+    targets = {t for t in targets if t is not None and t != source}
+    # A package imported only for a submodule is not an edge of its own.
+    graph[source] = {t for t in targets
+                     if not any(o.startswith(t + ".") if t else o
+                                for o in targets if o != t)}
+  return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+  """The strongly connected components with more than one module."""
+  index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+  def visit(node):
+    index[node] = low[node] = len(index)
+    stack.append(node)
+    on_stack.add(node)
+    for nxt in sorted(graph.get(node, ())):
+      if nxt not in index:
+        visit(nxt)
+        low[node] = min(low[node], low[nxt])
+      elif nxt in on_stack:
+        low[node] = min(low[node], index[nxt])
+    if low[node] == index[node]:
+      component = []
+      while True:
+        top = stack.pop()
+        on_stack.discard(top)
+        component.append(top)
+        if top == node:
+          break
+      if len(component) > 1:
+        found.append(sorted(component))
+
+  for node in sorted(graph):
+    if node not in index:
+      visit(node)
+  return found
+
+
+def test_no_import_cycles_inside_the_package():
+  cycles = _cycles(_import_graph(FILES))
+  assert not cycles, f"import cycles: {cycles}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: _module_name(p) or "init")
@@ -139,3 +198,12 @@ def test_the_checker_catches_a_wrong_arrow(tmp_path):
   fake = tmp_path / "m.py"
   fake.write_text("def f():\n  from maskgit_jax.trainers import loop\n")
   assert "maskgit_jax.trainers.loop" in _imports(fake)
+  assert "maskgit_jax.trainers.loop (trainers)" in _wrong_arrows("masking",
+                                                                fake)
+  assert _wrong_arrows("trainers.tasks", fake) == []
+
+
+def test_the_cycle_finder_finds_cycles():
+  graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+  assert _cycles(graph) == [["a", "b", "c"]]
+  assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -1,7 +1,7 @@
 """The ARGenerator: a trained autoregressive prior (plus tokenizer) that samples.
 
 The raster-order counterpart of :class:`~maskgit_jax.inference.generator.Generator`
-for checkpoints of ``config.stage = "ar"`` (``Generator.from_checkpoint``
+for checkpoints of ``config.stage = "ar"`` (:func:`maskgit_jax.sampling.load`
 returns one for them). Sample ``i`` uses ``fold_in(PRNGKey(seed), i)``;
 each decode is one KV-cached program per batch shape
 (:func:`maskgit_jax.ar_decode.decode`); temperature, top-k, top-p and the
@@ -9,9 +9,9 @@ guidance scale are traced.
 
 Editing is what a raster-order model can do: regenerate the *end* of the
 token sequence, i.e. complete the bottom of an image (:meth:`complete`, or
-:meth:`inpaint` with a mask whose tokens are a raster suffix). Anything
-else (a box in the middle, outpainting left or up, panoramas) needs the
-bidirectional MaskGIT and raises ValueError.
+:meth:`inpaint` with a mask whose tokens are a raster suffix; another mask
+is refused). Box edits, outpainting and panoramas need the bidirectional
+MaskGIT and are offered by the Generator only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import jax
 import numpy as np
 
 from maskgit_jax import ar_decode
-from maskgit_jax import imageio
 from maskgit_jax import logit_filters
 from maskgit_jax import restore
 from maskgit_jax import storage
@@ -76,6 +75,17 @@ class ARSampleOptions:
     logit_filters.check_filters(self.top_k, self.top_p)
     return self
 
+  def static(self) -> tuple:
+    """What selects a compiled program: guidance and the filters on."""
+    return (self.cfg_scale != 0, self.top_k == 0, self.top_p >= 1)
+
+  def traced(self) -> dict:
+    """The program's arguments (a filter that is off: None)."""
+    return dict(temperature=np.float32(self.temperature),
+                top_k=np.int32(self.top_k) if self.top_k else None,
+                top_p=np.float32(self.top_p) if self.top_p < 1 else None,
+                cfg_scale=np.float32(self.cfg_scale))
+
 
 class ARGenerator(token_images.TokenImages):
   """A trained autoregressive prior and its tokenizer, ready to sample."""
@@ -118,10 +128,6 @@ class ARGenerator(token_images.TokenImages):
   def _closure(self) -> tuple:
     return (self.prior, self.tokenizer, self.null_label)
 
-  def options(self, **overrides) -> ARSampleOptions:
-    """The default sampling options with ``overrides`` (None ignored)."""
-    return self.defaults.replace(**overrides)
-
   def checked_options(self, **overrides) -> ARSampleOptions:
     """:meth:`options`, refusing guidance on a prior without a null class."""
     opts = self.options(**overrides)
@@ -129,12 +135,6 @@ class ARGenerator(token_images.TokenImages):
       raise ValueError("cfg_scale needs a prior trained with label dropout "
                        "(config.ar.label_dropout > 0)")
     return opts
-
-  def generate(self, labels, *, seed: int = 0, progress=None,
-               **options) -> np.ndarray:
-    """Class-conditional samples: uint8 ``[len(labels), H, W, 3]``."""
-    return self.sample(labels, seed=seed, progress=progress,
-                       **options).images
 
   def sample(self, labels, *, seed: int = 0, progress=None,
              **options) -> Samples:
@@ -162,56 +162,17 @@ class ARGenerator(token_images.TokenImages):
     mask[keep_rows * self.factor:] = True
     return self.inpaint(image, mask, label=label, seed=seed, **options)
 
-  def edit(self, *args, **kwargs):
-    raise ValueError(_RASTER_ONLY.format("box editing"))
-
-  def outpaint(self, *args, **kwargs):
-    raise ValueError(_RASTER_ONLY.format("outpainting"))
-
-  def panorama(self, *args, **kwargs):
-    raise ValueError(_RASTER_ONLY.format("panoramas"))
-
-  def decode_sequences(self, sequences, labels, seed, opts: ARSampleOptions,
-                       progress=None, *, index_offset: int = 0) -> Samples:
-    """Samples the mask ids of int ``[n, 1 + L]`` sequences (known tokens:
-    a prefix of each row); row ``i`` uses ``fold_in(PRNGKey(seed),
-    index_offset + i)``."""
-    sequences = np.asarray(sequences, np.int32)
+  def _checked_sequences(self, sequences: np.ndarray) -> np.ndarray:
     ar_decode.check_prefix(sequences, self.layout.mask_id)
-    guided = opts.cfg_scale != 0
-    top_k = int(opts.top_k) or None
-    top_p = opts.top_p if opts.top_p < 1 else None
-    fn = self._jit(("ar_decode", guided, top_k is None, top_p is None),
-                   lambda *a: self._decode_images(guided, *a))
-    keys = token_images.row_keys(
-        seed, np.arange(len(sequences), dtype=np.uint32)
-        + np.uint32(index_offset))
-    traced = dict(temperature=np.float32(opts.temperature),
-                  top_k=None if top_k is None else np.int32(top_k),
-                  top_p=None if top_p is None else np.float32(top_p),
-                  cfg_scale=np.float32(opts.cfg_scale))
-    tokens, images = self._batched(
-        lambda p, s, k: fn(p, s, k, traced),
-        [sequences, np.asarray(keys)], progress=progress)
-    return Samples(images=imageio.to_uint8(images),
-                   tokens=tokens.astype(np.int32),
-                   labels=np.asarray(labels, np.int32), float_images=images)
+    return sequences
 
-  def _decode_images(self, guided: bool, params, sequences, key_data,
-                     traced: dict):
+  def _decode_images(self, opts: ARSampleOptions, traced: dict, params,
+                     sequences, keys):
     null_token = self.layout.codebook_size + (self.null_label or 0)
 
     def one(sequence, key):
       return ar_decode.decode(
           params["prior"], sequence[None], key, model=self.prior,
-          guided=guided, null_token=null_token, **traced)[0, 1:]
+          guided=opts.cfg_scale != 0, null_token=null_token, **traced)[0]
 
-    tokens = jax.vmap(one)(sequences, key_data).reshape(-1, *self.grid)
-    images = self.tokenizer.apply({"params": params["tokenizer"]}, tokens,
-                                  method=self.tokenizer.decode_from_indices)
-    return tokens, images
-
-
-_RASTER_ONLY = ("{} needs the bidirectional MaskGIT: a raster-order prior can "
-                "only complete the end of a sequence (ARGenerator.complete, "
-                "or inpaint with a mask over the bottom rows)")
+    return self._render(params, jax.vmap(one)(sequences, keys))

@@ -9,19 +9,16 @@ come back exactly as they went in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from maskgit_jax import editing
 from maskgit_jax import imageio
+from maskgit_jax.inference import token_images
 from maskgit_jax.inference.options import DecodeOptions, label_array
 
-if TYPE_CHECKING:
-  from maskgit_jax.inference.generator import Generator
 
 
-def inpaint(gen: "Generator", image, mask, *, label=None, seed: int = 0,
+def inpaint(gen: token_images.TokenImages, image, mask, *, label=None, seed: int = 0,
             widen: int = 0, sigma: float = 1.0, **options) -> np.ndarray:
   """Regenerates the masked pixels of model-size images.
 
@@ -56,7 +53,7 @@ def inpaint(gen: "Generator", image, mask, *, label=None, seed: int = 0,
   return out[0] if single else out
 
 
-def edit(gen: "Generator", image, box, *, label, seed: int = 0,
+def edit(gen: token_images.TokenImages, image, box, *, label, seed: int = 0,
          sigma: float = 1.0, **options) -> np.ndarray:
   """Class-conditional box editing (the official Colab's recipe).
 
@@ -80,7 +77,7 @@ def edit(gen: "Generator", image, box, *, label, seed: int = 0,
   return out[0] if single else out
 
 
-def outpaint(gen: "Generator", image, extend, *, label=None, seed: int = 0,
+def outpaint(gen: token_images.TokenImages, image, extend, *, label=None, seed: int = 0,
              **options) -> np.ndarray:
   """Extends images beyond their borders.
 
@@ -114,7 +111,7 @@ def outpaint(gen: "Generator", image, extend, *, label=None, seed: int = 0,
   return out[0] if single else out
 
 
-def panorama(gen: "Generator", image, width: int, *, label=None,
+def panorama(gen: token_images.TokenImages, image, width: int, *, label=None,
              seed: int = 0, **options) -> np.ndarray:
   """Repeated outpainting to the right until the image is ``width`` wide."""
   images, _ = _model_size_images(gen, image)
@@ -125,7 +122,7 @@ def panorama(gen: "Generator", image, width: int, *, label=None,
                   label=label, seed=seed, **options)
 
 
-def _edit_labels(gen: "Generator", label, n: int) -> np.ndarray:
+def _edit_labels(gen: token_images.TokenImages, label, n: int) -> np.ndarray:
   if label is None:
     if gen.num_classes == 1 and gen.null_label is None:  # unconditional
       return np.zeros((n,), np.int32)
@@ -137,7 +134,7 @@ def _edit_labels(gen: "Generator", label, n: int) -> np.ndarray:
   return gen.check_labels(label_array(label, n))
 
 
-def _model_size_images(gen: "Generator", image) -> tuple[np.ndarray, bool]:
+def _model_size_images(gen: token_images.TokenImages, image) -> tuple[np.ndarray, bool]:
   images = np.asarray(image)
   single = images.ndim == 3
   if single:
@@ -158,7 +155,7 @@ def _model_size_images(gen: "Generator", image) -> tuple[np.ndarray, bool]:
   return images, single
 
 
-def _edit(gen: "Generator", images, token_masks, label, seed,
+def _edit(gen: token_images.TokenImages, images, token_masks, label, seed,
           opts: DecodeOptions, *, sigma, index_offset: int = 0) -> np.ndarray:
   """Regenerates ``token_masks`` of model-size uint8 images; composites."""
   labels = _edit_labels(gen, label, len(images))
@@ -178,7 +175,7 @@ def _edit(gen: "Generator", images, token_masks, label, seed,
   return out
 
 
-def _fill(gen: "Generator", canvas, known, label, seed, opts) -> np.ndarray:
+def _fill(gen: token_images.TokenImages, canvas, known, label, seed, opts) -> np.ndarray:
   """Fills ``~known`` pixels of ``canvas`` with model-size windows."""
   size, f = gen.image_size, gen.factor
   stride = max(size // 2 // f, 1) * f

@@ -16,7 +16,6 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from maskgit_jax import imageio
 from maskgit_jax import official
 from maskgit_jax import parallel_decode
 from maskgit_jax import restore
@@ -113,21 +112,14 @@ class Generator(token_images.TokenImages):
       FileNotFoundError: no checkpoint at ``path`` or at its tokenizer's.
       ValueError: the checkpoint is not a stage-2 (transformer) one.
 
-    An autoregressive prior's workdir (``config.stage = "ar"``) gives an
-    :class:`~maskgit_jax.inference.ar_generator.ARGenerator` instead; a
-    MAGE workdir (``"mage"``) a Generator of one class (label 0).
+    A MAGE workdir (``"mage"``) gives a Generator of one class (label 0);
+    an autoregressive prior's is refused (:func:`maskgit_jax.sampling.load`
+    picks the class for any workdir).
     """
     stage = restore.checkpoint_stage(path)
     if stage == "ar":
-      from maskgit_jax.inference import ar_generator  # pylint: disable=g-import-not-at-top
-      if critic is not None:
-        raise ValueError("a token critic works with MaskGIT's parallel "
-                         "decode, not with an autoregressive prior")
-      if kwargs.pop("precision", "float32") != "float32":
-        raise ValueError("an autoregressive prior samples in float32 only "
-                         "(precision applies to MaskGIT's transformer)")
-      return ar_generator.ARGenerator.from_checkpoint(
-          path, use_ema=use_ema, step=step, **kwargs)
+      raise ValueError(f"{path} holds an autoregressive prior: load it with "
+                       "sampling.load(path) or ARGenerator.from_checkpoint")
     if stage == "mage" and critic is not None:
       raise ValueError("a token critic is trained on a MaskGIT transformer's "
                        "samples, not on MAGE's")
@@ -156,20 +148,7 @@ class Generator(token_images.TokenImages):
     return cls.from_checkpoint(official.fetch_released(name, cache_dir),
                                **kwargs)
 
-  def options(self, **overrides) -> DecodeOptions:
-    """The default decode options with ``overrides`` (None values ignored)."""
-    return self.defaults.replace(**overrides)
-
   # -- generation -----------------------------------------------------------
-
-  def generate(self, labels, *, seed: int = 0, progress=None,
-               **options) -> np.ndarray:
-    """Class-conditional samples: uint8 ``[len(labels), H, W, 3]``.
-
-    Keyword options are the fields of :class:`DecodeOptions`.
-    """
-    return self.sample(labels, seed=seed, progress=progress,
-                       **options).images
 
   def sample(self, labels, *, seed: int = 0, progress=None,
              classifier: rejection.Classifier | None = None,
@@ -214,30 +193,9 @@ class Generator(token_images.TokenImages):
           "masking.label_dropout > 0); this checkpoint has no null class")
     return opts
 
-  def decode_sequences(self, sequences, labels, seed, opts: DecodeOptions,
-                       progress=None, *, index_offset: int = 0) -> Samples:
-    """Decodes int ``[n, 1 + h * w]`` sequences (masks where to generate).
-
-    Row ``i`` uses ``fold_in(PRNGKey(seed), index_offset + i)``.
-    """
-    fn = self._jit(("decode",) + opts.static(),
-                   lambda p, s, k, t: self._decode_images(
-                       opts.with_traced(t), p, s, k))
-    keys = token_images.row_keys(
-        seed, np.arange(len(sequences), dtype=np.uint32)
-        + np.uint32(index_offset))
-    traced = opts.traced()
-    tokens, images = self._batched(
-        lambda p, s, k: fn(p, s, k, traced),
-        [np.asarray(sequences), np.asarray(keys)], progress=progress)
-    return Samples(images=imageio.to_uint8(images),
-                   tokens=tokens.astype(np.int32),
-                   labels=np.asarray(labels, np.int32),
-                   float_images=images)
-
-  def _decode_images(self, opts: DecodeOptions, params, sequences, keys):
-    """Tokens ``[n, h, w]`` and float images of ``sequences`` (inside the
-    program; ``opts`` holds the traced values)."""
+  def _decode_images(self, opts: DecodeOptions, traced: dict, params,
+                     sequences, keys):
+    opts = opts.with_traced(traced)
     layout = self.transformer.layout
     critic_args = {}
     if opts.order == "critic":
@@ -246,14 +204,10 @@ class Generator(token_images.TokenImages):
           critic_params=params["critic"])
     null_token = (None if self.null_label is None
                   else layout.codebook_size + self.null_label)
-    final = parallel_decode.decode_rows(
+    return self._render(params, parallel_decode.decode_rows(
         params["transformer"], sequences, keys, opts,
         tokens_to_logits=self._logits_fn, mask_token_id=layout.mask_id,
-        null_token=null_token, **critic_args)
-    tokens = final[:, 1:].reshape(-1, *self.grid)
-    images = self.tokenizer.apply({"params": params["tokenizer"]}, tokens,
-                                  method=self.tokenizer.decode_from_indices)
-    return tokens, images
+        null_token=null_token, **critic_args))
 
   def _model(self):
     return self.transformer

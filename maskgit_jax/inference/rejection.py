@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 from scipy import special
 
+from maskgit_jax.inference import token_images
 from maskgit_jax.inference.options import DecodeOptions, Samples
 
-if TYPE_CHECKING:
-  from maskgit_jax.inference.generator import Generator
 
 Classifier = Callable[[np.ndarray], np.ndarray]
 """uint8 images ``[n, H, W, 3]`` -> logits ``[n, num_classes]``."""
 
 
-def rejection_sample(gen: "Generator", labels: np.ndarray, seed: int,
+def rejection_sample(gen: token_images.TokenImages, labels: np.ndarray, seed: int,
                      opts: DecodeOptions, progress, classifier: Classifier,
                      acceptance_rate: float) -> Samples:
   """Draws ``ceil(1 / acceptance_rate)`` candidates per label; keeps the one

@@ -20,8 +20,8 @@ from maskgit_jax import batching
 from maskgit_jax import compile_cache
 from maskgit_jax import imageio
 from maskgit_jax import sharding
-from maskgit_jax.parallel_decode import row_keys  # pylint: disable=unused-import
-from maskgit_jax.inference.options import label_array
+from maskgit_jax.parallel_decode import row_keys
+from maskgit_jax.inference.options import Samples, label_array
 from maskgit_jax.models import vqgan as vqgan_lib
 
 
@@ -126,6 +126,54 @@ class TokenImages:
         {"params": p["tokenizer"]}, t,
         method=self.tokenizer.decode_from_indices))
     return self._batched(fn, [np.asarray(tokens, np.int32)])[0]
+
+  # -- the row-sampling skeleton both generators share ----------------------
+
+  def options(self, **overrides):
+    """The default options with ``overrides`` (None values ignored)."""
+    return self.defaults.replace(**overrides)
+
+  def generate(self, labels, *, seed: int = 0, progress=None,
+               **options) -> np.ndarray:
+    """Class-conditional samples: uint8 ``[len(labels), H, W, 3]``;
+    ``options`` as in :meth:`sample`."""
+    return self.sample(labels, seed=seed, progress=progress,
+                       **options).images
+
+  def decode_sequences(self, sequences, labels, seed, opts, progress=None,
+                       *, index_offset: int = 0) -> Samples:
+    """Fills the mask ids of int ``[n, 1 + h * w]`` sequences; row ``i``
+    uses ``fold_in(PRNGKey(seed), index_offset + i)``, whatever the batch.
+    ``opts``: this generator's options (``static()`` selects the program,
+    ``traced()`` are its arguments)."""
+    sequences = self._checked_sequences(np.asarray(sequences, np.int32))
+    fn = self._jit((type(self).__name__,) + opts.static(),
+                   lambda p, s, k, t: self._decode_images(opts, t, p, s, k))
+    keys = row_keys(seed, np.arange(len(sequences), dtype=np.uint32)
+                    + np.uint32(index_offset))
+    traced = opts.traced()
+    tokens, images = self._batched(
+        lambda p, s, k: fn(p, s, k, traced),
+        [sequences, np.asarray(keys)], progress=progress)
+    return Samples(images=imageio.to_uint8(images),
+                   tokens=tokens.astype(np.int32),
+                   labels=np.asarray(labels, np.int32), float_images=images)
+
+  def _checked_sequences(self, sequences: np.ndarray) -> np.ndarray:
+    """Refuses sequences this model cannot fill (a prior: masks not at the
+    end); returns them."""
+    return sequences
+
+  def _decode_images(self, opts, traced: dict, params, sequences, keys):
+    """``(tokens [n, h, w], float images)`` inside the compiled program."""
+    raise NotImplementedError
+
+  def _render(self, params, final: jax.Array):
+    """``(tokens, images)`` of decoded sequences ``[n, 1 + h * w]``."""
+    tokens = final[:, 1:].reshape(-1, *self.grid)
+    return tokens, self.tokenizer.apply(
+        {"params": params["tokenizer"]}, tokens,
+        method=self.tokenizer.decode_from_indices)
 
   def _closure(self) -> tuple:
     """What the traced programs depend on besides their key and inputs."""
