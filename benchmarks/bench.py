@@ -23,6 +23,10 @@ import queue as queue_lib
 import resource
 import time
 
+from benchmarks.timing import compile_timed as _compile
+from benchmarks.timing import timed as _timed
+from benchmarks.timing import xla_flops as _xla_flops
+
 HERE = pathlib.Path(__file__).resolve().parent
 MODEL = dict(hidden=256, layers=4, heads=4, mlp=1024, codebook=1024,
              classes=1000)
@@ -40,32 +44,6 @@ INFERENCE_SECTIONS = ("precision_decode", "first_call", "generator_overhead",
                       "streaming_sampler")
 # The demo's CPU split (sharding.split_host_cpu on 2 cores).
 SPLIT_CPU_DEVICES = 4
-
-
-def _timed(compiled, *args, budget: float = 1.0) -> float:
-  import jax  # pylint: disable=g-import-not-at-top
-  best, spent = float("inf"), 0.0
-  while spent < budget or best == float("inf"):
-    start = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    took = time.perf_counter() - start
-    best, spent = min(best, took), spent + took
-    if took > budget:
-      break
-  return best
-
-
-def _compile(fn, *args):
-  import jax  # pylint: disable=g-import-not-at-top
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  return compiled, time.perf_counter() - start
-
-
-def _xla_flops(compiled) -> float:
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0))
 
 
 # -- sections (each runs in a child process) ---------------------------------

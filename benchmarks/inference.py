@@ -79,7 +79,7 @@ def generator(name: str, precision: str = "float32", batch_size: int = 64):
 
 def precision_decode(quick: bool) -> dict:
   """Decode (tokens and images) time per precision; ratios to float32."""
-  from benchmarks import bench  # pylint: disable=g-import-not-at-top
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
   rows = []
   for name in ("demo", "A", "B"):
     for batch in (1, 8) if quick else (1, 8, 32):
@@ -90,7 +90,7 @@ def precision_decode(quick: bool) -> dict:
         gen = generator(name, p)
         labels = [i % gen.num_classes for i in range(batch)]
         gen.generate(labels)  # compile
-        times[p] = bench._timed(lambda g=gen, l=labels: g.generate(l),
+        times[p] = timing.timed(lambda g=gen, l=labels: g.generate(l),
                                 budget=2)
       for p in PRECISIONS:
         rows.append(dict(model=name, batch=batch, precision=p,
