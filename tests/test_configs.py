@@ -5,13 +5,14 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import pytest
 
 from maskgit_jax import presets
+from maskgit_jax.decode_options import DecodeOptions
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import tasks
 from maskgit_jax.trainers import tokenizer_step
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -60,8 +61,11 @@ def _models_and_inputs(config):
 @pytest.mark.parametrize("name, variant", CASES)
 def test_config_builds(name, variant):
   config = importlib.import_module(name).get_config(variant)
-  assert isinstance(config, ml_collections.ConfigDict)
   assert config.variant == variant
+  assert config.stage in tasks.STAGES
+  if "decode" in config:  # every decode option, valid (one definition)
+    assert set(config.decode) == {f.name for f in DecodeOptions.fields()}
+    DecodeOptions.from_config(config.decode.to_dict())
   for model, example in _models_and_inputs(config):
     out = jax.eval_shape(model.init, jax.random.PRNGKey(0), example)
     assert jax.tree_util.tree_leaves(out["params"])

@@ -85,10 +85,10 @@ def test_dropping_equals_removing_the_dropped_tokens(params):
   np.testing.assert_allclose(MODEL.apply({"params": params}, changed, kept),
                              base, rtol=1e-6, atol=1e-6)
   visible_kept = np.asarray(kept)[0][~np.asarray(mask)[0, np.asarray(kept)[0]]]
-  if visible_kept.size:
-    other = ids.at[0, 1 + visible_kept[0]].set(
-        (ids[0, 1 + visible_kept[0]] + 1) % 24)
-    assert not np.allclose(MODEL.apply({"params": params}, other, kept), base)
+  assert visible_kept.size, "the corruption must keep a visible token here"
+  other = ids.at[0, 1 + visible_kept[0]].set(
+      (ids[0, 1 + visible_kept[0]] + 1) % 24)
+  assert not np.allclose(MODEL.apply({"params": params}, other, kept), base)
 
 
 def test_masked_positions_are_padded_with_the_class_output(params):
