@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from typing import Mapping, MutableMapping
 
 from etils import epath
@@ -106,7 +107,9 @@ def save_npz(value: PathLike, arrays: Mapping[str, np.ndarray]) -> epath.Path:
 def write_bytes(value: PathLike, data: bytes) -> epath.Path:
   """Writes ``data`` whole or not at all (see :func:`save_npz`).
 
-  Local files go through ``NAME.tmp`` and a rename; an object store's
+  Local files go through ``NAME.<unique>.tmp`` and a rename (unique, so
+  that processes writing the same file, as every host of a slice writes a
+  shared manifest, never take each other's temporary); an object store's
   upload is already all-or-nothing (the object appears when it completes).
   """
   target = path(value)
@@ -114,7 +117,7 @@ def write_bytes(value: PathLike, data: bytes) -> epath.Path:
   if is_remote(target):
     target.write_bytes(data)
     return target
-  temporary = target.parent / f"{target.name}.tmp"
+  temporary = target.parent / f"{target.name}.{uuid.uuid4().hex[:12]}.tmp"
   temporary.write_bytes(data)
   temporary.replace(target)
   return target

@@ -86,6 +86,19 @@ def imported(parity, tmp_path_factory) -> pathlib.Path:
   return root / "out"
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory) -> pathlib.Path:
+  """The tiny animal-MNIST tokenizer (``train_helpers.tokenizer_config()``,
+  6 steps), trained once per test process and shared: read it, never
+  train into it."""
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  from tests import train_helpers  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("tiny_tokenizer")
+  metrics = loop.train_and_evaluate(train_helpers.tokenizer_config(), workdir)
+  assert np.isfinite(metrics["reconstruction_loss"])
+  return workdir
+
+
 def pytest_unconfigure(config):
   del config
   if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):

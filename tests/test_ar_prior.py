@@ -156,12 +156,12 @@ def test_sharded_step_equals_one_device():
 
 
 @pytest.fixture(scope="module")
-def ar_run(tmp_path_factory):
+def ar_run(tmp_path_factory, tiny_tokenizer):
   """A tiny tokenizer, then the ``ar`` stage (label dropout) on its tokens."""
   from maskgit_jax.presets import animal_mnist_ar  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("ar_run")
-  loop.train_and_evaluate(th.tokenizer_config(), root / "tok")
+  (root / "tok").symlink_to(tiny_tokenizer)
   config = animal_mnist_ar.get_config("tiny")
   config.tokenizer_checkpoint = str(root / "tok")
   config.ar.label_dropout = 0.2

@@ -101,7 +101,7 @@ def _cases(root: pathlib.Path):
                      f"--image={root / 'bad.png'}", f"--mask={png}",
                      "--label=1", "--output=out.png"], "not a readable image"),
       ("sample.py", [f"--checkpoint={gen}", "--labels=1", "--sampler=fast",
-                     "--output=out.png"], "<cdf|gumbel>"),
+                     "--output=out.png"], "<gumbel|cdf>"),
       ("maskgit_jax.official", ["--tokenizer=nothing.msgpack",
                                 "--transformer=nothing.msgpack", "--out=out"],
        "does not exist"),

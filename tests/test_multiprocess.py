@@ -8,7 +8,6 @@ import sys
 import jax
 import numpy as np
 
-from maskgit_jax.trainers import loop
 from tests import train_helpers as th
 
 
@@ -31,9 +30,8 @@ def _finish(proc):
   assert proc.returncode == 0, out[-3000:]
 
 
-def test_two_processes_match_one_process(tmp_path):
-  tokenizer = tmp_path / "tokenizer"
-  loop.train_and_evaluate(th.tokenizer_config(num_train_steps=2), tokenizer)
+def test_two_processes_match_one_process(tmp_path, tiny_tokenizer):
+  tokenizer = tiny_tokenizer
   single = tmp_path / "single"
   _finish(_worker(single, tokenizer, 4))
 

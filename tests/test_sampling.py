@@ -15,10 +15,10 @@ from tests import train_helpers as th
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_tokenizer):
   """Tokenizer + transformer (with label dropout) trained a few steps."""
   root = tmp_path_factory.mktemp("tiny_run")
-  loop.train_and_evaluate(th.tokenizer_config(), root / "tok")
+  (root / "tok").symlink_to(tiny_tokenizer)
   config = th.transformer_config(root / "tok")
   config.masking.label_dropout = 0.2
   loop.train_and_evaluate(config, root / "maskgit")

@@ -183,3 +183,19 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     assert {"pretrained0.png", "pretrained1.png"} <= set(
         gcs_emulator.list_objects(url, BUCKET, "pretrained"))
   _no_local_gs_folder(tmp_path, th.REPO)
+
+
+def test_writers_of_one_file_never_take_each_others_temporary(tmp_path):
+  """Every host of a slice writes the shared sampling manifest: concurrent
+  whole-file writes must all succeed (one wins) and leave no temporary."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  target = tmp_path / "sampling.json"
+
+  def write(i):
+    for _ in range(200):
+      storage.write_text(target, f'{{"writer": {i}}}')
+
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    list(pool.map(write, range(4)))  # re-raises a writer's error
+  assert [p.name for p in tmp_path.iterdir()] == ["sampling.json"]
+  assert target.read_text() in {f'{{"writer": {i}}}' for i in range(4)}

@@ -17,12 +17,9 @@ from tests import train_helpers as th
 
 
 @pytest.fixture(scope="module")
-def animal_tokenizer(tmp_path_factory):
-  """A stage-1 workdir trained for a few steps on animal-MNIST."""
-  workdir = tmp_path_factory.mktemp("animal_tok")
-  metrics = loop.train_and_evaluate(th.tokenizer_config(), workdir)
-  assert np.isfinite(metrics["reconstruction_loss"])
-  return workdir
+def animal_tokenizer(tiny_tokenizer):
+  """A stage-1 workdir trained for a few steps on animal-MNIST (shared)."""
+  return tiny_tokenizer
 
 
 def test_animal_mnist_both_stages_checkpoint_and_resume(animal_tokenizer,
