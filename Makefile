@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist worksteal
 DEMO ?= default
 DEMO_OUT ?= demo_out
 
-.PHONY: install test demo bench study tokenizer-study notebook clean
+.PHONY: install test test-fast demo bench study tokenizer-study notebook clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ $(VENV)/.installed: setup.py
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# The edit-test loop: everything but the end-to-end tests marked slow.
+test-fast: install
+	$(PY) -m pytest -q $(PYTEST_ARGS) -m "not slow" tests
 
 # Both stages on animal-MNIST, then samples, edits and metrics in $(DEMO_OUT)/.
 # Re-running resumes. DEMO=long (about 44 min) trains longer for better samples.

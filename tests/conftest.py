@@ -99,6 +99,12 @@ def tiny_tokenizer(tmp_path_factory) -> pathlib.Path:
   return workdir
 
 
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: an end-to-end test (subprocesses, several processes,"
+      " whole runs); make test runs it, make test-fast leaves it out")
+
+
 def pytest_unconfigure(config):
   del config
   if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):

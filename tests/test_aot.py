@@ -1,3 +1,4 @@
+import pytest
 """The paper's setup compiles ahead of time for 16 devices at full size."""
 
 import json
@@ -8,6 +9,7 @@ import sys
 from tests import train_helpers as th
 
 
+@pytest.mark.slow
 def test_imagenet256_train_step_compiles_for_16_devices(parity):
   result = subprocess.run(
       [sys.executable, "-m", "maskgit_jax.trainers.aot",

@@ -15,6 +15,8 @@ import pytest
 
 from tests import train_helpers as th
 
+pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
+
 BANNERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard",
            "Logging before flag parsing",
            "Unable to initialize backend", "Metadata file does not exist",

@@ -138,6 +138,7 @@ def _generate(cache: str) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_generator_programs_are_traced_once_per_machine(tmp_path):
   cache = tmp_path / "cache"
   first = _generate(str(cache))

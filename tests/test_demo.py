@@ -8,6 +8,8 @@ import pytest
 
 from tests import train_helpers as th
 
+pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
+
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):

@@ -21,6 +21,8 @@ import pytest
 
 from tests import train_helpers as th
 
+pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
+
 LEFT_OUT = re.compile(r"^(tensorflow|tensorboard|tf_keras|keras|maskgit_jax|"
                       r"__editable__|_maskgit_jax)", re.IGNORECASE)
 

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from tests import train_helpers as th
 
@@ -30,6 +31,7 @@ def _finish(proc):
   assert proc.returncode == 0, out[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path, tiny_tokenizer):
   tokenizer = tiny_tokenizer
   single = tmp_path / "single"

@@ -145,6 +145,7 @@ MODEL = helpers.small_random_transformer(GRID)
 LAYOUT = MODEL.layout
 
 
+@pytest.mark.slow
 @hypothesis.settings(max_examples=40, deadline=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(

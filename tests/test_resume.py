@@ -25,6 +25,7 @@ def _run(workdir, *extra, check=True):
                         check=check)
 
 
+@pytest.mark.slow
 def test_sigkill_then_same_command_matches_uninterrupted_run(tmp_path):
   reference = tmp_path / "reference"
   _run(reference)
@@ -87,6 +88,7 @@ def test_unrestorable_checkpoints_are_reported_not_moved(tmp_path):
     (("--config.data.name=tfds:no_such_dataset_xyz",),
      "TFDS dataset 'no_such_dataset_xyz'"),
 ])
+@pytest.mark.slow
 def test_cli_reports_bad_input_in_one_line(tmp_path, extra, message):
   result = _run(tmp_path / "run", *extra, check=False)
   assert result.returncode == 2, result.stderr[-2000:]

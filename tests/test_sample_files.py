@@ -93,6 +93,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_sample_py_on_two_processes_equals_one(imported, whole, tmp_path):
   args = [sys.executable, str(th.REPO / "sample.py"),
           f"--checkpoint={imported}", f"--num_samples={N}",

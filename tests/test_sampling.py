@@ -349,6 +349,7 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
     (("--checkpoint={run}", "--labels=1", "--sampler=fast"),
      "value should be one of <gumbel|cdf>"),
 ])
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tiny_run, tmp_path, args, message):
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
   image = imageio.write_image(tmp_path / "in.png", _images(1)[0])
@@ -363,6 +364,7 @@ def test_cli_errors_are_one_line(tiny_run, tmp_path, args, message):
   assert not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tiny_run, monkeypatch):
   import nbclient  # pylint: disable=g-import-not-at-top
   import nbformat  # pylint: disable=g-import-not-at-top

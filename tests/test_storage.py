@@ -19,6 +19,7 @@ import time
 import flax.serialization
 import jax
 import numpy as np
+import pytest
 
 from maskgit_jax import storage
 from maskgit_jax import tfds_data
@@ -89,6 +90,7 @@ def test_storage_paths_keep_object_store_urls():
   assert storage.configure_emulator({}) is None
 
 
+@pytest.mark.slow
 def test_the_slice_workflow_over_gs(tmp_path, parity):
   run = f"gs://{BUCKET}"
   with gcs_emulator.running(BUCKET, PUBLIC) as url:

@@ -61,6 +61,7 @@ def test_an_object_store_data_dir_is_refused_before_any_io():
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_on_two_processes_only_process_zero_prepares(tmp_path):
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))

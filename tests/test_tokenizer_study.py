@@ -4,10 +4,13 @@ quantizer variants train in test_quantizers.py)."""
 import json
 
 import numpy as np
+import pytest
 
 from maskgit_jax import input_pipeline
 from maskgit_jax.evaluation import classifier as classifier_lib
 from tests import train_helpers as th
+
+pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
 
 
 def test_tokenizer_study_runs_every_recipe_kind(tmp_path):
