@@ -24,7 +24,8 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchmarks import timing
 
 T = 8
 PRECISIONS = ("float32", "bfloat16", "bfloat16_matmul")
@@ -79,7 +80,6 @@ def generator(name: str, precision: str = "float32", batch_size: int = 64):
 
 def precision_decode(quick: bool) -> dict:
   """Decode (tokens and images) time per precision; ratios to float32."""
-  from benchmarks import timing  # pylint: disable=g-import-not-at-top
   rows = []
   for name in ("demo", "A", "B"):
     for batch in (1, 8) if quick else (1, 8, 32):
@@ -129,17 +129,7 @@ def generator_overhead(quick: bool) -> dict:
             render(gen.params["tokenizer"], tokens)),
         "generate": lambda: gen.generate([0]),
     }
-    for fn in parts.values():
-      fn()  # compile
-    # Interleaved rounds, best of each: timing one part after another in
-    # blocks let the machine's state drift between them (B: generate 1.08 s
-    # in a block after the others, 0.60 s interleaved with the decode).
-    s = {k: float("inf") for k in parts}
-    for _ in range(3 if quick else 6):
-      for k, fn in parts.items():
-        start = time.perf_counter()
-        fn()
-        s[k] = min(s[k], time.perf_counter() - start)
+    s = timing.interleaved_best(parts, 3 if quick else 6)
     rows.append(dict(model=name, **{f"{k}_s": v for k, v in s.items()},
                      over_forwards=s["generate"] / (T * s["forward"]),
                      over_decode_render=s["generate"] / (
@@ -186,15 +176,8 @@ def streaming_sampler(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as out:
       sample_files.write_shards(gen, out, n, shard_size=2 * batch)
 
-  parts = {"bare": bare, "streaming": streaming}
-  for fn in parts.values():
-    fn()  # compile
-  s = {k: float("inf") for k in parts}
-  for _ in range(2 if quick else 3):
-    for k, fn in parts.items():
-      start = time.perf_counter()
-      fn()
-      s[k] = min(s[k], time.perf_counter() - start)
+  s = timing.interleaved_best({"bare": bare, "streaming": streaming},
+                              2 if quick else 3)
   row = dict(model="demo", batch=batch, images=n,
              bare_images_per_s=n / s["bare"],
              streaming_images_per_s=n / s["streaming"],
