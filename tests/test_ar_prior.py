@@ -199,15 +199,11 @@ def test_load_gives_a_prior_that_completes_the_bottom(ar_run):
 
 
 def test_sample_cli_on_a_prior(ar_run, tmp_path):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
   from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
 
   def cli(*args):
-    return subprocess.run(
-        [sys.executable, str(th.REPO / "sample.py"),
-         f"--checkpoint={ar_run / 'ar'}", *args], env=th.subprocess_env(1),
-        capture_output=True, text=True, timeout=300, check=False)
+    return th.run_tool("sample.py", f"--checkpoint={ar_run / 'ar'}", *args,
+                       timeout=300)
 
   image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)
   imageio.write_image(tmp_path / "in.png", image)

@@ -34,11 +34,7 @@ def _run(args, cwd):
                         text=True, timeout=600, check=False)
 
 
-def _tool(name):
-  """The command line that starts tool ``name``."""
-  if name.endswith(".py"):
-    return [sys.executable, str(th.REPO / name)]
-  return [sys.executable, "-m", name]
+_tool = th.tool_command  # the command line that starts a tool
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """MAGE end to end (issue 15): the stage, the Generator, sample.py, the probe."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -55,13 +53,7 @@ def test_generator_samples_and_edits_unconditionally(mage_run):
                                        critic=mage_run / "mage")
 
 
-def _run(module_or_script, *args):
-  command = ([sys.executable, str(th.REPO / module_or_script)]
-             if module_or_script.endswith(".py")
-             else [sys.executable, "-m", module_or_script])
-  return subprocess.run(command + list(args), env=th.subprocess_env(1),
-                        capture_output=True, text=True, timeout=600,
-                        check=False, cwd=th.REPO)
+_run = th.run_tool
 
 
 def test_sample_cli_on_mage(mage_run, tmp_path):

@@ -1,6 +1,5 @@
 """The Generator and sample.py: official parity, every task, bad inputs."""
 
-import subprocess
 import sys
 
 import jax
@@ -36,9 +35,7 @@ def _images(n, size=16, seed=0):
 
 
 def _cli(*args):
-  return subprocess.run([sys.executable, str(th.REPO / "sample.py"), *args],
-                        env=th.subprocess_env(2), capture_output=True,
-                        text=True, timeout=300, check=False)
+  return th.run_tool("sample.py", *args, num_devices=2, timeout=300)
 
 
 # -- official parity ---------------------------------------------------------

@@ -13,7 +13,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import time
 
 import flax.serialization
@@ -33,15 +32,8 @@ RELEASED = ("tokenizer_imagenet256_checkpoint",
             "maskgit_imagenet256_checkpoint")
 
 
-def _command(*args):
-  return ([sys.executable, str(th.REPO / args[0])] if args[0].endswith(
-      ".py") else [sys.executable, "-m", args[0]]) + list(args[1:])
-
-
 def _tool(cwd, env, *args):
-  result = subprocess.run(_command(*args), cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600,
-                          check=False)
+  result = th.run_tool(*args, cwd=cwd, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout + result.stderr
 
@@ -57,7 +49,7 @@ def _kill_after_a_checkpoint(cwd, env, url, *args):
   """Starts a long run, SIGKILLs it once step 2's checkpoint is followed by
   a later one being written; returns the steps then in the bucket."""
   with open(cwd / "killed.log", "w") as log:
-    process = subprocess.Popen(_command(*args), cwd=cwd, env=env,
+    process = subprocess.Popen(th.tool_command(*args), cwd=cwd, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while not _steps(url, "tok/") - {0, 2} and process.poll() is None:

@@ -44,6 +44,26 @@ def train_command(workdir, config: str, *overrides: str) -> list[str]:
           f"--workdir={workdir}", *overrides]
 
 
+def tool_command(tool: str, *args: str) -> list[str]:
+  """The command line of ``tool``: a script of the checkout (``sample.py``)
+  or a module (``maskgit_jax.export``), with ``args``."""
+  import sys  # pylint: disable=g-import-not-at-top
+  head = ([sys.executable, str(REPO / tool)] if tool.endswith(".py")
+          else [sys.executable, "-m", tool])
+  return head + [str(a) for a in args]
+
+
+def run_tool(tool: str, *args, cwd=None, env: dict | None = None,
+             num_devices: int = 1, timeout: int = 600):
+  """Runs :func:`tool_command` to completion (output captured, no check);
+  ``env`` defaults to :func:`subprocess_env`."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  return subprocess.run(
+      tool_command(tool, *args), cwd=cwd or REPO, capture_output=True,
+      env=env or subprocess_env(num_devices), text=True, timeout=timeout,
+      check=False)
+
+
 def subprocess_env(num_devices: int = 1, **extra) -> dict:
   import os  # pylint: disable=g-import-not-at-top
   env = dict(os.environ)
