@@ -203,20 +203,24 @@ class DecodeOptions:
     return tuple(getattr(self, f.name) for f in self.fields()
                  if f.metadata["static"]) + (self.guided,)
 
+  def split(self) -> tuple["DecodeOptions", dict[str, Any]]:
+    """``(static, traced)``: these options with every traced field at its
+    default (hashable: it selects a compiled program), and the traced
+    values by name, None for a filter that is off (a program's arguments;
+    values may be traced already)."""
+    traced_fields = [f for f in self.fields() if not f.metadata["static"]]
+    static = dataclasses.replace(self, **{f.name: f.default
+                                          for f in traced_fields})
+    return static, {f.name: (getattr(self, f.name) if self.filter_on(f.name)
+                             else None) for f in traced_fields}
+
   def traced(self) -> dict[str, Any]:
-    """The traced values by name, as numpy scalars; a filter that is off
-    is None (``with_traced`` puts them back inside a program)."""
-    out = {}
-    for f in self.fields():
-      if f.metadata["static"]:
-        continue
-      value = getattr(self, f.name)
-      if f.metadata["off"] is not None and value == f.metadata["off"]:
-        out[f.name] = None
-      else:
-        out[f.name] = (np.int32(value) if f.type == "int"
-                       else np.float32(value))
-    return out
+    """:meth:`split`'s traced values as numpy scalars (arguments of a
+    compiled program from the host)."""
+    types = {f.name: f.type for f in self.fields()}
+    return {name: None if value is None else
+            (np.int32(value) if types[name] == "int" else np.float32(value))
+            for name, value in self.split()[1].items()}
 
   def with_traced(self, traced: dict[str, Any]) -> "DecodeOptions":
     """These options with ``traced`` (:meth:`traced`'s dict, inside a

@@ -31,17 +31,12 @@ from maskgit_jax import storage
 SAMPLERS = ("transformer", "mage", "ar")
 
 
-def _weights(workdir, step: int | None, use_ema: bool) -> tuple[Any, dict]:
-  """(the chosen params, the config) of one checkpoint."""
-  config = checkpointing.read_config(workdir, step)
-  state = checkpointing.restore_state_tree(workdir, step)
-  params = state.get("ema_params") if use_ema else None
-  return (params if params is not None else state["params"]), config
-
-
-def _write(out, params, config: dict, source, step: int,
-           use_ema: bool) -> None:
-  config = dict(config, export={"source": str(source), "step": step,
+def _copy(workdir, out, step: int, config: dict, use_ema: bool) -> None:
+  """Writes step ``step`` of ``workdir`` (its ``config``) to ``out``,
+  params only."""
+  params = restore.chosen_params(
+      checkpointing.restore_state_tree(workdir, step), use_ema)
+  config = dict(config, export={"source": str(workdir), "step": step,
                                 "ema": use_ema})
   checkpointing.write_once(out, {"step": jnp.asarray(step, jnp.int32),
                                  "params": params}, config, step=step)
@@ -64,21 +59,21 @@ def export(workdir: storage.PathLike, out: storage.PathLike, *,
   if (out / "checkpoints").exists() or (out / "tokenizer").exists():
     raise FileExistsError(f"{out} already holds an export; choose a new "
                           "--out")
-  stage = checkpointing.read_config(workdir, step).get("stage")
+  step = checkpointing.latest_step(workdir) if step is None else step
+  config = checkpointing.read_config(workdir, step)
+  stage = config.get("stage")
   if stage not in ("tokenizer",) + SAMPLERS:
     raise ValueError(f"{workdir} is a {stage!r} workdir; export takes a "
                      f"tokenizer or one of {SAMPLERS}")
-  step = checkpointing.latest_step(workdir) if step is None else step
-  params, config = _weights(workdir, step, use_ema)
   tokenizer = None
   if stage != "tokenizer":
     tokenizer = restore.resolve_tokenizer(config.get("tokenizer_checkpoint"),
                                           workdir)
-    tok_params, tok_config = _weights(tokenizer, None, use_ema=False)
-    _write(out / "tokenizer", tok_params, tok_config, tokenizer,
-           checkpointing.latest_step(tokenizer), use_ema=False)
+    tok_step = checkpointing.latest_step(tokenizer)
+    _copy(tokenizer, out / "tokenizer", tok_step,
+          checkpointing.read_config(tokenizer, tok_step), use_ema=False)
     config = dict(config, tokenizer_checkpoint="tokenizer")
-  _write(out, params, config, workdir, step, use_ema)
+  _copy(workdir, out, step, config, use_ema)
   return {"stage": stage, "step": step, "tokenizer": tokenizer}
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from maskgit_jax import checkpointing
 from maskgit_jax import cli
+from maskgit_jax import sharding
 from maskgit_jax import storage
 
 
@@ -197,12 +198,9 @@ def fetch_released(name: str, cache_dir: storage.PathLike | None = None,
   if name not in RELEASED:
     raise ValueError(f"no released model {name!r}; expected one of "
                      f"{sorted(RELEASED)}")
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    if jax.process_index() == 0:
-      _fetch_once(name, cache_dir, source)
-    multihost_utils.sync_global_devices(f"fetch_released {name}")
-  return _fetch_once(name, cache_dir, source)
+  out = sharding.process_zero_first(
+      lambda: _fetch_once(name, cache_dir, source), f"fetch_released {name}")
+  return out if out is not None else _fetch_once(name, cache_dir, source)
 
 
 def _fetch_once(name: str, cache_dir, source: str) -> storage.epath.Path:

@@ -49,7 +49,6 @@ the same shapes.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -188,11 +187,7 @@ def decode(params, inputs: jax.Array, rng: jax.Array, *,
     The final :class:`DecodeState`; ``state.final`` is the result.
   """
   opts = (options or DecodeOptions()).with_values(**option_values).validate()
-  static = dataclasses.replace(opts, **{
-      f.name: f.default for f in opts.fields() if not f.metadata["static"]})
-  traced = {f.name: (getattr(opts, f.name) if opts.filter_on(f.name)
-                     else None)
-            for f in opts.fields() if not f.metadata["static"]}
+  static, traced = opts.split()
   return _decode(params, inputs, rng, traced, critic_params, options=static,
                  tokens_to_logits=tokens_to_logits,
                  mask_token_id=mask_token_id,

@@ -160,6 +160,13 @@ def load_mage(workdir: storage.PathLike, *, step: int | None = None,
                        use_ema)
 
 
+def chosen_params(state: Mapping[str, Any], use_ema: bool) -> Any:
+  """A restored state's EMA params when ``use_ema`` and it has them, else
+  its params."""
+  params = state.get("ema_params") if use_ema else None
+  return params if params is not None else state["params"]
+
+
 def checkpoint_stage(workdir: storage.PathLike) -> str | None:
   """The ``stage`` of the latest checkpoint's config in ``workdir``."""
   directory = storage.path(workdir)
@@ -178,10 +185,10 @@ def _load_sampler(workdir, stage: str, defaults: str, build, step, use_ema
   model, null_label = build(config)
   tokenizer, tokenizer_params = load_tokenizer(
       resolve_tokenizer(config.get("tokenizer_checkpoint"), directory))
-  state = checkpointing.restore_state_tree(directory, step)
-  params = state.get("ema_params") if use_ema else None
+  params = chosen_params(checkpointing.restore_state_tree(directory, step),
+                         use_ema)
   return RestoredTransformer(
-      model=model, params=params if params is not None else state["params"],
+      model=model, params=params,
       null_label=null_label, image_size=int(config["image_size"]),
       decode=dict(config.get(defaults) or {}), tokenizer=tokenizer,
       tokenizer_params=tokenizer_params, config=config)
@@ -227,8 +234,8 @@ def load_critic(workdir: storage.PathLike, generator_params=None, *,
   generator, _ = transformer_from_config(
       checkpointing.read_config(generator_dir))
   self_critic = bool(config["critic"]["self_critic"])
-  state = checkpointing.restore_state_tree(directory, step)
-  params = (state.get("ema_params") if use_ema else None) or state["params"]
+  params = chosen_params(checkpointing.restore_state_tree(directory, step),
+                         use_ema)
   if self_critic:
     if generator_params is None:
       generator_params = load_transformer(generator_dir).params

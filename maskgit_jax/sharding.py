@@ -226,3 +226,24 @@ def maybe_initialize_distributed() -> bool:
     jax.distributed.initialize()
     return jax.process_count() > 1
   return False
+
+
+def process_zero_first(fn: Callable[[], Any], key: str) -> Any:
+  """Runs ``fn()`` on process 0 while the other processes wait at one
+  barrier named ``key``; returns its result on process 0 (None elsewhere).
+
+  Process 0's error is raised only after the barrier, so the others never
+  wait for a process that has failed.
+  """
+  result, error = None, None
+  if jax.process_index() == 0:
+    try:
+      result = fn()
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      error = e  # re-raised below, once the others are released
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(key)
+  if error is not None:
+    raise error
+  return result

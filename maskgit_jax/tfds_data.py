@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from maskgit_jax import cli
+from maskgit_jax import sharding
 from maskgit_jax import storage
 
 
@@ -81,17 +82,8 @@ def prepare(name: str, data_dir=None, manual_dir: str | None = None) -> bool:
 def _prepared_source(name: str, split: str, data_dir):
   """``(random-access split, builder, built here)``; process 0 prepares
   while the others wait."""
-  error, built = None, False
-  if jax.process_index() == 0:
-    try:
-      built = prepare(name, data_dir)
-    except (FileNotFoundError, ValueError) as e:
-      error = e
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices(f"tfds prepare {name}")
-  if error is not None:
-    raise error
+  built = bool(sharding.process_zero_first(
+      lambda: prepare(name, data_dir), f"tfds prepare {name}"))
   builder = _builder(name, data_dir)
   try:
     return builder.as_data_source(split=split), builder, built

@@ -88,3 +88,11 @@ def test_released_models_are_imported_once_into_the_cache(parity, tmp_path,
   assert not (cache / "imagenet256").exists()
   with pytest.raises(ValueError, match="expected one of.*imagenet512"):
     official.fetch_released("imagenet1024", cache)
+
+
+def test_process_zero_first_returns_and_reraises_after_the_barrier():
+  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  assert sharding.process_zero_first(lambda: 7, "seven") == 7
+  with pytest.raises(FileNotFoundError, match="gone"):
+    sharding.process_zero_first(
+        lambda: (_ for _ in ()).throw(FileNotFoundError("gone")), "fails")

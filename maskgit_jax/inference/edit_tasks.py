@@ -13,12 +13,11 @@ import numpy as np
 
 from maskgit_jax import editing
 from maskgit_jax import imageio
-from maskgit_jax.inference import token_images
+from maskgit_jax.inference.token_images import TokenImages
 from maskgit_jax.inference.options import DecodeOptions, label_array
 
 
-
-def inpaint(gen: token_images.TokenImages, image, mask, *, label=None, seed: int = 0,
+def inpaint(gen: TokenImages, image, mask, *, label=None, seed: int = 0,
             widen: int = 0, sigma: float = 1.0, **options) -> np.ndarray:
   """Regenerates the masked pixels of model-size images.
 
@@ -53,7 +52,7 @@ def inpaint(gen: token_images.TokenImages, image, mask, *, label=None, seed: int
   return out[0] if single else out
 
 
-def edit(gen: token_images.TokenImages, image, box, *, label, seed: int = 0,
+def edit(gen: TokenImages, image, box, *, label, seed: int = 0,
          sigma: float = 1.0, **options) -> np.ndarray:
   """Class-conditional box editing (the official Colab's recipe).
 
@@ -77,7 +76,7 @@ def edit(gen: token_images.TokenImages, image, box, *, label, seed: int = 0,
   return out[0] if single else out
 
 
-def outpaint(gen: token_images.TokenImages, image, extend, *, label=None, seed: int = 0,
+def outpaint(gen: TokenImages, image, extend, *, label=None, seed: int = 0,
              **options) -> np.ndarray:
   """Extends images beyond their borders.
 
@@ -111,7 +110,7 @@ def outpaint(gen: token_images.TokenImages, image, extend, *, label=None, seed: 
   return out[0] if single else out
 
 
-def panorama(gen: token_images.TokenImages, image, width: int, *, label=None,
+def panorama(gen: TokenImages, image, width: int, *, label=None,
              seed: int = 0, **options) -> np.ndarray:
   """Repeated outpainting to the right until the image is ``width`` wide."""
   images, _ = _model_size_images(gen, image)
@@ -122,7 +121,7 @@ def panorama(gen: token_images.TokenImages, image, width: int, *, label=None,
                   label=label, seed=seed, **options)
 
 
-def _edit_labels(gen: token_images.TokenImages, label, n: int) -> np.ndarray:
+def _edit_labels(gen: TokenImages, label, n: int) -> np.ndarray:
   if label is None:
     if gen.num_classes == 1 and gen.null_label is None:  # unconditional
       return np.zeros((n,), np.int32)
@@ -134,7 +133,7 @@ def _edit_labels(gen: token_images.TokenImages, label, n: int) -> np.ndarray:
   return gen.check_labels(label_array(label, n))
 
 
-def _model_size_images(gen: token_images.TokenImages, image) -> tuple[np.ndarray, bool]:
+def _model_size_images(gen: TokenImages, image) -> tuple[np.ndarray, bool]:
   images = np.asarray(image)
   single = images.ndim == 3
   if single:
@@ -155,7 +154,7 @@ def _model_size_images(gen: token_images.TokenImages, image) -> tuple[np.ndarray
   return images, single
 
 
-def _edit(gen: token_images.TokenImages, images, token_masks, label, seed,
+def _edit(gen: TokenImages, images, token_masks, label, seed,
           opts: DecodeOptions, *, sigma, index_offset: int = 0) -> np.ndarray:
   """Regenerates ``token_masks`` of model-size uint8 images; composites."""
   labels = _edit_labels(gen, label, len(images))
@@ -175,7 +174,7 @@ def _edit(gen: token_images.TokenImages, images, token_masks, label, seed,
   return out
 
 
-def _fill(gen: token_images.TokenImages, canvas, known, label, seed, opts) -> np.ndarray:
+def _fill(gen: TokenImages, canvas, known, label, seed, opts) -> np.ndarray:
   """Fills ``~known`` pixels of ``canvas`` with model-size windows."""
   size, f = gen.image_size, gen.factor
   stride = max(size // 2 // f, 1) * f

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from scipy import special
 
-from maskgit_jax.inference import token_images
+from maskgit_jax.inference.token_images import TokenImages
 from maskgit_jax.inference.options import DecodeOptions, Samples
 
 
@@ -16,7 +16,7 @@ Classifier = Callable[[np.ndarray], np.ndarray]
 """uint8 images ``[n, H, W, 3]`` -> logits ``[n, num_classes]``."""
 
 
-def rejection_sample(gen: token_images.TokenImages, labels: np.ndarray, seed: int,
+def rejection_sample(gen: TokenImages, labels: np.ndarray, seed: int,
                      opts: DecodeOptions, progress, classifier: Classifier,
                      acceptance_rate: float) -> Samples:
   """Draws ``ceil(1 / acceptance_rate)`` candidates per label; keeps the one
