@@ -30,20 +30,20 @@ test-fast: install
 # Both stages on animal-MNIST, then samples, edits and metrics in $(DEMO_OUT)/.
 # Re-running resumes. DEMO=long (about 44 min) trains longer for better samples.
 demo: install
-	$(PY) -m maskgit_jax.demo --out $(DEMO_OUT) --variant $(DEMO)
+	$(PY) -m maskgit_jax.tools.demo --out $(DEMO_OUT) --variant $(DEMO)
 
 # Decode / AR / training speed and the hardware ceilings -> benchmarks/.
 bench: install
 	$(PY) -m benchmarks.bench
 
-# The mask-schedule study (needs a finished demo) -> docs/schedule_study.*
+# The mask-schedule study (needs a finished demo) -> docs/studies/schedule_study.*
 study: install
-	$(PY) scripts/schedule_study.py --run $(DEMO_OUT)
+	$(PY) -m scripts.studies.schedule_study --run $(DEMO_OUT)
 
 # Stage-1 recipes at equal minutes (needs demo_out/classifier.npz, the judge
 # make demo trains) -> runs/tokenizer_study/tokenizer_study.{json,md}
 tokenizer-study: install
-	$(PY) scripts/tokenizer_study.py --out runs/tokenizer_study \
+	$(PY) -m scripts.studies.tokenizer_study --out runs/tokenizer_study \
 	    --classifier $(DEMO_OUT)/classifier.npz
 
 # Re-executes notebooks/quickstart.ipynb on the demo model (outputs committed).

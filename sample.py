@@ -39,8 +39,8 @@ import sys
 
 from absl import flags
 
-from maskgit_jax import cli
-from maskgit_jax.decode_options import DecodeOptions
+from maskgit_jax.runtime import cli
+from maskgit_jax.decoding.decode_options import DecodeOptions
 
 TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama", "complete")
 # The options an autoregressive prior takes (the rest are MaskGIT's).
@@ -58,7 +58,7 @@ _LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7 (for "
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples", None, "Number of class-balanced samples (instead of "
     "--labels).")
-# One flag per decode option (maskgit_jax.decode_options), unset by default:
+# One flag per decode option (maskgit_jax.decoding.decode_options), unset by default:
 # an unset flag keeps the checkpoint's config.decode value.
 _DECODE_FLAGS = {}
 for _field in DecodeOptions.fields():
@@ -116,7 +116,7 @@ def _labels(values, num_classes: int) -> list[int]:
   if num_classes != 1000 or all(v.strip().lstrip("-").isdigit()
                                 for v in values):
     return _ints(values, "labels")
-  from maskgit_jax import imagenet_classes  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imagenet_classes  # pylint: disable=g-import-not-at-top
   try:
     return [int(v) if v.strip().isdigit() else imagenet_classes.class_id(v)
             for v in values]
@@ -153,7 +153,7 @@ def _generator_options(generator) -> dict:
 
 def _run(generator, options, progress):
   """Runs --task; returns (images uint8 [N, H, W, 3], labels, tokens|None)."""
-  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   task, seed = _TASK.value, _SEED.value
   if task == "generate":
@@ -197,7 +197,7 @@ def _sample_many(generator, options, progress):
   """
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import storage  # pylint: disable=g-import-not-at-top
   from maskgit_jax.inference import sample_files  # pylint: disable=g-import-not-at-top
   out = _OUTPUT_DIR.value or f"{_OUTPUT_NPZ.value}.shards"
   counts = sample_files.write_shards(
@@ -256,17 +256,17 @@ def _prior_options(options: dict) -> dict:
 def main(argv):
   del argv  # cli.run refuses stray arguments
   import tqdm  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import storage  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import storage  # pylint: disable=g-import-not-at-top
   if (_CHECKPOINT.value is None) == (_PRETRAINED.value is None):
     raise ValueError("pass one of --checkpoint and --pretrained")
   many = _check_outputs()
   sharding.maybe_initialize_distributed()
   checkpoint = _CHECKPOINT.value
   if _PRETRAINED.value:
-    from maskgit_jax import official  # pylint: disable=g-import-not-at-top
+    from maskgit_jax.runtime import official  # pylint: disable=g-import-not-at-top
     checkpoint = official.fetch_released(_PRETRAINED.value)
   generator = sampling.load(
       checkpoint, use_ema=_USE_EMA.value, step=_STEP.value,

@@ -20,7 +20,7 @@ INSTALL_REQUIRES = [
     # emulator); Orbax's arrays go through tensorstore either way.
     "etils[epath]>=1.7",
     "gcsfs>=2024.6",
-    # TFDS builds (python -m maskgit_jax.tfds_data) import it without
+    # TFDS builds (python -m maskgit_jax.data.tfds_data) import it without
     # declaring it (tensorflow-datasets 4.9.10).
     "importlib_resources>=6.0",
 ]
@@ -32,7 +32,7 @@ EXTRAS_REQUIRE = {
         "tensorflow-cpu>=2.16",
         "tensorboard>=2.16",
     ],
-    # The schedule study's plot (scripts/schedule_study.py).
+    # The schedule study's plot (scripts/studies/schedule_study.py).
     "study": [
         "matplotlib>=3.8",
     ],
@@ -60,7 +60,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=setuptools.find_packages(include=["maskgit_jax", "maskgit_jax.*"]),
-    package_data={"maskgit_jax": ["imagenet_classes.tsv"]},
+    package_data={"maskgit_jax.data": ["imagenet_classes.tsv"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -13,7 +13,7 @@ Re-running the same command resumes from the latest checkpoint in
 from absl import flags
 from ml_collections import config_flags
 
-from maskgit_jax import cli
+from maskgit_jax.runtime import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: path.py:variant",
@@ -28,7 +28,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv  # cli.run refuses stray arguments
-  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   if _CPU_DEVICES.value:
     sharding.split_host_cpu(_CPU_DEVICES.value)  # before JAX starts

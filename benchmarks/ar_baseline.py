@@ -3,7 +3,7 @@
 The library's own autoregressive prior
 (:class:`maskgit_jax.models.causal_transformer.CausalTransformer`, the
 model ``train.py`` trains with ``config.stage = "ar"``) with random
-weights, decoded two ways (:mod:`maskgit_jax.ar_decode`):
+weights, decoded two ways (:mod:`maskgit_jax.decoding.ar_decode`):
 
 * :func:`recompute_decode`: the paper's kind of baseline. Every step re-runs
   the causal transformer over the whole fixed-length sequence and samples
@@ -21,7 +21,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import ar_decode
+from maskgit_jax.decoding import ar_decode
 from maskgit_jax.models.causal_transformer import CausalTransformer
 
 

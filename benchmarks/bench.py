@@ -84,7 +84,7 @@ def decode(quick: bool) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import vqgan as vqgan_lib  # pylint: disable=g-import-not-at-top
   grids = GRIDS[:2] if quick else GRIDS
@@ -167,7 +167,7 @@ def overhead(quick: bool) -> dict:
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   rows, t = [], 8
   for grid in GRIDS[:1] if quick else GRIDS[:2]:
@@ -208,7 +208,7 @@ def train(quick: bool) -> dict:
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
@@ -278,7 +278,7 @@ def demo_step(quick: bool) -> dict:
 
 def _child(name: str, quick: bool, queue, cpu_devices: int | None) -> None:
   if cpu_devices:
-    from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+    from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
     sharding.split_host_cpu(cpu_devices)  # before JAX starts
   from benchmarks import inference  # pylint: disable=g-import-not-at-top
   section = globals().get(name) or getattr(inference, name)  # by name

@@ -5,7 +5,7 @@ passes. Run by :mod:`benchmarks.bench` (each section in its own process).
 
 Models (random weights; speed does not depend on their values):
 
-* ``demo``: the demo transformer (``presets.animal_mnist_transformer``,
+* ``demo``: the demo transformer (``presets.maskgit_animal_mnist``,
   8x8 tokens) with its tokenizer;
 * ``A``: hidden 256, 4 layers, 4 heads, MLP 1024, codebook 1024, 1,000
   classes, 8x8 tokens (3.7M parameters);
@@ -43,18 +43,18 @@ def generator(name: str, precision: str = "float32", batch_size: int = 64):
   one device (batch 1 is the case the overhead goal is about)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
   from maskgit_jax.inference.options import DecodeOptions  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import vqgan as vqgan_lib  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_tokenizer  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_transformer  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
   if name == "demo":
-    config = animal_mnist_transformer.get_config("default")
+    config = maskgit_animal_mnist.get_config("default")
     model, null = restore.transformer_from_config(config)
     tokenizer = vqgan_lib.VQGAN(**restore.module_kwargs(
-        animal_mnist_tokenizer.get_config("default").model))
+        vqgan_animal_mnist.get_config("default").model))
     size = config.image_size
   else:
     c = dict(CONFIGS[name])
@@ -105,7 +105,7 @@ def generator_overhead(quick: bool) -> dict:
   jitted decode plus the tokenizer's decode) at batch 1, float32."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   rows = []
   for name in ("demo", "A") if quick else ("demo", "A", "B"):
@@ -145,7 +145,7 @@ def streaming_sampler(quick: bool) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.inference import sample_files  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   batch, batches = 64, 2 if quick else 4
@@ -199,7 +199,7 @@ print(json.dumps({"first_call_s": time.perf_counter() - start}))
 
 def _fresh_process(name: str, cache: str) -> float:
   env = dict(os.environ, MASKGIT_JAX_COMPILE_CACHE=cache)
-  code = ("from maskgit_jax import compile_cache; compile_cache.enable()\n"
+  code = ("from maskgit_jax.runtime import compile_cache; compile_cache.enable()\n"
           + _FIRST_CALL)
   out = subprocess.run([sys.executable, "-c", code, name], env=env, cwd=REPO,
                        capture_output=True, text=True, check=True)

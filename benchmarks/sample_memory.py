@@ -29,14 +29,14 @@ def build_model(root: pathlib.Path, image_size: int = 64) -> pathlib.Path:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import checkpointing, restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing, restore  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import vqgan as vqgan_lib  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import imagenet_tokenizer, imagenet_transformer  # pylint: disable=g-import-not-at-top
-  tok = imagenet_tokenizer.get_config("tiny")
+  from maskgit_jax.presets import vqgan_imagenet, maskgit_imagenet  # pylint: disable=g-import-not-at-top
+  tok = vqgan_imagenet.get_config("tiny")
   tok.image_size = image_size
   tok.model.update(channel_multipliers=(1, 1, 1, 1, 1), filters=32,
                    num_res_blocks=1, embedding_dim=16, codebook_size=32)
-  gen = imagenet_transformer.get_config("tiny")
+  gen = maskgit_imagenet.get_config("tiny")
   gen.image_size, gen.token_factor = image_size, 16
   gen.model.update(codebook_size=32, num_classes=10)
   gen.tokenizer_checkpoint = "tokenizer"

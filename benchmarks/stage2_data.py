@@ -2,7 +2,7 @@
 
 Times the stage-2 train step of the animal-MNIST demo config (batch 64,
 32x32 images, 8x8 tokens) fed (a) images that the frozen tokenizer encodes
-inside the step and (b) tokens cached by ``maskgit_jax.pretokenize``,
+inside the step and (b) tokens cached by ``maskgit_jax.tools.pretokenize``,
 including data loading, after compilation::
 
     python -m benchmarks.stage2_data [--steps 30]
@@ -18,10 +18,10 @@ import time
 import flax.linen as nn
 import jax
 
-from maskgit_jax.presets import animal_mnist_transformer as maskgit_animal_mnist
-from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist
-from maskgit_jax import input_pipeline
-from maskgit_jax import pretokenize
+from maskgit_jax.presets import maskgit_animal_mnist as maskgit_animal_mnist
+from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist
+from maskgit_jax.data import input_pipeline
+from maskgit_jax.tools import pretokenize
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import tasks
 

@@ -34,15 +34,15 @@ def demo_transformer_step(batch_size: int | None = None):
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import vqgan  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_tokenizer  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_transformer  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
-  config = animal_mnist_transformer.get_config("default")
+  config = maskgit_animal_mnist.get_config("default")
   tokenizer = vqgan.VQGAN(**restore.module_kwargs(
-      animal_mnist_tokenizer.get_config("default").model))
+      vqgan_animal_mnist.get_config("default").model))
   task = tasks.transformer_task(config, tokenizer=(tokenizer, None))
   state = nn.unbox(jax.jit(task.init)(jax.random.PRNGKey(0)))
   b = batch_size or config.batch_size

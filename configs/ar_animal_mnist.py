@@ -5,15 +5,15 @@
         --config.data.name=tokens:demo_out/tokens_train.npz --workdir=runs/ar
 
 Variants ``default``, ``long``, ``tiny``; the settings live in
-:mod:`maskgit_jax.presets.animal_mnist_ar`.
+:mod:`maskgit_jax.presets.ar_animal_mnist`.
 """
 
 import ml_collections
 
-from maskgit_jax.presets import animal_mnist_ar
+from maskgit_jax.presets import ar_animal_mnist
 
-VARIANTS = animal_mnist_ar.VARIANTS
+VARIANTS = ar_animal_mnist.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return animal_mnist_ar.get_config(arg)
+  return ar_animal_mnist.get_config(arg)

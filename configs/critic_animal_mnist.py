@@ -4,15 +4,15 @@
         --config.generator_checkpoint=demo_out/maskgit \
         --config.data.name=tokens:demo_out/tokens_train.npz --workdir=runs/critic
 
-The settings live in :mod:`maskgit_jax.presets.animal_mnist_critic`.
+The settings live in :mod:`maskgit_jax.presets.critic_animal_mnist`.
 """
 
 import ml_collections
 
-from maskgit_jax.presets import animal_mnist_critic
+from maskgit_jax.presets import critic_animal_mnist
 
-VARIANTS = animal_mnist_critic.VARIANTS
+VARIANTS = critic_animal_mnist.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return animal_mnist_critic.get_config(arg)
+  return critic_animal_mnist.get_config(arg)

@@ -5,15 +5,15 @@
         --config.data.name=tokens:demo_out/tokens_train.npz --workdir=runs/mage
 
 Variants ``default``, ``tiny``; the settings live in
-:mod:`maskgit_jax.presets.animal_mnist_mage`.
+:mod:`maskgit_jax.presets.mage_animal_mnist`.
 """
 
 import ml_collections
 
-from maskgit_jax.presets import animal_mnist_mage
+from maskgit_jax.presets import mage_animal_mnist
 
-VARIANTS = animal_mnist_mage.VARIANTS
+VARIANTS = mage_animal_mnist.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return animal_mnist_mage.get_config(arg)
+  return mage_animal_mnist.get_config(arg)

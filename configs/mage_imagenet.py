@@ -3,15 +3,15 @@
     python train.py --config=configs/mage_imagenet.py:vit_large \
         --config.tokenizer_checkpoint=runs/tok256 --workdir=gs://...
 
-The settings live in :mod:`maskgit_jax.presets.imagenet_mage`.
+The settings live in :mod:`maskgit_jax.presets.mage_imagenet`.
 """
 
 import ml_collections
 
-from maskgit_jax.presets import imagenet_mage
+from maskgit_jax.presets import mage_imagenet
 
-VARIANTS = imagenet_mage.VARIANTS
+VARIANTS = mage_imagenet.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return imagenet_mage.get_config(arg)
+  return mage_imagenet.get_config(arg)

@@ -1,16 +1,16 @@
 """Stage 2 of the demo on animal-MNIST: variants default, long, tiny.
 
-The settings live in :mod:`maskgit_jax.presets.animal_mnist_transformer` (so that an
+The settings live in :mod:`maskgit_jax.presets.maskgit_animal_mnist` (so that an
 installed package has them); override fields here for an experiment, or on
 the command line (``--config.optimizer.learning_rate=2e-4``).
 """
 
 import ml_collections
 
-from maskgit_jax.presets import animal_mnist_transformer
+from maskgit_jax.presets import maskgit_animal_mnist
 
-VARIANTS = animal_mnist_transformer.VARIANTS
+VARIANTS = maskgit_animal_mnist.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return animal_mnist_transformer.get_config(arg)
+  return maskgit_animal_mnist.get_config(arg)

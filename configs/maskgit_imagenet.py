@@ -1,16 +1,16 @@
 """Stage 2, the released MaskGIT transformer on ImageNet: variants 256 (default), 512, tiny.
 
-The settings live in :mod:`maskgit_jax.presets.imagenet_transformer` (so that an
+The settings live in :mod:`maskgit_jax.presets.maskgit_imagenet` (so that an
 installed package has them); override fields here for an experiment, or on
 the command line (``--config.optimizer.learning_rate=2e-4``).
 """
 
 import ml_collections
 
-from maskgit_jax.presets import imagenet_transformer
+from maskgit_jax.presets import maskgit_imagenet
 
-VARIANTS = imagenet_transformer.VARIANTS
+VARIANTS = maskgit_imagenet.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return imagenet_transformer.get_config(arg)
+  return maskgit_imagenet.get_config(arg)

@@ -1,16 +1,16 @@
 """Stage 1 of the demo on animal-MNIST: variants default, long, tiny.
 
-The settings live in :mod:`maskgit_jax.presets.animal_mnist_tokenizer` (so that an
+The settings live in :mod:`maskgit_jax.presets.vqgan_animal_mnist` (so that an
 installed package has them); override fields here for an experiment, or on
 the command line (``--config.optimizer.learning_rate=2e-4``).
 """
 
 import ml_collections
 
-from maskgit_jax.presets import animal_mnist_tokenizer
+from maskgit_jax.presets import vqgan_animal_mnist
 
-VARIANTS = animal_mnist_tokenizer.VARIANTS
+VARIANTS = vqgan_animal_mnist.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return animal_mnist_tokenizer.get_config(arg)
+  return vqgan_animal_mnist.get_config(arg)

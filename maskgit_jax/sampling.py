@@ -18,7 +18,7 @@ The public names of :mod:`maskgit_jax.inference`, where the code lives
 
 from maskgit_jax.inference import (ARGenerator, ARSampleOptions, DecodeOptions,
                                    Generator, GuidedLogits, Samples)
-from maskgit_jax.guidance import CFG_SCHEDULES
+from maskgit_jax.decoding.guidance import CFG_SCHEDULES
 from maskgit_jax.inference.loader import load
 from maskgit_jax.inference.rejection import Classifier
 

@@ -1,4 +1,4 @@
-"""Writes ``maskgit_jax/imagenet_classes.tsv``: the 1,000 ImageNet-1k classes.
+"""Writes ``maskgit_jax/data/imagenet_classes.tsv``: the 1,000 ImageNet-1k classes.
 
 One line per class id, in the id order every ImageNet model uses (the sorted
 WordNet synset ids, as in tensorflow-datasets' ``imagenet2012/labels.txt``):
@@ -19,7 +19,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
-OUT = (pathlib.Path(__file__).resolve().parents[1] / "maskgit_jax"
+OUT = (pathlib.Path(__file__).resolve().parents[1] / "maskgit_jax" / "data"
        / "imagenet_classes.tsv")
 
 

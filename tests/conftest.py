@@ -75,7 +75,7 @@ def legacy_threefry():
 def imported(parity, tmp_path_factory) -> pathlib.Path:
   """The fixture trees written as official msgpack files, then imported."""
   import flax.serialization  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import official  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import official  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("official")
   for name in ("tokenizer", "transformer"):
     (root / f"{name}.msgpack").write_bytes(

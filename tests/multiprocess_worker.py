@@ -15,8 +15,8 @@ import jax
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
-from maskgit_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
 from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
 from tests import train_helpers  # pylint: disable=g-import-not-at-top
 

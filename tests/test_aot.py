@@ -12,7 +12,7 @@ from tests import train_helpers as th
 @pytest.mark.slow
 def test_imagenet256_train_step_compiles_for_16_devices(parity):
   result = subprocess.run(
-      [sys.executable, "-m", "maskgit_jax.trainers.aot",
+      [sys.executable, "-m", "maskgit_jax.tools.aot",
        "--config=configs/maskgit_imagenet.py:256", "--fake_devices=16"],
       env=th.subprocess_env(1), cwd=th.REPO, capture_output=True, text=True,
       timeout=600, check=True)

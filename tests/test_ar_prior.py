@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from maskgit_jax import ar_decode
+from maskgit_jax.decoding import ar_decode
 from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.trainers import ar_step
 from maskgit_jax.trainers import transformer_step
@@ -158,11 +158,11 @@ def test_sharded_step_equals_one_device():
 @pytest.fixture(scope="module")
 def ar_run(tmp_path_factory, tiny_tokenizer):
   """A tiny tokenizer, then the ``ar`` stage (label dropout) on its tokens."""
-  from maskgit_jax.presets import animal_mnist_ar  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import ar_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("ar_run")
   (root / "tok").symlink_to(tiny_tokenizer)
-  config = animal_mnist_ar.get_config("tiny")
+  config = ar_animal_mnist.get_config("tiny")
   config.tokenizer_checkpoint = str(root / "tok")
   config.ar.label_dropout = 0.2
   config.sampling.cfg_scale = 1.0
@@ -199,7 +199,7 @@ def test_load_gives_a_prior_that_completes_the_bottom(ar_run):
 
 
 def test_sample_cli_on_a_prior(ar_run, tmp_path):
-  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
 
   def cli(*args):
     return th.run_tool("sample.py", f"--checkpoint={ar_run / 'ar'}", *args,

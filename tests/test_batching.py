@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import batching
+from maskgit_jax.runtime import batching
 
 
 @hypothesis.settings(max_examples=25, deadline=None)

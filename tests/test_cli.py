@@ -1,4 +1,4 @@
-"""Every tool follows one command-line convention (maskgit_jax/cli.py).
+"""Every tool follows one command-line convention (maskgit_jax/runtime/cli.py).
 
 A user's mistake: one ``error:`` line on stderr, exit 2, nothing written.
 A bug: a traceback, exit 1. A normal run: no TensorFlow, oneDNN, XLA or
@@ -61,7 +61,7 @@ def test_training_sampling_and_tools_print_no_library_banners(trained):
                                       f"--output={root / 'grid.png'}"],
                 cwd=root)
   assert result.returncode == 0, result.stderr
-  tokens = _run(_tool("maskgit_jax.pretokenize") + [
+  tokens = _run(_tool("maskgit_jax.tools.pretokenize") + [
       f"--tokenizer={root / 'tok'}", "--data=animal_mnist", "--split=test",
       "--image_size=16", f"--out={root / 'tokens.npz'}"], cwd=root)
   assert tokens.returncode == 0, tokens.stderr
@@ -100,23 +100,23 @@ def _cases(root: pathlib.Path):
                      "--label=1", "--output=out.png"], "not a readable image"),
       ("sample.py", [f"--checkpoint={gen}", "--labels=1", "--sampler=fast",
                      "--output=out.png"], "<gumbel|cdf>"),
-      ("maskgit_jax.official", ["--tokenizer=nothing.msgpack",
+      ("maskgit_jax.runtime.official", ["--tokenizer=nothing.msgpack",
                                 "--transformer=nothing.msgpack", "--out=out"],
        "does not exist"),
-      ("maskgit_jax.official", ["--tokenizer=a"], "required"),
-      ("maskgit_jax.pretokenize", ["--tokenizer=nowhere", "--data=animal_mnist",
+      ("maskgit_jax.runtime.official", ["--tokenizer=a"], "required"),
+      ("maskgit_jax.tools.pretokenize", ["--tokenizer=nowhere", "--data=animal_mnist",
                                    "--image_size=16", "--out=out.npz"],
        "tokenizer checkpoint nowhere not found"),
-      ("maskgit_jax.pretokenize", ["--tokenizer=a", "--data=animal_mnist",
+      ("maskgit_jax.tools.pretokenize", ["--tokenizer=a", "--data=animal_mnist",
                                    "--image_size=big", "--out=out.npz"],
        "invalid int value: 'big'"),
-      ("maskgit_jax.demo", ["--out=out", "--variant=huge"], "invalid choice"),
+      ("maskgit_jax.tools.demo", ["--out=out", "--variant=huge"], "invalid choice"),
       ("maskgit_jax.evaluation", ["--samples=none.npz",
                                   f"--reference={png}",
                                   "--classifier=none.npz"], "does not exist"),
-      ("maskgit_jax.trainers.aot", ["--config=missing.py"],
+      ("maskgit_jax.tools.aot", ["--config=missing.py"],
        "config file 'missing.py' could not be loaded"),
-      ("maskgit_jax.trainers.aot", [f"--config={tok}:tiny",
+      ("maskgit_jax.tools.aot", [f"--config={tok}:tiny",
                                     "--config.nope=1"], "nope"),
   ]
 
@@ -129,7 +129,7 @@ CASE_IDS = [f"{tool}:{i}" for i, (tool, _, _) in
 def test_user_mistakes_are_one_line_exit_2_nothing_written(trained, tmp_path,
                                                           index):
   root, _ = trained
-  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
   if not (root / "in.png").exists():
     imageio.write_image(root / "in.png", np.zeros((16, 16, 3), np.uint8))
     (root / "bad.png").write_bytes(b"not an image")
@@ -142,7 +142,7 @@ def test_user_mistakes_are_one_line_exit_2_nothing_written(trained, tmp_path,
   assert not os.listdir(tmp_path), os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("tool", ["train.py", "maskgit_jax.pretokenize"])
+@pytest.mark.parametrize("tool", ["train.py", "maskgit_jax.tools.pretokenize"])
 def test_an_internal_key_error_keeps_its_traceback(tmp_path, tool):
   """A bug inside the library is not dressed up as a user mistake."""
   if tool == "train.py":
@@ -156,7 +156,7 @@ def test_an_internal_key_error_keeps_its_traceback(tmp_path, tool):
             "run_name='__main__')\n")
   else:
     code = ("import sys\n"
-            "from maskgit_jax import pretokenize\n"
+            "from maskgit_jax.tools import pretokenize\n"
             "def broken(*args, **kwargs): return {}['internal']\n"
             "pretokenize.pretokenize = broken\n"
             "sys.exit(pretokenize.main(['--tokenizer=t', '--data=d', "

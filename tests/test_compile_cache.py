@@ -10,8 +10,8 @@ import sys
 import jax
 import pytest
 
-from maskgit_jax import cli
-from maskgit_jax import compile_cache
+from maskgit_jax.runtime import cli
+from maskgit_jax.runtime import compile_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ _PROGRAM = """
 import jax, jax.numpy as jnp
 events = []
 jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
-from maskgit_jax import compile_cache
+from maskgit_jax.runtime import compile_cache
 compile_cache.enable(min_compile_seconds=0.0)
 from maskgit_jax.models import transformer
 model = transformer.Transformer(codebook_size=16, num_classes=2,
@@ -107,7 +107,8 @@ def test_negative_threshold_is_refused(restore_cache_config):
 _GENERATE = """
 import json
 import flax.linen as nn, jax, jax.numpy as jnp
-from maskgit_jax import compile_cache, sampling
+from maskgit_jax.runtime import compile_cache
+from maskgit_jax import sampling
 from maskgit_jax.models import transformer, vqgan
 compile_cache.enable(min_compile_seconds=0.0)
 loaded = []

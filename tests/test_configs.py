@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from maskgit_jax import presets
-from maskgit_jax.decode_options import DecodeOptions
+from maskgit_jax.decoding.decode_options import DecodeOptions
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -89,7 +89,7 @@ def test_unknown_variant_is_named():
 
 
 def test_presets_by_name():
-  config = presets.get_config("imagenet_transformer", "tiny")
+  config = presets.get_config("maskgit_imagenet", "tiny")
   assert config.stage == "transformer" and config.variant == "tiny"
   with pytest.raises(ValueError, match="unknown preset 'imagenet'"):
     presets.get_config("imagenet")
@@ -114,9 +114,9 @@ def test_checkpoint_fields_take_a_path_on_the_command_line(name, variant):
       assert config.get_type(key) is str, key
 
 
-@pytest.mark.parametrize("name", ["maskgit_jax.presets.imagenet_transformer",
-                                  "maskgit_jax.presets.animal_mnist_ar",
-                                  "maskgit_jax.presets.imagenet_mage"])
+@pytest.mark.parametrize("name", ["maskgit_jax.presets.maskgit_imagenet",
+                                  "maskgit_jax.presets.ar_animal_mnist",
+                                  "maskgit_jax.presets.mage_imagenet"])
 def test_token_positions_follow_an_image_size_override(name):
   config = importlib.import_module(name).get_config(None)
   config.lock()  # as train.py holds it

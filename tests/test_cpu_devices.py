@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from maskgit_jax import sharding
+from maskgit_jax.runtime import sharding
 
 FLAG = sharding.CPU_DEVICES_FLAG
 
@@ -78,7 +78,7 @@ def test_in_flight_rejects_a_zero_depth():
 # default pool (max(cores, devices) threads) this aborted in the all-reduce
 # rendezvous within 2,000 steps in every run on 2 cores.
 _DISPATCH_AHEAD = """
-from maskgit_jax import sharding
+from maskgit_jax.runtime import sharding
 sharding.split_host_cpu(4)
 import jax, jax.numpy as jnp
 mesh = sharding.make_mesh((-1, 1, 1))
@@ -101,7 +101,7 @@ def test_split_cpu_survives_steps_dispatched_ahead():
 
 
 def test_a_fresh_process_gets_that_many_cpu_devices():
-  code = ("from maskgit_jax import sharding; sharding.split_host_cpu(3); "
+  code = ("from maskgit_jax.runtime import sharding; sharding.split_host_cpu(3); "
           "import jax; print(len(jax.devices('cpu')))")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   out = subprocess.run([sys.executable, "-c", code], env=env, check=True,

@@ -1,7 +1,6 @@
 """make demo's pipeline and the schedule study, on the tiny variant."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-  from maskgit_jax import demo  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import demo  # pylint: disable=g-import-not-at-top
   out = tmp_path_factory.mktemp("demo")
   result = demo.run(out, "tiny")
   return out, result
@@ -50,7 +49,7 @@ def test_demo_tokenizer_trains_with_the_perceptual_network(tiny_demo):
 
 
 def test_demo_resumes_instead_of_starting_over(tiny_demo):
-  from maskgit_jax import demo  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import demo  # pylint: disable=g-import-not-at-top
   out, _ = tiny_demo
   before = {p: p.stat().st_mtime for p in (out / "maskgit" /
                                            "checkpoints").iterdir()}
@@ -61,8 +60,7 @@ def test_demo_resumes_instead_of_starting_over(tiny_demo):
 
 
 def test_schedule_study_writes_table_and_plot(tiny_demo, tmp_path):
-  sys.path.insert(0, str(th.REPO / "scripts"))
-  import schedule_study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   out, _ = tiny_demo
   rows = schedule_study.study(out, 20, schedules=("cosine", "linear"),
                               steps=(2, 4))
@@ -82,8 +80,7 @@ def test_schedule_study_writes_table_and_plot(tiny_demo, tmp_path):
 
 
 def test_schedule_study_averages_seeds_per_cell():
-  sys.path.insert(0, str(th.REPO / "scripts"))
-  import schedule_study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   fids, accs = [10.0, 12.0, 17.0], [0.5, 0.6, 0.7]
   rows = [dict(schedule="cosine", steps=8, seed=i, classifier_fid=f,
                class_accuracy=a) for i, (f, a) in enumerate(zip(fids, accs))]
@@ -104,7 +101,6 @@ def test_schedule_study_averages_seeds_per_cell():
     (["--schedules", "cosine,zigzag"], "unknown zigzag"),
 ])
 def test_schedule_study_rejects_bad_flags(args, message, capsys):
-  sys.path.insert(0, str(th.REPO / "scripts"))
-  import schedule_study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   assert schedule_study.main(["--run", "nowhere"] + args) == 2
   assert message in capsys.readouterr().err

@@ -1,16 +1,14 @@
-"""scripts/demo_levers.py: lever configs and the summary table."""
+"""scripts/studies/demo_levers.py: lever configs and the summary table."""
 
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 from tests import train_helpers as th
 
-sys.path.insert(0, str(th.REPO / "scripts"))
-import demo_levers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from scripts.studies import demo_levers
 
 
 def test_lever_config_applies_dotted_overrides_and_wires_the_base():

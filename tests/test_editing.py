@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from maskgit_jax import editing
+from maskgit_jax.decoding import editing
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 

@@ -6,7 +6,7 @@ import pathlib
 import pytest
 import tensorflow_datasets as tfds
 
-from maskgit_jax import imagenet_classes
+from maskgit_jax.data import imagenet_classes
 
 
 def test_ids_follow_tfds_imagenet2012_labels():

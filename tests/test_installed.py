@@ -89,7 +89,7 @@ def test_the_package_is_the_installed_one_and_tensorflow_is_absent(
 
 
 def test_official_import_tool_runs(venv_python, tmp_path):
-  out = _check(_run([str(venv_python), "-m", "maskgit_jax.official",
+  out = _check(_run([str(venv_python), "-m", "maskgit_jax.runtime.official",
                      "--help"], cwd=tmp_path))
   assert "--tokenizer" in out.stdout
 
@@ -138,7 +138,7 @@ def test_tiny_training_without_tensorflow(venv_python, tmp_path):
 
 def test_the_class_names_ship_in_the_wheel(venv_python, tmp_path):
   out = _check(_run([str(venv_python), "-c",
-                     "from maskgit_jax import imagenet_classes as c; "
+                     "from maskgit_jax.data import imagenet_classes as c; "
                      "print(c.class_id('goldfish'), c.name(207))"],
                     cwd=tmp_path))
   assert out.stdout.split("\n")[0] == "1 golden retriever"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from maskgit_jax import mage_masking
+from maskgit_jax.objectives import mage_corruption
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.trainers import mage_step
 from maskgit_jax.trainers import transformer_step
@@ -22,7 +22,7 @@ MODEL = mage_lib.MAGE(codebook_size=24, num_tokens=16, hidden_size=32,
 
 
 def test_mask_ratio_is_the_references_truncated_normal():
-  ratios = np.asarray(mage_masking.mask_ratio(jax.random.PRNGKey(0),
+  ratios = np.asarray(mage_corruption.mask_ratio(jax.random.PRNGKey(0),
                                               (20000,)))
   assert ratios.min() >= 0.5 and ratios.max() <= 1.0
   reference = stats.truncnorm(-0.2, 1.8, loc=0.55, scale=0.25)
@@ -35,7 +35,7 @@ def test_mask_ratio_is_the_references_truncated_normal():
 @given(length=st.sampled_from([4, 16, 64, 256]), seed=st.integers(0, 9999),
        ratio=st.floats(0.5, 1.0))
 def test_dropped_tokens_are_masked_and_counts_are_exact(length, seed, ratio):
-  mask, kept = mage_masking.drop_and_mask(jax.random.PRNGKey(seed), 3,
+  mask, kept = mage_corruption.drop_and_mask(jax.random.PRNGKey(seed), 3,
                                           length, ratio)
   mask, kept = np.asarray(mask), np.asarray(kept)
   dropped = math.ceil(length * 0.5)
@@ -52,7 +52,7 @@ def test_dropped_tokens_are_masked_and_counts_are_exact(length, seed, ratio):
 
 def test_per_sample_ratios():
   ratios = jnp.array([0.5, 0.75, 1.0])
-  mask, _ = mage_masking.drop_and_mask(jax.random.PRNGKey(1), 3, 16, ratios)
+  mask, _ = mage_corruption.drop_and_mask(jax.random.PRNGKey(1), 3, 16, ratios)
   np.testing.assert_array_equal(np.asarray(mask).sum(1), [8, 12, 16])
 
 
@@ -64,7 +64,7 @@ def params():
 
 def _corrupted(seed, ratio=0.7):
   tokens = jax.random.randint(jax.random.PRNGKey(seed), (2, 16), 0, 24)
-  mask, kept = mage_masking.drop_and_mask(jax.random.PRNGKey(seed + 1), 2,
+  mask, kept = mage_corruption.drop_and_mask(jax.random.PRNGKey(seed + 1), 2,
                                           16, ratio)
   return tokens, mage_lib.sequences(tokens, mask, MODEL.layout), mask, kept
 
@@ -114,7 +114,7 @@ def test_masked_positions_are_padded_with_the_class_output(params):
 def test_decoder_input_is_class_padded_and_kept_in_place(seed, ratio):
   """Every masked position (kept or dropped) holds the [C] output; every
   kept visible position its own encoder output; nothing else."""
-  mask, kept = mage_masking.drop_and_mask(jax.random.PRNGKey(seed), 3, 16,
+  mask, kept = mage_corruption.drop_and_mask(jax.random.PRNGKey(seed), 3, 16,
                                           ratio)
   h = jax.random.normal(jax.random.PRNGKey(seed + 1), (3, 1 + 8, 5))
   x = np.asarray(mage_lib.pad_with_class(h, kept, mask))
@@ -186,17 +186,17 @@ def test_the_head_does_not_train_the_embedding(params):
 
 def test_uniform_and_fixed_ratios():
   rng = jax.random.PRNGKey(2)
-  uniform = np.asarray(mage_masking.sample_ratio(rng, (20000,),
+  uniform = np.asarray(mage_corruption.sample_ratio(rng, (20000,),
                                                  distribution="uniform"))
   assert uniform.min() >= 0.5 and uniform.max() <= 1.0
   assert abs(uniform.mean() - 0.75) < 0.004
   assert abs(uniform.std() - 0.5 / math.sqrt(12)) < 0.004
   assert stats.kstest(uniform, stats.uniform(0.5, 0.5).cdf).pvalue > 1e-3
-  fixed = mage_masking.sample_ratio(rng, (5,), distribution="fixed",
+  fixed = mage_corruption.sample_ratio(rng, (5,), distribution="fixed",
                                     fixed=0.6)
   np.testing.assert_array_equal(np.asarray(fixed), np.float32(0.6))
   with pytest.raises(ValueError, match="one of"):
-    mage_masking.sample_ratio(rng, distribution="cosine")
+    mage_corruption.sample_ratio(rng, distribution="cosine")
   with pytest.raises(ValueError, match=r"in \[0.5, 1.0\]"):
     mage_step.MAGETrainer(MODEL, transformer_step.make_optimizer(
         learning_rate=1e-3, warmup_steps=1, total_steps=2), ratio="fixed",
@@ -208,15 +208,15 @@ def test_uniform_and_fixed_ratios():
 def test_the_loss_ignores_visible_positions(seed):
   """The trainer's loss: whatever the logits and targets at visible
   positions, the loss is the same."""
-  from maskgit_jax import masking  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.objectives import mvtm  # pylint: disable=g-import-not-at-top
   keys = jax.random.split(jax.random.PRNGKey(seed), 4)
   logits = jax.random.normal(keys[0], (3, 16, 24))
   targets = jax.random.randint(keys[1], (3, 16), 0, 24)
-  mask, _ = mage_masking.drop_and_mask(keys[2], 3, 16, 0.6)
+  mask, _ = mage_corruption.drop_and_mask(keys[2], 3, 16, 0.6)
   other_logits = jnp.where(mask[..., None], logits,
                            10 * jax.random.normal(keys[3], logits.shape))
   other_targets = jnp.where(mask, targets, (targets + 7) % 24)
-  loss = lambda l, t: masking.mvtm_loss(logits=l, targets=t, mask=mask)[0]  # pylint: disable=unnecessary-lambda-assignment
+  loss = lambda l, t: mvtm.mvtm_loss(logits=l, targets=t, mask=mask)[0]  # pylint: disable=unnecessary-lambda-assignment
   np.testing.assert_allclose(loss(other_logits, other_targets),
                              loss(logits, targets), rtol=1e-6)
 
@@ -224,9 +224,9 @@ def test_the_loss_ignores_visible_positions(seed):
 @pytest.mark.parametrize("variant,width,depth,heads", [
     ("vit_base", 768, 12, 12), ("vit_large", 1024, 24, 16)])
 def test_imagenet_configs_have_the_papers_sizes(variant, width, depth, heads):
-  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import imagenet_mage  # pylint: disable=g-import-not-at-top
-  config = imagenet_mage.get_config(variant)
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import mage_imagenet  # pylint: disable=g-import-not-at-top
+  config = mage_imagenet.get_config(variant)
   model, _ = restore.mage_from_config(config)
   shapes = jax.eval_shape(
       lambda: nn.unbox(model.init(jax.random.PRNGKey(0),

@@ -11,11 +11,11 @@ from tests import train_helpers as th
 @pytest.fixture(scope="module")
 def mage_run(tmp_path_factory, tiny_tokenizer):
   """A tiny tokenizer, then the ``mage`` stage on its tokens."""
-  from maskgit_jax.presets import animal_mnist_mage  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import mage_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("mage_run")
   (root / "tok").symlink_to(tiny_tokenizer)
-  config = animal_mnist_mage.get_config("tiny")
+  config = mage_animal_mnist.get_config("tiny")
   config.tokenizer_checkpoint = str(root / "tok")
   config.decode.num_iter = 4
   metrics = loop.train_and_evaluate(config, root / "mage")

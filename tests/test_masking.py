@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import masking
+from maskgit_jax.objectives import mvtm
 
 # Fixture key -> our schedule name.
 OFFICIAL_SCHEDULES = {"uniform": "linear", "cosine": "cosine",
@@ -21,62 +21,62 @@ OFFICIAL_SCHEDULES = {"uniform": "linear", "cosine": "cosine",
 def test_schedules_match_official(parity, official, ours):
   ratios = parity.io["sched_ratios"]
   expected = parity.io[f"sched_{official}"]
-  np.testing.assert_allclose(masking.schedule(ratios, 64, ours), expected,
+  np.testing.assert_allclose(mvtm.schedule(ratios, 64, ours), expected,
                              rtol=0, atol=1e-6)
-  np.testing.assert_allclose(masking.schedule(ratios, 64, official), expected,
+  np.testing.assert_allclose(mvtm.schedule(ratios, 64, official), expected,
                              rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", masking.SCHEDULES + ("pow1.5",))
+@pytest.mark.parametrize("method", mvtm.SCHEDULES + ("pow1.5",))
 def test_schedules_decrease_from_one_to_the_floor(method):
   r = np.linspace(0.0, 1.0, 101)
-  values = np.asarray(masking.schedule(r, 256, method))
-  assert values.min() >= masking.MIN_MASK_RATIO and values.max() <= 1.0
+  values = np.asarray(mvtm.schedule(r, 256, method))
+  assert values.min() >= mvtm.MIN_MASK_RATIO and values.max() <= 1.0
   assert np.all(np.diff(values) <= 1e-7), method
   assert values[0] >= 1.0 - 1.0 / 256 and values[-1] == pytest.approx(1e-6)
 
 
 def test_named_powers():
   r = np.linspace(0.0, 1.0, 9, dtype=np.float32)
-  np.testing.assert_allclose(masking.schedule(r, 1, "cubic"), 1 - r**3 + 0,
+  np.testing.assert_allclose(mvtm.schedule(r, 1, "cubic"), 1 - r**3 + 0,
                              atol=1e-6)
-  np.testing.assert_allclose(masking.schedule(r, 1, "cubic"),
-                             masking.schedule(r, 1, "pow3"), atol=0)
+  np.testing.assert_allclose(mvtm.schedule(r, 1, "cubic"),
+                             mvtm.schedule(r, 1, "pow3"), atol=0)
 
 
 def test_arccos_schedule_closed_form():
   # Halton-MaskGIT / MaskBit: gamma(r) = arccos(r) / (pi / 2).
   r = np.array([0.0, 0.5, np.sqrt(0.5), 1.0], np.float32)
-  np.testing.assert_allclose(masking.schedule(r, 64, "arccos"),
+  np.testing.assert_allclose(mvtm.schedule(r, 64, "arccos"),
                              [1.0, 2.0 / 3.0, 0.5, 1e-6], atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", ["cosin", "pow", "pow-1", "pow0", ""])
 def test_unknown_schedule_is_named_in_the_error(bad):
   with pytest.raises(ValueError, match=repr(bad).replace("-", r"\-")):
-    masking.schedule(0.5, 64, bad)
+    mvtm.schedule(0.5, 64, bad)
 
 
 @hypothesis.settings(max_examples=30, deadline=None)
 @hypothesis.given(seed=st.integers(0, 2**31 - 1),
                   length=st.integers(1, 300),
                   min_rate=st.sampled_from([0.0, 0.3]),
-                  method=st.sampled_from(masking.SCHEDULES))
+                  method=st.sampled_from(mvtm.SCHEDULES))
 def test_sample_mask_counts_are_ceil_gamma_n(seed, length, min_rate, method):
   rng = jax.random.PRNGKey(seed)
-  mask = np.asarray(masking.sample_mask(rng, 8, length, method=method,
+  mask = np.asarray(mvtm.sample_mask(rng, 8, length, method=method,
                                         min_mask_rate=min_rate))
   assert mask.shape == (8, length) and mask.dtype == bool
   counts = mask.sum(-1)
   # Recompute the count from the same ratio draw the sampler made.
   r = jax.random.uniform(jax.random.split(rng)[0], (8,))
-  expected = np.ceil(np.asarray(masking.schedule(r, length, method)) * length)
+  expected = np.ceil(np.asarray(mvtm.schedule(r, length, method)) * length)
   expected = np.clip(expected, max(1, math.ceil(min_rate * length)), length)
   np.testing.assert_array_equal(counts, expected)
 
 
 def test_sample_mask_positions_are_uniform():
-  mask = np.asarray(masking.sample_mask(jax.random.PRNGKey(0), 4000, 16,
+  mask = np.asarray(mvtm.sample_mask(jax.random.PRNGKey(0), 4000, 16,
                                         method="linear"))
   freq = mask.mean(0)
   # Under a uniform choice every position is masked equally often; the
@@ -87,12 +87,12 @@ def test_sample_mask_positions_are_uniform():
 
 def test_min_mask_rate_out_of_range():
   with pytest.raises(ValueError, match="min_mask_rate must lie in"):
-    masking.sample_mask(jax.random.PRNGKey(0), 1, 4, min_mask_rate=1.5)
+    mvtm.sample_mask(jax.random.PRNGKey(0), 1, 4, min_mask_rate=1.5)
 
 
 def test_weighted_loss_matches_official(parity):
   io = parity.io
-  loss = masking.weighted_cross_entropy(
+  loss = mvtm.weighted_cross_entropy(
       logits=io["tf_logits"], targets=io["tf_target_ids"],
       weights=io["loss_weights"], label_smoothing=float(
           io["loss_label_smoothing"]))
@@ -105,7 +105,7 @@ def test_loss_closed_form_and_weighting():
   targets = jnp.array([[0, 1, 2], [3, 4, 0]])
   for s in (0.0, 0.1):
     np.testing.assert_allclose(
-        masking.weighted_cross_entropy(logits=logits, targets=targets,
+        mvtm.weighted_cross_entropy(logits=logits, targets=targets,
                                        label_smoothing=s), math.log(5),
         rtol=1e-6)
   # A confident correct prediction: loss ~ 0 without smoothing; only the
@@ -113,9 +113,9 @@ def test_loss_closed_form_and_weighting():
   logits = 50.0 * jax.nn.one_hot(jnp.array([[0, 1, 2]]), 5)
   weights = jnp.array([[1.0, 1.0, 0.0]])
   wrong = jnp.array([[0, 1, 4]])
-  assert masking.weighted_cross_entropy(
+  assert mvtm.weighted_cross_entropy(
       logits=logits, targets=wrong, weights=weights) < 1e-6
-  assert masking.weighted_cross_entropy(logits=logits, targets=wrong) > 10
+  assert mvtm.weighted_cross_entropy(logits=logits, targets=wrong) > 10
 
 
 def test_mvtm_loss_masked_vs_all():
@@ -123,15 +123,15 @@ def test_mvtm_loss_masked_vs_all():
   logits = jax.random.normal(rng, (2, 6, 9))
   targets = jax.random.randint(rng, (2, 6), 0, 9)
   mask = jnp.array([[0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], bool)
-  loss, metrics = masking.mvtm_loss(logits=logits, targets=targets, mask=mask,
+  loss, metrics = mvtm.mvtm_loss(logits=logits, targets=targets, mask=mask,
                                     label_smoothing=0.0)
   ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None],
                             -1)[..., 0]
   expected = (ce[0, 1:3].mean() + ce[1, 3:].mean()) / 2
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
-  loss_all, _ = masking.mvtm_loss(logits=logits, targets=targets, mask=mask,
+  loss_all, _ = mvtm.mvtm_loss(logits=logits, targets=targets, mask=mask,
                                   label_smoothing=0.0, loss_on="all")
   np.testing.assert_allclose(loss_all, ce.mean(), rtol=1e-6)
   assert metrics["masked_per_row"] == pytest.approx(2.5)
   with pytest.raises(ValueError, match="loss_on must be"):
-    masking.mvtm_loss(logits=logits, targets=targets, mask=mask, loss_on="x")
+    mvtm.mvtm_loss(logits=logits, targets=targets, mask=mask, loss_on="x")

@@ -4,11 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from maskgit_jax import checkpointing
-from maskgit_jax import official
-from maskgit_jax import parallel_decode
+from maskgit_jax.runtime import checkpointing
+from maskgit_jax.runtime import official
+from maskgit_jax.decoding import parallel_decode
 from maskgit_jax.models import transformer as transformer_lib
-from maskgit_jax import restore
+from maskgit_jax.runtime import restore
 
 
 def test_hyperparameters_are_inferred_from_shapes(parity, imported):
@@ -91,7 +91,7 @@ def test_released_models_are_imported_once_into_the_cache(parity, tmp_path,
 
 
 def test_process_zero_first_returns_and_reraises_after_the_barrier():
-  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   assert sharding.process_zero_first(lambda: 7, "seven") == 7
   with pytest.raises(FileNotFoundError, match="gone"):
     sharding.process_zero_first(

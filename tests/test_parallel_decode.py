@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import masking
-from maskgit_jax import parallel_decode
-from maskgit_jax import tokens
+from maskgit_jax.objectives import mvtm
+from maskgit_jax.decoding import parallel_decode
+from maskgit_jax.decoding import tokens
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 
@@ -191,7 +191,7 @@ def test_decode_invariants(seed, num_iter, start_frac, schedule, greedy,
   for k in range(1, len(steps)):
     t = start_iter + k - 1  # the iteration that produced steps[k]
     ratio = np.float32(t + 1) / np.float32(num_iter)
-    gamma = np.asarray(masking.schedule(ratio, n0, schedule))
+    gamma = np.asarray(mvtm.schedule(ratio, n0, schedule))
     planned = np.floor(n0 * gamma)
     prev = counts[k - 1]
     expected = np.minimum(prev, np.maximum(1, np.minimum(prev - 1, planned)))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from maskgit_jax import input_pipeline
-from maskgit_jax import restore
+from maskgit_jax.data import input_pipeline
+from maskgit_jax.runtime import restore
 from maskgit_jax.evaluation import classifier as classifier_lib
 from maskgit_jax.models import perceptual
-from maskgit_jax.trainers import perceptual as perceptual_training
+from maskgit_jax.tools import train_perceptual as perceptual_training
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def test_the_perceptual_network_is_not_the_evaluation_classifier(weights,
 
 def test_tokenizer_trains_with_the_perceptual_network(weights):
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import imagenet_tokenizer  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vqgan_imagenet  # pylint: disable=g-import-not-at-top
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   path, images = weights
-  config = imagenet_tokenizer.get_config("tiny")
+  config = vqgan_imagenet.get_config("tiny")
   config.perceptual_network = str(path)
   config.losses.discriminator_start_step = 10
   task = tasks.tokenizer_task(config)

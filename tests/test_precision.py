@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import parallel_decode
+from maskgit_jax.decoding import parallel_decode
 from maskgit_jax.models import transformer as transformer_lib
 
 from tests import helpers

@@ -8,7 +8,7 @@ import pytest
 
 from maskgit_jax.models import quantizers
 from maskgit_jax.models import vqgan as vqgan_lib
-from maskgit_jax.presets import imagenet_tokenizer
+from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.models import discriminator as discriminator_lib
 
@@ -90,7 +90,7 @@ def test_factorized_lookup_is_cosine_nearest_and_projected_back():
 
 
 def _trainer(quantizer_type, **weights):
-  config = imagenet_tokenizer.get_config("tiny")
+  config = vqgan_imagenet.get_config("tiny")
   model = dict(config.model)
   model.update(quantizer_type=quantizer_type, entropy_loss_ratio=0.0)
   if quantizer_type == "lfq":
@@ -127,7 +127,7 @@ def test_every_quantizer_trains_and_reports_usage(quantizer_type):
 
 
 def test_the_default_quantizer_keeps_the_official_parameter_tree():
-  model = vqgan_lib.VQGAN(**imagenet_tokenizer.get_config("tiny").model)
+  model = vqgan_lib.VQGAN(**vqgan_imagenet.get_config("tiny").model)
   params = jax.eval_shape(model.init, jax.random.PRNGKey(0),
                           jnp.zeros((1, 16, 16, 3)))["params"]
   assert set(params["quantizer"]) == {"codebook"}

@@ -2,7 +2,7 @@
 
 import pathlib
 
-from maskgit_jax import restore
+from maskgit_jax.runtime import restore
 
 
 def _workdir(path: pathlib.Path) -> pathlib.Path:

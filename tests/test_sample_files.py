@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from maskgit_jax import sampling
-from maskgit_jax import storage
+from maskgit_jax.runtime import storage
 from maskgit_jax.inference import sample_files
 from tests import train_helpers as th
 

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import guidance
-from maskgit_jax import logit_filters
-from maskgit_jax import parallel_decode
-from maskgit_jax import remasking
-from maskgit_jax import reveal_order
+from maskgit_jax.decoding import guidance
+from maskgit_jax.decoding import logit_filters
+from maskgit_jax.decoding import parallel_decode
+from maskgit_jax.decoding import remasking
+from maskgit_jax.decoding import reveal_order
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 

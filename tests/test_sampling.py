@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import editing
+from maskgit_jax.decoding import editing
 from maskgit_jax import sampling
 from maskgit_jax.trainers import loop
 from tests import train_helpers as th
@@ -95,7 +95,7 @@ def test_previews_the_generator_and_sample_py_sample_alike(gen, tiny_run,
   ``sample.py`` draw the same samples for the same settings and seed 0."""
   import types  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   settings = dict(cfg_scale=2.0, temperature=0.9, schedule="linear",
                   top_k=5, choice_temperature=3.0, min_p=0.05)
@@ -142,7 +142,7 @@ def test_samplers(gen):
 
 
 def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
-  from maskgit_jax import parallel_decode  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
   layout = gen.transformer.layout
   plain_fn = transformer_lib.CodebookLogits(gen.transformer)
@@ -275,7 +275,8 @@ def _stored_bytes(folder):
 
 def test_export_samples_like_the_workdir_with_a_quarter_of_the_bytes(
     gen, tiny_run, tmp_path, capsys):
-  from maskgit_jax import checkpointing, export  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import export
   out = tmp_path / "exported"
   assert export.main([f"--workdir={tiny_run / 'maskgit'}",
                       f"--out={out}"]) == 0
@@ -348,7 +349,7 @@ def test_bad_inputs_raise_clear_errors(gen, tiny_run, imported, tmp_path):
 ])
 @pytest.mark.slow
 def test_cli_errors_are_one_line(tiny_run, tmp_path, args, message):
-  from maskgit_jax import imageio  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
   image = imageio.write_image(tmp_path / "in.png", _images(1)[0])
   names = dict(missing=tmp_path / "missing", run=tiny_run / "maskgit",
                image=image)

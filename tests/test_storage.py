@@ -20,8 +20,8 @@ import jax
 import numpy as np
 import pytest
 
-from maskgit_jax import storage
-from maskgit_jax import tfds_data
+from maskgit_jax.runtime import storage
+from maskgit_jax.data import tfds_data
 from tests import gcs_emulator
 from tests import tiny_tfds  # pylint: disable=unused-import  (registers it)
 from tests import train_helpers as th
@@ -110,7 +110,7 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     assert "tok/metrics.jsonl" in objects
 
     # Cached tokens, then stage 2 on them; the tokenizer named by gs:// URL.
-    tool("maskgit_jax.pretokenize", f"--tokenizer={run}/tok",
+    tool("maskgit_jax.tools.pretokenize", f"--tokenizer={run}/tok",
          "--data=animal_mnist", "--split=test", "--image_size=16",
          f"--out={run}/tokens.npz")
     tool("train.py", _config("maskgit_animal_mnist.py"), f"--workdir={run}/gen",
@@ -121,7 +121,7 @@ def test_the_slice_workflow_over_gs(tmp_path, parity):
     assert any(n.startswith("gen/checkpoints/2/") for n in gen_objects)
 
     # A parameters-only export, and a fine-tuning run seeded from it.
-    tool("maskgit_jax.export", f"--workdir={run}/gen", "--step=2",
+    tool("maskgit_jax.tools.export", f"--workdir={run}/gen", "--step=2",
          f"--out={run}/exported")
     log = tool("train.py", _config("maskgit_animal_mnist.py"),
                f"--workdir={run}/tuned", f"--config.init_from={run}/exported",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from maskgit_jax import tfds_data
+from maskgit_jax.data import tfds_data
 from tests import tiny_tfds
 from tests import train_helpers as th
 
@@ -42,7 +42,7 @@ def test_a_tfrecord_build_is_refused_in_one_line(tmp_path):
   with pytest.raises(ValueError, match=r"holds \['tfrecord'\] files") as e:
     tfds_data.TfdsSource("tiny_shapes", "train", str(tmp_path))
   assert "\n" not in str(e.value)
-  assert "python -m maskgit_jax.tfds_data --name=tiny_shapes" in str(e.value)
+  assert "python -m maskgit_jax.data.tfds_data --name=tiny_shapes" in str(e.value)
 
 
 def test_an_unknown_split_or_dataset_names_itself(tmp_path):

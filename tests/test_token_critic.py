@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import masking
-from maskgit_jax import parallel_decode
-from maskgit_jax import token_critic
+from maskgit_jax.objectives import mvtm
+from maskgit_jax.decoding import parallel_decode
+from maskgit_jax.objectives import token_critic
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import transformer as transformer_lib
 
@@ -123,7 +123,7 @@ def test_critic_order_re_masks_the_top_scored_tokens_each_step():
     fake = np.asarray(_TableCritic()(table, jnp.asarray(sampled)))
     ratio = (t + 1) / num_iter
     for row in range(2):
-      want_n = int(np.clip(np.floor(n0[row] * float(masking.schedule(
+      want_n = int(np.clip(np.floor(n0[row] * float(mvtm.schedule(
           jnp.float32(ratio), n0[row], "cosine"))), 1, n0[row] - 1))
       free = np.flatnonzero(~given[row])
       top = free[np.argsort(-fake[row, free])[:want_n]]
@@ -171,13 +171,13 @@ def test_critic_trains_on_a_frozen_generator_and_samples_with_it(
   """train.py's critic stage on the official tiny generator (imported), then
   the Generator decodes with ``order="critic"``."""
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import animal_mnist_critic  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import critic_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   np.savez(tmp_path / "tokens.npz",
            tokens=rng.integers(0, 64, (32, 2, 8, 8)).astype(np.int32),
            labels=np.arange(32) % 10, num_classes=10)
-  config = animal_mnist_critic.get_config("tiny")
+  config = critic_animal_mnist.get_config("tiny")
   config.critic.self_critic = self_critic
   config.generator_checkpoint = str(imported)
   config.data.name = f"tokens:{tmp_path / 'tokens.npz'}"

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from maskgit_jax import input_pipeline
+from maskgit_jax.data import input_pipeline
 from maskgit_jax.evaluation import classifier as classifier_lib
 from tests import train_helpers as th
 
@@ -14,9 +14,7 @@ pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
 
 
 def test_tokenizer_study_runs_every_recipe_kind(tmp_path):
-  import sys  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, str(th.REPO / "scripts"))
-  import tokenizer_study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import tokenizer_study  # pylint: disable=g-import-not-at-top
   images, labels = input_pipeline.load_animal_mnist()
   idx = input_pipeline.animal_mnist_split("train")[:256]
   small = images[idx][:, 8:24, 8:24]

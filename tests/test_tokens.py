@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax import tokens
+from maskgit_jax.decoding import tokens
 
 
 def test_layout_matches_released_vocabulary():

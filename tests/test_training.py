@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from maskgit_jax import sharding
+from maskgit_jax.runtime import sharding
 from maskgit_jax.presets import common
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import loop
@@ -215,9 +215,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
-  from maskgit_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import pretokenize  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
   path = pretokenize.pretokenize(str(animal_tokenizer), "animal_mnist",
                                  "test", 16, str(tmp_path / "tok.npz"),
                                  batch_size=512, progress=lambda _: None)

@@ -4,7 +4,7 @@ import flax
 import numpy as np
 import pytest
 
-from maskgit_jax import checkpointing
+from maskgit_jax.runtime import checkpointing
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import warm_start
 from tests import train_helpers as th

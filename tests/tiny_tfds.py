@@ -39,7 +39,8 @@ class TinyShapes(tfds.core.GeneratorBasedBuilder):
 def _worker(data_dir: str, out: str) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  from maskgit_jax import sharding, tfds_data  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import tfds_data
   sharding.maybe_initialize_distributed()
   source = tfds_data.TfdsSource("tiny_shapes", "train", data_dir)
   pathlib.Path(out).write_text(json.dumps({

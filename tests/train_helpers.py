@@ -2,10 +2,10 @@
 
 import pathlib
 
-from maskgit_jax.presets import animal_mnist_transformer as maskgit_animal_mnist
-from maskgit_jax.presets import imagenet_transformer as maskgit_imagenet
-from maskgit_jax.presets import animal_mnist_tokenizer as vqgan_animal_mnist
-from maskgit_jax.presets import imagenet_tokenizer as vqgan_imagenet
+from maskgit_jax.presets import maskgit_animal_mnist as maskgit_animal_mnist
+from maskgit_jax.presets import maskgit_imagenet as maskgit_imagenet
+from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist
+from maskgit_jax.presets import vqgan_imagenet as vqgan_imagenet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def train_command(workdir, config: str, *overrides: str) -> list[str]:
 
 def tool_command(tool: str, *args: str) -> list[str]:
   """The command line of ``tool``: a script of the checkout (``sample.py``)
-  or a module (``maskgit_jax.export``), with ``args``."""
+  or a module (``maskgit_jax.tools.export``), with ``args``."""
   import sys  # pylint: disable=g-import-not-at-top
   head = ([sys.executable, str(REPO / tool)] if tool.endswith(".py")
           else [sys.executable, "-m", tool])
@@ -76,7 +76,7 @@ def subprocess_env(num_devices: int = 1, **extra) -> dict:
 
 def restore_params(workdir, step: int):
   """The params of checkpoint ``step`` as arrays on one local device."""
-  from maskgit_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   return checkpointing.restore_state_tree(workdir, step)["params"]
 
 
@@ -86,7 +86,7 @@ def sharded_step(trainer, mesh_shape, devices, batch: dict):
   data axes, state from ``trainer.init(PRNGKey(0))``): ``(state, metrics)``,
   to compare meshes with one device."""
   import jax  # pylint: disable=g-import-not-at-top
-  from maskgit_jax import sharding  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import common  # pylint: disable=g-import-not-at-top
   rules = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
   mesh = sharding.make_mesh(mesh_shape, devices)

@@ -26,8 +26,8 @@ import sys
 
 import numpy as np
 
-from maskgit_jax import cli
-from maskgit_jax import storage
+from maskgit_jax.runtime import cli
+from maskgit_jax.runtime import storage
 from maskgit_jax.evaluation import metrics
 
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax import batching
-from maskgit_jax import supervised
+from maskgit_jax.runtime import batching
+from maskgit_jax.runtime import supervised
 
 FEATURES = 128
 
@@ -98,7 +98,7 @@ def train(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
           steps: int = 1500, batch_size: int = 64,
           learning_rate: float = 2e-3, seed: int = 0,
           log: Callable[[str], None] | None = print) -> Classifier:
-  """Trains :class:`SmallCNN` (see :func:`maskgit_jax.supervised.fit`).
+  """Trains :class:`SmallCNN` (see :func:`maskgit_jax.runtime.supervised.fit`).
 
   Args:
     images: uint8 ``[n, H, W, 3]``; labels: int ``[n]``.

@@ -9,7 +9,7 @@ Score logits.
 No weights ship with the library and nothing downloads. Convert the
 published pytorch-fid weights once::
 
-    python scripts/convert_inception_weights.py \
+    python -m maskgit_jax.tools.convert_inception_weights \
         --torch pt_inception-2015-12-05-6726825d.pth --out inception_fid.npz
 
 (the ``.pth`` is a release asset of github.com/mseitzer/pytorch-fid,
@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax import batching
-from maskgit_jax import storage
+from maskgit_jax.runtime import batching
+from maskgit_jax.runtime import storage
 
 FID_FEATURES = 2048
 NUM_LOGITS = 1008
@@ -285,7 +285,7 @@ def load_params(path: storage.PathLike) -> dict:
     raise FileNotFoundError(
         f"Inception weights {path} do not exist; convert pytorch-fid's "
         "pt_inception-2015-12-05 weights with "
-        "scripts/convert_inception_weights.py (see maskgit_jax/evaluation/"
+        "maskgit_jax/tools/convert_inception_weights.py (see maskgit_jax/evaluation/"
         "inception.py)")
   return from_torch_state_dict(storage.load_npz(path))
 

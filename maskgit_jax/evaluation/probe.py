@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from maskgit_jax import cli
-from maskgit_jax import storage
+from maskgit_jax.runtime import cli
+from maskgit_jax.runtime import storage
 
 
 def load_split(dataset: str, split: str, data_dir: str | None,
@@ -36,7 +36,7 @@ def load_split(dataset: str, split: str, data_dir: str | None,
     ValueError: a token file instead of images, or images of mixed sizes
       when no image size is given.
   """
-  from maskgit_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   source = input_pipeline.make_source(dataset, split, data_dir)
   if isinstance(source, input_pipeline.TokenSource):
     raise ValueError(f"dataset {dataset!r} holds tokens; the probe needs "

@@ -11,7 +11,7 @@
 
 Each model kind returns ``images -> features``, jitted once (both splits
 share the program) and run over fixed-size chunks
-(:func:`maskgit_jax.batching.map_chunks`).
+(:func:`maskgit_jax.runtime.batching.map_chunks`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax import batching
-from maskgit_jax import checkpointing
-from maskgit_jax import imageio
-from maskgit_jax import restore
-from maskgit_jax import storage
+from maskgit_jax.runtime import batching
+from maskgit_jax.runtime import checkpointing
+from maskgit_jax.data import imageio
+from maskgit_jax.runtime import restore
+from maskgit_jax.runtime import storage
 from maskgit_jax.models import mage as mage_lib
 
 KINDS = ("mage", "maskgit", "tokenizer", "pixels")

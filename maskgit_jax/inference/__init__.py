@@ -10,7 +10,7 @@
 """
 
 from maskgit_jax.inference.ar_generator import ARGenerator, ARSampleOptions
-from maskgit_jax.guidance import GuidedLogits
+from maskgit_jax.decoding.guidance import GuidedLogits
 from maskgit_jax.inference.generator import Generator
 from maskgit_jax.inference.options import DecodeOptions, Samples
 

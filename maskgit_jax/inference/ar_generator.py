@@ -4,7 +4,7 @@ The raster-order counterpart of :class:`~maskgit_jax.inference.generator.Generat
 for checkpoints of ``config.stage = "ar"`` (:func:`maskgit_jax.sampling.load`
 returns one for them). Sample ``i`` uses ``fold_in(PRNGKey(seed), i)``;
 each decode is one KV-cached program per batch shape
-(:func:`maskgit_jax.ar_decode.decode`); temperature, top-k, top-p and the
+(:func:`maskgit_jax.decoding.ar_decode.decode`); temperature, top-k, top-p and the
 guidance scale are traced.
 
 Editing is what a raster-order model can do: regenerate the *end* of the
@@ -22,10 +22,10 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from maskgit_jax import ar_decode
-from maskgit_jax import logit_filters
-from maskgit_jax import restore
-from maskgit_jax import storage
+from maskgit_jax.decoding import ar_decode
+from maskgit_jax.decoding import logit_filters
+from maskgit_jax.runtime import restore
+from maskgit_jax.runtime import storage
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import token_images
 from maskgit_jax.inference.options import Samples

@@ -2,7 +2,7 @@
 
 Each function is also a :class:`~maskgit_jax.inference.generator.Generator`
 method (``gen.inpaint(...)``); all of them are the one decode started from a
-partly masked token grid (:mod:`maskgit_jax.editing` holds the pure parts).
+partly masked token grid (:mod:`maskgit_jax.decoding.editing` holds the pure parts).
 Inputs and outputs are uint8 images; pixels outside the regenerated tokens
 come back exactly as they went in.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskgit_jax import editing
-from maskgit_jax import imageio
+from maskgit_jax.decoding import editing
+from maskgit_jax.data import imageio
 from maskgit_jax.inference.token_images import TokenImages
 from maskgit_jax.inference.options import DecodeOptions, label_array
 

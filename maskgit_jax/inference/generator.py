@@ -16,10 +16,10 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from maskgit_jax import official
-from maskgit_jax import parallel_decode
-from maskgit_jax import restore
-from maskgit_jax import storage
+from maskgit_jax.runtime import official
+from maskgit_jax.decoding import parallel_decode
+from maskgit_jax.runtime import restore
+from maskgit_jax.runtime import storage
 from maskgit_jax.inference import edit_tasks
 from maskgit_jax.inference import rejection
 from maskgit_jax.inference import token_images
@@ -58,7 +58,7 @@ class Generator(token_images.TokenImages):
         numerics), "bfloat16" (parameters and activations) or
         "bfloat16_matmul" (products only); logits, softmax and sampling
         stay float32 (see ``models.transformer.with_precision``).
-      critic: a token critic (:func:`maskgit_jax.restore.load_critic`) for
+      critic: a token critic (:func:`maskgit_jax.runtime.restore.load_critic`) for
         ``order="critic"``; it runs in float32.
     """
     if isinstance(transformer, mage_lib.MAGE):
@@ -143,7 +143,7 @@ class Generator(token_images.TokenImages):
     imports them into ``cache_dir`` (default ``$MASKGIT_JAX_CACHE`` or
     ``~/.cache/maskgit_jax``); later calls load the import. ``kwargs`` go
     to :meth:`from_checkpoint`. Class ids by name:
-    :mod:`maskgit_jax.imagenet_classes`.
+    :mod:`maskgit_jax.data.imagenet_classes`.
     """
     return cls.from_checkpoint(official.fetch_released(name, cache_dir),
                                **kwargs)

@@ -9,8 +9,8 @@ TokenImages` base (``generate``, ``sample``, ``inpaint``, ``decode_sequences``).
 
 from __future__ import annotations
 
-from maskgit_jax import restore
-from maskgit_jax import storage
+from maskgit_jax.runtime import restore
+from maskgit_jax.runtime import storage
 from maskgit_jax.inference import ar_generator
 from maskgit_jax.inference import generator
 from maskgit_jax.inference import token_images

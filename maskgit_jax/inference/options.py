@@ -1,5 +1,5 @@
 """Sample results and labels: the vocabulary of the inference layer
-(decode options: :mod:`maskgit_jax.decode_options`)."""
+(decode options: :mod:`maskgit_jax.decoding.decode_options`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from maskgit_jax import storage
-from maskgit_jax.decode_options import DecodeOptions  # pylint: disable=unused-import
+from maskgit_jax.runtime import storage
+from maskgit_jax.decoding.decode_options import DecodeOptions  # pylint: disable=unused-import
 
 @dataclasses.dataclass(frozen=True)
 class Samples:

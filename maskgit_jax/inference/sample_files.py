@@ -9,7 +9,7 @@ class). They never exist in host memory at once here:
 * indices are cut into shards of ``shard_size``; shard ``k`` is written as
   ``samples_KKKKK_of_NNNNN.npz`` in ADM's layout (``arr_0`` uint8
   ``[n, H, W, 3]``, ``arr_1`` int32 labels ``[n]``), whole or not at all
-  (see :func:`maskgit_jax.storage.write_bytes`);
+  (see :func:`maskgit_jax.runtime.storage.write_bytes`);
 * process ``p`` of ``P`` writes the shards ``k % P == p`` (a pod slice: each
   host samples on its own devices); a re-run skips finished shards, so an
   interrupted job resumes without duplicates or gaps;
@@ -37,7 +37,7 @@ from typing import Callable
 from etils import epath
 import numpy as np
 
-from maskgit_jax import storage
+from maskgit_jax.runtime import storage
 
 MANIFEST = "sampling.json"
 _SHARD = re.compile(r"samples_(\d{5})_of_(\d{5})\.npz")

@@ -16,18 +16,18 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from maskgit_jax import batching
-from maskgit_jax import compile_cache
-from maskgit_jax import imageio
-from maskgit_jax import sharding
-from maskgit_jax.parallel_decode import row_keys
+from maskgit_jax.runtime import batching
+from maskgit_jax.runtime import compile_cache
+from maskgit_jax.data import imageio
+from maskgit_jax.runtime import sharding
+from maskgit_jax.decoding.parallel_decode import row_keys
 from maskgit_jax.inference.options import Samples, label_array
 from maskgit_jax.models import vqgan as vqgan_lib
 
 
 class PerShape:
   """``fn(params, *inputs)`` traced (or loaded from the program cache) once
-  per signature of ``inputs``: :func:`maskgit_jax.compile_cache.exported`.
+  per signature of ``inputs``: :func:`maskgit_jax.runtime.compile_cache.exported`.
 
   ``params`` is always the sampler's own (fixed) tree, so it is left out
   of the per-call lookup: flattening it costs 0.6 ms a call on the demo
@@ -86,7 +86,7 @@ class TokenImages:
 
   @property
   def layout(self):
-    """The model's :class:`~maskgit_jax.tokens.TokenLayout`."""
+    """The model's :class:`~maskgit_jax.decoding.tokens.TokenLayout`."""
     return self._model().layout
 
   def _model(self):
@@ -182,7 +182,7 @@ class TokenImages:
   def _jit(self, key: tuple, fn: Callable) -> Callable:
     """``fn`` compiled per argument shapes; with the compilation cache on,
     its traced programs are kept on disk too (a new process skips tracing;
-    see :func:`maskgit_jax.compile_cache.exported`)."""
+    see :func:`maskgit_jax.runtime.compile_cache.exported`)."""
     if key not in self._jitted:
       self._jitted[key] = PerShape(fn, repr((key,) + self._closure()))
     return self._jitted[key]
@@ -190,7 +190,7 @@ class TokenImages:
   def _batched(self, fn, arrays: list[np.ndarray], *, progress=None
                ) -> list[np.ndarray]:
     """``fn(params, *chunks)`` over fixed-size row chunks sharded over the
-    devices (see :func:`maskgit_jax.batching.map_chunks`)."""
+    devices (see :func:`maskgit_jax.runtime.batching.map_chunks`)."""
     total = len(arrays[0])
     size = min(self.batch_size, -(-total // self._mesh.size) * self._mesh.size)
     result = batching.map_chunks(

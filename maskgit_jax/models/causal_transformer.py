@@ -6,7 +6,7 @@ class token and the tokens before it. Pre-LayerNorm blocks (unlike MaskGIT's
 post-LN ones), learned position embeddings, an untied output head over the
 image codes only.
 
-Sequences use MaskGIT's :class:`~maskgit_jax.tokens.TokenLayout`
+Sequences use MaskGIT's :class:`~maskgit_jax.decoding.tokens.TokenLayout`
 (``[class_token, t_0, ..., t_{L-1}]``, class ``c`` at ``codebook_size + c``;
 the mask id only marks unknown positions for the decode and is never fed).
 The model reads the first ``L`` entries, ``[class, t_0, ..., t_{L-2}]``, and
@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import tokens as tokens_lib
+from maskgit_jax.decoding import tokens as tokens_lib
 from maskgit_jax.models import layers
 
 _init = layers.PRE_LN_INIT

@@ -14,7 +14,7 @@ build one, one module:
   MLM head is ignored) and only the head is trained.
 
 :class:`CriticScores` adapts a critic to
-:func:`maskgit_jax.parallel_decode.decode`'s ``tokens_to_critic``.
+:func:`maskgit_jax.decoding.parallel_decode.decode`'s ``tokens_to_critic``.
 """
 
 from __future__ import annotations

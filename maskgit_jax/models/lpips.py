@@ -2,7 +2,7 @@
 
 Weights are never downloaded: they load from an ``.npz`` file the user
 provides (see :func:`load_params` for its layout and
-``scripts/convert_lpips_weights.py`` to make it from the PyTorch ``lpips``
+``maskgit_jax/tools/convert_lpips_weights.py`` to make it from the PyTorch ``lpips``
 package and torchvision's VGG16). With random weights the network still runs
 (tests use that), but the distance is only meaningful with trained ones.
 
@@ -98,7 +98,7 @@ def load_params(path) -> dict:
   if not path.exists():
     raise FileNotFoundError(
         f"LPIPS weights file {path} does not exist; make one with "
-        "scripts/convert_lpips_weights.py or disable the perceptual loss")
+        "maskgit_jax/tools/convert_lpips_weights.py or disable the perceptual loss")
   with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
     arrays = {k: np.asarray(data[k], np.float32) for k in data.files}
   expected = param_shapes()

@@ -6,7 +6,7 @@ Li et al., CVPR 2023, as LTH14/mage implements it (``models_mage.py``):
   as the mask token), word + learned position embeddings, LayerNorm,
   dropout (``BertEmbeddings``);
 * **encoder**: pre-LN ViT blocks over [C] and the *kept* positions only
-  (``kept`` from :func:`maskgit_jax.mage_masking.drop_and_mask`: a static
+  (``kept`` from :func:`maskgit_jax.objectives.mage_corruption.drop_and_mask`: a static
   length), then a LayerNorm;
 * **decoder**: ``decoder_embed`` (Dense), a full-length sequence where every
   masked position (kept or dropped) holds the encoder's **[C] output** and
@@ -16,7 +16,7 @@ Li et al., CVPR 2023, as LTH14/mage implements it (``models_mage.py``):
   (gradient stopped there, as the reference detaches them) plus a bias,
   over the codebook ids only.
 
-Sequences use :class:`~maskgit_jax.tokens.TokenLayout` with one class: [C]
+Sequences use :class:`~maskgit_jax.decoding.tokens.TokenLayout` with one class: [C]
 is ``codebook_size`` and the mask ``codebook_size + 1`` (the released
 weights' 2,025-row vocabulary with [C] = 1100 is a loading concern, not
 the model's). Every parameter carries logical axis names.
@@ -30,7 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import tokens as tokens_lib
+from maskgit_jax.decoding import tokens as tokens_lib
 from maskgit_jax.models import layers
 
 _init = layers.PRE_LN_INIT
@@ -188,7 +188,7 @@ def pad_with_class(h: jax.Array, kept: jax.Array | None, masked: jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class MAGELogits:
-  """``tokens_to_logits`` for :func:`maskgit_jax.parallel_decode.decode`.
+  """``tokens_to_logits`` for :func:`maskgit_jax.decoding.parallel_decode.decode`.
 
   The reference's generation: the whole sequence through the encoder (no
   dropping; masked tokens enter as the mask token), [C] padding of every

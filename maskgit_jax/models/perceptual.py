@@ -2,7 +2,7 @@
 
 LPIPS needs ImageNet VGG weights that cannot be downloaded here; this is
 the same kind of distance from a small VGG-style network trained by
-:mod:`maskgit_jax.trainers.perceptual` on the tokenizer's own training
+:mod:`maskgit_jax.tools.train_perceptual` on the tokenizer's own training
 split. ``mode="features"``: LPIPS without the learned linear layers (each
 stage's features unit-normalised over channels, squared differences summed
 over channels, averaged over positions, summed over stages).

@@ -30,7 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import tokens as tokens_lib
+from maskgit_jax.decoding import tokens as tokens_lib
 from maskgit_jax.models import layers
 # The blocks, importable from here as before.
 from maskgit_jax.models.layers import (  # pylint: disable=unused-import
@@ -223,7 +223,7 @@ class Transformer(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class CodebookLogits:
-  """``tokens_to_logits`` for :func:`maskgit_jax.parallel_decode.decode`.
+  """``tokens_to_logits`` for :func:`maskgit_jax.decoding.parallel_decode.decode`.
 
   Applies ``model`` and keeps the logits of the image codes only, so class
   and mask ids can never be sampled. Frozen and compared by value: a new

@@ -5,23 +5,23 @@ Each module has ``get_config(variant=None) -> ml_collections.ConfigDict``
 experiment configs that ``train.py --config=...`` loads, built on these.
 
 * :mod:`~maskgit_jax.presets.common`: seed, mesh, logical-axis rules.
-* :mod:`~maskgit_jax.presets.imagenet_tokenizer`: the released VQGAN
+* :mod:`~maskgit_jax.presets.vqgan_imagenet`: the released VQGAN
   (``256``, ``512``, ``tiny``).
-* :mod:`~maskgit_jax.presets.imagenet_transformer`: the released MaskGIT
+* :mod:`~maskgit_jax.presets.maskgit_imagenet`: the released MaskGIT
   transformer and its decode defaults (``256``, ``512``, ``tiny``).
-* :mod:`~maskgit_jax.presets.animal_mnist_tokenizer`,
-  :mod:`~maskgit_jax.presets.animal_mnist_transformer`: the demo's two
+* :mod:`~maskgit_jax.presets.vqgan_animal_mnist`,
+  :mod:`~maskgit_jax.presets.maskgit_animal_mnist`: the demo's two
   stages (``default``, ``long``, ``tiny``);
-  :mod:`~maskgit_jax.presets.animal_mnist_critic`: a token critic of the
+  :mod:`~maskgit_jax.presets.critic_animal_mnist`: a token critic of the
   demo's transformer (``default``, ``self``, ``tiny``);
-  :mod:`~maskgit_jax.presets.animal_mnist_ar`: the autoregressive prior on
+  :mod:`~maskgit_jax.presets.ar_animal_mnist`: the autoregressive prior on
   the demo's tokens (``default``, ``long``, ``tiny``).
-* :mod:`~maskgit_jax.presets.imagenet_mage`,
-  :mod:`~maskgit_jax.presets.animal_mnist_mage`: MAGE (``vit_base``,
+* :mod:`~maskgit_jax.presets.mage_imagenet`,
+  :mod:`~maskgit_jax.presets.mage_animal_mnist`: MAGE (``vit_base``,
   ``vit_large``, ``tiny``; ``default``, ``tiny``).
 
     from maskgit_jax import presets
-    config = presets.get_config("imagenet_transformer", "tiny")
+    config = presets.get_config("maskgit_imagenet", "tiny")
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import importlib
 
 import ml_collections
 
-NAMES = ("imagenet_tokenizer", "imagenet_transformer",
-         "animal_mnist_tokenizer", "animal_mnist_transformer",
-         "animal_mnist_critic", "animal_mnist_ar", "imagenet_mage",
-         "animal_mnist_mage")
+NAMES = ("vqgan_imagenet", "maskgit_imagenet",
+         "vqgan_animal_mnist", "maskgit_animal_mnist",
+         "critic_animal_mnist", "ar_animal_mnist", "mage_imagenet",
+         "mage_animal_mnist")
 
 
 def get_config(name: str, variant: str | None = None

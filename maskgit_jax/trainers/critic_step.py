@@ -1,6 +1,6 @@
 """The token-critic train step: a critic learns a frozen generator's samples.
 
-Per step (:mod:`maskgit_jax.token_critic`): tokens of real images (or
+Per step (:mod:`maskgit_jax.objectives.token_critic`): tokens of real images (or
 cached tokens), masked with the generator's training schedule; the frozen
 generator's logits on the masked sequence, sampled at the masked positions;
 labels per position (``"resampled"``, the paper's, or ``"changed"``); the
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from maskgit_jax import masking
-from maskgit_jax import token_critic
+from maskgit_jax.objectives import mvtm
+from maskgit_jax.objectives import token_critic
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import transformer_step
@@ -37,7 +37,7 @@ class CriticTrainer:
     generator: the frozen MaskGIT transformer whose samples are judged.
     optimizer: an optax transformation.
     self_critic: train the head only, on the generator's hidden states.
-    label: one of :data:`maskgit_jax.token_critic.LABELS`.
+    label: one of :data:`maskgit_jax.objectives.token_critic.LABELS`.
     schedule: the mask schedule of the corruption (the generator's).
     temperature: the generator's sampling temperature for the fills.
     ema_decay: as in :class:`~maskgit_jax.trainers.transformer_step.
@@ -81,7 +81,7 @@ class CriticTrainer:
     layout = self.generator.layout
     batch, n = tokens.shape
     mask_rng, fill_rng = jax.random.split(rng)
-    mask = masking.sample_mask(mask_rng, batch, n, method=self.schedule)
+    mask = mvtm.sample_mask(mask_rng, batch, n, method=self.schedule)
     inputs = layout.make_sequence(labels, tokens, mask=mask)
     real = layout.make_sequence(labels, tokens)
     logits = transformer_lib.CodebookLogits(self.generator)(

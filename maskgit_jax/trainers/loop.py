@@ -20,12 +20,12 @@ from etils import epath
 import ml_collections
 import numpy as np
 
-from maskgit_jax import checkpointing
-from maskgit_jax import imageio
-from maskgit_jax import input_pipeline
-from maskgit_jax import monitoring
-from maskgit_jax import sharding as sharding_lib
-from maskgit_jax import storage
+from maskgit_jax.runtime import checkpointing
+from maskgit_jax.data import imageio
+from maskgit_jax.data import input_pipeline
+from maskgit_jax.runtime import monitoring
+from maskgit_jax.runtime import sharding as sharding_lib
+from maskgit_jax.runtime import storage
 from maskgit_jax.trainers import tasks
 from maskgit_jax.trainers import warm_start
 

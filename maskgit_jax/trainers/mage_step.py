@@ -2,7 +2,7 @@
 
 Per step: image tokens (cached, or from the frozen tokenizer); a mask ratio
 from the truncated normal (one for the batch, as the reference, or one per
-sample); masked and kept positions (:mod:`maskgit_jax.mage_masking`); the
+sample); masked and kept positions (:mod:`maskgit_jax.objectives.mage_corruption`); the
 model on ``[C] + masked tokens`` with only the kept positions in the
 encoder; label-smoothed cross-entropy over the codebook on the masked
 positions only; AdamW and the parameter EMA (:func:`transformer_step.update`).
@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from maskgit_jax import mage_masking
-from maskgit_jax import masking
+from maskgit_jax.objectives import mage_corruption
+from maskgit_jax.objectives import mvtm
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import transformer_step
@@ -33,7 +33,7 @@ class MAGETrainer:
     tokenizer: the frozen VQGAN for image batches (None: cached tokens).
     per_sample_ratio: one mask ratio per sample instead of per batch.
     ratio: the mask-ratio distribution, "truncnorm" (MAGE's), "uniform" or
-      "fixed" (:func:`maskgit_jax.mage_masking.sample_ratio`).
+      "fixed" (:func:`maskgit_jax.objectives.mage_corruption.sample_ratio`).
     fixed_ratio: the ratio of ``ratio="fixed"``.
     label_smoothing: of the masked-token targets (the reference: 0.1).
     ema_decay: the parameter EMA's decay.
@@ -49,7 +49,7 @@ class MAGETrainer:
   ema_decay: float = 0.999
 
   def __post_init__(self):
-    mage_masking.check_distribution(self.ratio, self.fixed_ratio)
+    mage_corruption.check_distribution(self.ratio, self.fixed_ratio)
 
   def init(self, rng: jax.Array) -> transformer_step.TransformerState:
     """A fresh state with boxed (logically named) params."""
@@ -61,10 +61,10 @@ class MAGETrainer:
     """``(ids [b, 1 + L], mask [b, L], kept [b, K])`` for ``tokens [b, L]``."""
     batch, length = tokens.shape
     ratio_rng, noise_rng = jax.random.split(rng)
-    ratio = mage_masking.sample_ratio(
+    ratio = mage_corruption.sample_ratio(
         ratio_rng, (batch,) if self.per_sample_ratio else (),
         distribution=self.ratio, fixed=self.fixed_ratio)
-    mask, kept = mage_masking.drop_and_mask(noise_rng, batch, length, ratio)
+    mask, kept = mage_corruption.drop_and_mask(noise_rng, batch, length, ratio)
     return mage_lib.sequences(tokens, mask, self.model.layout), mask, kept
 
   def train_step(self, state: transformer_step.TransformerState, batch: dict,
@@ -83,7 +83,7 @@ class MAGETrainer:
       logits = self.model.apply({"params": params}, ids, kept,
                                 deterministic=False,
                                 rngs={"dropout": dropout_rng})
-      return masking.mvtm_loss(logits=logits, targets=tokens, mask=mask,
+      return mvtm.mvtm_loss(logits=logits, targets=tokens, mask=mask,
                                label_smoothing=self.label_smoothing)
 
     return transformer_step.update(state, loss_fn, self.optimizer,

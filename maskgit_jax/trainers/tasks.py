@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from maskgit_jax import ar_decode
-from maskgit_jax import decode_options
-from maskgit_jax import parallel_decode
-from maskgit_jax import restore
+from maskgit_jax.decoding import ar_decode
+from maskgit_jax.decoding import decode_options
+from maskgit_jax.decoding import parallel_decode
+from maskgit_jax.runtime import restore
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
@@ -79,7 +79,7 @@ def preview_tokens(params, labels: jax.Array, decode: dict, *, layout,
   """int ``[n, 1 + grid * grid]`` samples of ``labels`` with the config's
   ``decode`` settings and seed 0: what ``Generator.sample(labels, seed=0)``
   draws from the same params (one shared program,
-  :func:`~maskgit_jax.parallel_decode.decode_rows`). ``overrides``: options
+  :func:`~maskgit_jax.decoding.parallel_decode.decode_rows`). ``overrides``: options
   a stage fixes (the critic's ``order``) or the critic's arguments."""
   critic = {k: overrides.pop(k) for k in ("tokens_to_critic", "critic_params")
             if k in overrides}

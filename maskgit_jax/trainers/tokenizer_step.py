@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from maskgit_jax import losses
+from maskgit_jax.objectives import losses
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import quantizers
@@ -135,7 +135,7 @@ class TokenizerTrainer:
     """A fresh state for image batches shaped like ``images [b, H, W, 3]``.
 
     Params (and their optimizer moments) are boxed with logical axis names
-    for :func:`maskgit_jax.sharding.create_sharded`; ``nn.unbox`` the result
+    for :func:`maskgit_jax.runtime.sharding.create_sharded`; ``nn.unbox`` the result
     to use it directly.
     """
     g_rng, d_rng = jax.random.split(rng)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from maskgit_jax import masking
+from maskgit_jax.objectives import mvtm
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 
@@ -180,7 +180,7 @@ class TransformerTrainer:
   def init(self, rng: jax.Array) -> TransformerState:
     """A fresh state whose params are boxed with logical axis names.
 
-    ``nn.unbox`` it for direct use; :func:`maskgit_jax.sharding.create_sharded`
+    ``nn.unbox`` it for direct use; :func:`maskgit_jax.runtime.sharding.create_sharded`
     uses the boxes to place every leaf.
     """
     ids = jnp.zeros((1, self.model.max_position_embeddings), jnp.int32)
@@ -211,7 +211,7 @@ class TransformerTrainer:
     labels = batch["labels"]
     batch_size, n = tokens.shape
     mask_rng, dropout_rng, label_rng = jax.random.split(rng, 3)
-    mask = masking.sample_mask(mask_rng, batch_size, n, method=self.schedule,
+    mask = mvtm.sample_mask(mask_rng, batch_size, n, method=self.schedule,
                                min_mask_rate=self.min_mask_rate)
     labels = drop_labels(label_rng, labels, self.label_dropout,
                          self.null_label)
@@ -223,7 +223,7 @@ class TransformerTrainer:
       logits = self.model.apply({"params": params}, inputs,
                                 deterministic=False,
                                 rngs={"dropout": dropout_rng})
-      return masking.mvtm_loss(logits=logits, targets=targets, mask=loss_mask,
+      return mvtm.mvtm_loss(logits=logits, targets=targets, mask=loss_mask,
                                label_smoothing=self.label_smoothing,
                                loss_on=self.loss_on)
 

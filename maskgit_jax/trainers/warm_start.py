@@ -1,7 +1,7 @@
 """Fine-tuning: a fresh run's weights taken from another workdir.
 
 ``config.init_from=WORKDIR`` (a training workdir, or one written by
-``python -m maskgit_jax.official``, local or ``gs://``) seeds a run that
+``python -m maskgit_jax.runtime.official``, local or ``gs://``) seeds a run that
 has no checkpoint of its own; a resumed run ignores it. Per state field
 (``params``, ``ema_params``, ``disc_params``):
 
@@ -28,8 +28,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from maskgit_jax import checkpointing
-from maskgit_jax import storage
+from maskgit_jax.runtime import checkpointing
+from maskgit_jax.runtime import storage
 
 FIELDS = ("params", "ema_params", "disc_params")
 _VOCAB_LEAVES = ("word_embeddings", "mlm_bias")

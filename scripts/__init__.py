@@ -1,0 +1,1 @@
+"""Scripts run from the checkout's root as ``python -m scripts....``."""
