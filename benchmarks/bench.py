@@ -210,13 +210,14 @@ def train(quick: bool) -> dict:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.trainers import transformer_step  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import token_objectives  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import token_trainer  # pylint: disable=g-import-not-at-top
   from benchmarks import ar_baseline  # pylint: disable=g-import-not-at-top
   rows = []
   grid, batch = 16, 8 if quick else 32
   model, _ = _maskgit(grid)
-  trainer = transformer_step.TransformerTrainer(
-      model=model, optimizer=transformer_step.make_optimizer(
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.MVTM(model), optimizer=token_trainer.make_optimizer(
           learning_rate=1e-4, warmup_steps=10, total_steps=100))
   state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
   data = {"tokens": jax.random.randint(jax.random.PRNGKey(1),

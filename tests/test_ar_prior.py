@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from maskgit_jax.decoding import ar_decode
 from maskgit_jax.models import causal_transformer as causal_lib
-from maskgit_jax.trainers import ar_step
-from maskgit_jax.trainers import transformer_step
+from maskgit_jax.trainers import token_objectives
+from maskgit_jax.trainers import token_trainer
 from tests import train_helpers as th
 
 MODEL = causal_lib.CausalTransformer(
@@ -117,22 +117,22 @@ def test_next_token_loss_equals_a_hand_computation(params):
   logits = np.asarray(MODEL.apply({"params": params}, inputs), np.float64)
   log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   picked = np.take_along_axis(log_probs, tokens[..., None], -1)[..., 0]
-  loss, metrics = ar_step.next_token_loss(jnp.asarray(logits, jnp.float32),
+  loss, metrics = token_objectives.next_token_loss(jnp.asarray(logits, jnp.float32),
                                           jnp.asarray(tokens))
   np.testing.assert_allclose(loss, -picked.mean(), rtol=1e-5)
   np.testing.assert_allclose(metrics["accuracy"],
                              (logits.argmax(-1) == tokens).mean())
-  smoothed, _ = ar_step.next_token_loss(jnp.asarray(logits, jnp.float32),
+  smoothed, _ = token_objectives.next_token_loss(jnp.asarray(logits, jnp.float32),
                                         jnp.asarray(tokens), 0.1)
   expected = -(0.9 * picked + 0.1 * log_probs.mean(-1)).mean()
   np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
 
 
 def _one_step(mesh_shape, devices):
-  trainer = ar_step.ARTrainer(
-      model=MODEL, optimizer=transformer_step.make_optimizer(
-          learning_rate=1e-3, warmup_steps=1, total_steps=10),
-      label_dropout=0.25, null_label=4)
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.NextToken(MODEL, label_dropout=0.25, null_label=4),
+      optimizer=token_trainer.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10))
   batch = {
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
       "labels": jnp.arange(8) % 4}

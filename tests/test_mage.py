@@ -12,8 +12,8 @@ from scipy import stats
 
 from maskgit_jax.objectives import mage_corruption
 from maskgit_jax.models import mage as mage_lib
-from maskgit_jax.trainers import mage_step
-from maskgit_jax.trainers import transformer_step
+from maskgit_jax.trainers import token_objectives
+from maskgit_jax.trainers import token_trainer
 from tests import train_helpers as th
 
 MODEL = mage_lib.MAGE(codebook_size=24, num_tokens=16, hidden_size=32,
@@ -141,10 +141,10 @@ def test_features_pool_the_image_tokens(params):
 
 
 def _one_step(mesh_shape, devices, per_sample):
-  trainer = mage_step.MAGETrainer(
-      model=MODEL, optimizer=transformer_step.make_optimizer(
-          learning_rate=1e-3, warmup_steps=1, total_steps=10),
-      per_sample_ratio=per_sample)
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.MAGE(MODEL, per_sample_ratio=per_sample),
+      optimizer=token_trainer.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10))
   batch = {
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
       "labels": jnp.arange(8) % 4}
@@ -198,9 +198,7 @@ def test_uniform_and_fixed_ratios():
   with pytest.raises(ValueError, match="one of"):
     mage_corruption.sample_ratio(rng, distribution="cosine")
   with pytest.raises(ValueError, match=r"in \[0.5, 1.0\]"):
-    mage_step.MAGETrainer(MODEL, transformer_step.make_optimizer(
-        learning_rate=1e-3, warmup_steps=1, total_steps=2), ratio="fixed",
-                          fixed_ratio=0.4)
+    token_objectives.MAGE(MODEL, ratio="fixed", fixed_ratio=0.4)
 
 
 @settings(max_examples=10, deadline=None)
@@ -246,7 +244,7 @@ def test_imagenet_configs_have_the_papers_sizes(variant, width, depth, heads):
 
 
 def test_weight_decay_on_matrices_only():
-  tx = transformer_step.make_optimizer(
+  tx = token_trainer.make_optimizer(
       learning_rate=0.1, warmup_steps=0, total_steps=10, weight_decay=0.5,
       decay_matrices_only=True, grad_clip=None)
   params = {"kernel": jnp.ones((2, 3)), "bias": jnp.ones((3,))}

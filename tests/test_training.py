@@ -12,7 +12,8 @@ from maskgit_jax.runtime import sharding
 from maskgit_jax.presets import common
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import loop
-from maskgit_jax.trainers import transformer_step
+from maskgit_jax.trainers import token_objectives
+from maskgit_jax.trainers import token_trainer
 from tests import train_helpers as th
 
 
@@ -65,8 +66,8 @@ RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
 
 
 def _one_step(mesh_shape, devices):
-  trainer = transformer_step.TransformerTrainer(
-      model=MODEL, optimizer=transformer_step.make_optimizer(
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.MVTM(MODEL), optimizer=token_trainer.make_optimizer(
           learning_rate=1e-3, warmup_steps=1, total_steps=10))
   mesh = sharding.make_mesh(mesh_shape, devices)
   state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
@@ -112,8 +113,8 @@ def test_sharded_steps_match_one_device():
 
 
 def test_gradient_accumulation_updates_every_k_steps():
-  trainer = transformer_step.TransformerTrainer(
-      model=MODEL, optimizer=transformer_step.make_optimizer(
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.MVTM(MODEL), optimizer=token_trainer.make_optimizer(
           learning_rate=1e-3, warmup_steps=0, total_steps=10,
           accumulation_steps=2))
   state = jax.tree_util.tree_map(jnp.asarray, __import__(
@@ -132,16 +133,16 @@ def test_gradient_accumulation_updates_every_k_steps():
 
 
 def test_ema_follows_the_params_early_and_settles_to_its_decay():
-  decay = np.asarray([transformer_step.ema_decay_at(t, 0.999)
+  decay = np.asarray([token_trainer.ema_decay_at(t, 0.999)
                       for t in (0, 1, 90, 10**6)])
   np.testing.assert_allclose(decay, [0.1, 2 / 11, 0.91, 0.999], rtol=1e-6)
   # The random init's share of the average after t steps: prod of decays.
-  share = np.prod([float(transformer_step.ema_decay_at(t, 0.999))
+  share = np.prod([float(token_trainer.ema_decay_at(t, 0.999))
                    for t in range(1400)])
   assert share < 1e-3  # without the ramp: 0.999 ** 1400 = 0.25
 
-  trainer = transformer_step.TransformerTrainer(
-      model=MODEL, optimizer=transformer_step.make_optimizer(
+  trainer = token_trainer.TokenTrainer(
+      token_objectives.MVTM(MODEL), optimizer=token_trainer.make_optimizer(
           learning_rate=1e-2, warmup_steps=0, total_steps=10))
   state = jax.tree_util.tree_map(jnp.asarray, __import__(
       "flax").linen.unbox(trainer.init(jax.random.PRNGKey(0))))
@@ -150,7 +151,7 @@ def test_ema_follows_the_params_early_and_settles_to_its_decay():
   expected = state.ema_params
   for i in range(3):
     state, _ = jax.jit(trainer.train_step)(state, batch, jax.random.PRNGKey(i))
-    d = float(transformer_step.ema_decay_at(i, 0.999))
+    d = float(token_trainer.ema_decay_at(i, 0.999))
     expected = jax.tree_util.tree_map(lambda e, p, d=d: d * e + (1 - d) * p,
                                       expected, state.params)
   jax.tree_util.tree_map(

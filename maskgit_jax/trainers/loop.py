@@ -1,4 +1,4 @@
-"""``train_and_evaluate(config, workdir)``: the training loop of both stages.
+"""``train_and_evaluate(config, workdir)``: the training loop of every stage.
 
 Mesh and sharded state from the config, deterministic per-process data,
 one jitted step with in/out shardings and a donated state, Orbax
@@ -28,10 +28,6 @@ from maskgit_jax.runtime import sharding as sharding_lib
 from maskgit_jax.runtime import storage
 from maskgit_jax.trainers import tasks
 from maskgit_jax.trainers import warm_start
-
-# The stages that train on tokens, so can read cached ones ("tokens:...").
-TOKEN_STAGES = ("transformer", "critic", "ar", "mage")
-
 
 def check_finite(metrics: dict, step: int) -> None:
   """Raises FloatingPointError naming every non-finite metric at ``step``."""
@@ -108,16 +104,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f"data-parallel size {dp} (mesh {dict(mesh.shape)})")
   source = input_pipeline.make_source(config.data.name, config.data.split,
                                       config.data.get("data_dir"))
-  if config.stage in ("transformer", "ar") and (
-      source.num_classes > config.model.num_classes):
+  task = tasks.make_task(config)
+  if task.num_classes is not None and source.num_classes > task.num_classes:
     raise ValueError(
         f"dataset {config.data.name} has {source.num_classes} classes but the "
-        f"model has {config.model.num_classes} class tokens "
+        f"model has {task.num_classes} class tokens "
         "(config.model.num_classes)")
   if isinstance(source, input_pipeline.TokenSource):
-    if config.stage not in TOKEN_STAGES:
+    if not task.reads_tokens:
       raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
-                       f"{', '.join(TOKEN_STAGES)} stages")
+                       f"token stages, not config.stage {config.stage!r}")
     grid = config.image_size // config.token_factor
     if tuple(source.grid) != (grid, grid):
       raise ValueError(f"token file grid {tuple(source.grid)} does not match "
@@ -129,7 +125,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       source, plan, input_pipeline.make_preprocess(
           source, image_size=config.image_size, train=True,
           min_scale=config.data.min_scale, flip=config.data.flip))
-  task = tasks.make_task(config)
   _check_workdir(workdir)
 
   root = jax.random.PRNGKey(config.seed)
@@ -146,10 +141,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     next_batch = int(data["next_batch"])
     logging.info("resumed from step %d", start_step)
   elif config.get("init_from"):
-    state = warm_start.warm_start(
-        state, state_shardings, config.init_from,
-        config.model.get("codebook_size") if config.stage != "tokenizer"
-        else None)
+    state = warm_start.warm_start(state, state_shardings, config.init_from,
+                                  task.codebook_size)
   step = int(jax.device_get(state.step))
 
   replicated = sharding_lib.replicated(mesh)

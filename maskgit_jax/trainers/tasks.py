@@ -3,7 +3,11 @@
 A task bundles the pure functions of a stage: ``init(rng)`` (boxed state),
 ``step(state, batch, rng, extras)`` and ``preview(state, batch, extras)``
 (images for monitoring), plus ``extras``: frozen parameters the step reads
-but never updates (the LPIPS network for stage 1, the tokenizer for stage 2).
+but never updates (the LPIPS network for stage 1; for the token stages
+``{"tokenizer": ..., "frozen": ...}``, the tokenizer and what the objective
+reads, such as the critic's generator), and what the loop checks the data
+against. Every token stage is one :class:`~.token_trainer.TokenTrainer` with
+its objective (:mod:`.token_objectives`).
 """
 
 from __future__ import annotations
@@ -27,11 +31,9 @@ from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
-from maskgit_jax.trainers import ar_step
-from maskgit_jax.trainers import critic_step
-from maskgit_jax.trainers import mage_step
+from maskgit_jax.trainers import token_objectives
+from maskgit_jax.trainers import token_trainer
 from maskgit_jax.trainers import tokenizer_step
-from maskgit_jax.trainers import transformer_step
 
 PREVIEW_IMAGES = 8
 _kwargs = restore.module_kwargs
@@ -48,21 +50,36 @@ class Task:
   # step number -> a hashable phase passed to step(..., phase=...) as a
   # static argument: the loop compiles one program per phase (None: one).
   phase: Callable[[int], Any] | None = None
+  # What the loop checks the data against: whether the stage can read
+  # cached tokens ("tokens:..." data), the class tokens its model has (None:
+  # labels unchecked) and its codebook size (None: no token vocabulary).
+  reads_tokens: bool = False
+  num_classes: int | None = None
+  codebook_size: int | None = None
 
 
 def _optimizer(config: ml_collections.ConfigDict):
   """The token stages' AdamW over ``config.num_train_steps``."""
-  return transformer_step.make_optimizer(total_steps=config.num_train_steps,
-                                         **_kwargs(config.optimizer))
+  return token_trainer.make_optimizer(total_steps=config.num_train_steps,
+                                      **_kwargs(config.optimizer))
 
 
-def _token_step(trainer) -> Callable[..., tuple[Any, dict]]:
-  """A token stage's ``step``: one program; ``extras`` are the frozen
-  tokenizer's params (used when batches hold images)."""
+def _token_task(config: ml_collections.ConfigDict, objective, tokenizer,
+                extras: dict, preview, **checks) -> Task:
+  """A token stage: ``objective`` under the one :class:`TokenTrainer`;
+  ``extras`` holds ``tokenizer`` (params of the frozen tokenizer, used when
+  batches hold images) and ``frozen`` (what the objective reads)."""
+  trainer = token_trainer.TokenTrainer(
+      objective=objective, optimizer=_optimizer(config), tokenizer=tokenizer,
+      ema_decay=config.ema_decay)
+
   def step(state, batch, rng, extras, phase=None):
     del phase  # one program
-    return trainer.train_step(state, batch, rng, tokenizer_params=extras)
-  return step
+    return trainer.train_step(state, batch, rng, extras["tokenizer"],
+                              extras.get("frozen"))
+
+  return Task(init=trainer.init, step=step, preview=preview, extras=extras,
+              reads_tokens=True, **checks)
 
 
 def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
@@ -163,13 +180,8 @@ def transformer_task(config: ml_collections.ConfigDict,
   check_grid(config.image_size, tokenizer.factor,
              model.max_position_embeddings - 1,
              "config.model.max_position_embeddings - 1")
-  trainer = transformer_step.TransformerTrainer(
-      model=model,
-      optimizer=_optimizer(config),
-      tokenizer=tokenizer,
-      ema_decay=config.ema_decay,
-      null_label=null_label,
-      **_kwargs(config.masking))
+  objective = token_objectives.MVTM(model=model, null_label=null_label,
+                                    **_kwargs(config.masking))
   logits_fn = transformer_lib.CodebookLogits(model)
   grid = config.image_size // tokenizer.factor
 
@@ -177,10 +189,12 @@ def transformer_task(config: ml_collections.ConfigDict,
     ids = preview_tokens(state.ema_params, batch["labels"][:PREVIEW_IMAGES],
                          config.decode, layout=model.layout, grid=grid,
                          tokens_to_logits=logits_fn, null_label=null_label)
-    return _render(tokenizer, extras, ids, grid)
+    return _render(tokenizer, extras["tokenizer"], ids, grid)
 
-  return Task(init=trainer.init, step=_token_step(trainer),
-              preview=preview, extras=tokenizer_params)
+  return _token_task(config, objective, tokenizer,
+                     {"tokenizer": tokenizer_params}, preview,
+                     num_classes=config.model.num_classes,
+                     codebook_size=model.codebook_size)
 
 
 def critic_task(config: ml_collections.ConfigDict) -> Task:
@@ -189,43 +203,36 @@ def critic_task(config: ml_collections.ConfigDict) -> Task:
   ``config.model`` is the critic's own body (its codebook, classes and
   positions are taken from the generator); ``config.critic`` holds
   ``self_critic``, ``label`` and ``temperature`` (see
-  :class:`~maskgit_jax.trainers.critic_step.CriticTrainer`).
+  :class:`~maskgit_jax.trainers.token_objectives.Critic`).
   """
   if not config.get("generator_checkpoint"):
     raise ValueError("config.generator_checkpoint must name the stage-2 "
                      "workdir whose samples the critic learns to spot")
   saved = restore.load_transformer(config.generator_checkpoint)
   generator = saved.model
-  trainer = critic_step.CriticTrainer(
+  objective = token_objectives.Critic(
       critic=restore.critic_from_config(config, generator),
-      generator=generator,
-      optimizer=_optimizer(config),
-      schedule=config.masking.schedule, ema_decay=config.ema_decay,
+      generator=generator, schedule=config.masking.schedule,
       **_kwargs(config.critic))
   tokenizer = saved.tokenizer
   grid = saved.image_size // tokenizer.factor
-  extras = {"generator": saved.params, "tokenizer": saved.tokenizer_params}
-
-  def step(state, batch, rng, extras, phase=None):
-    del phase  # one program
-    tokens = transformer_step.batch_tokens(batch, tokenizer,
-                                           extras["tokenizer"])
-    return trainer.train_step(state, tokens, batch["labels"], rng,
-                              extras["generator"])
 
   def preview(state, batch, extras):
     """Samples decoded with ``order="critic"`` (the EMA critic)."""
     ids = preview_tokens(
-        extras["generator"], batch["labels"][:PREVIEW_IMAGES],
+        extras["frozen"], batch["labels"][:PREVIEW_IMAGES],
         config.decode, layout=generator.layout, grid=grid,
         tokens_to_logits=transformer_lib.CodebookLogits(generator),
         null_label=saved.null_label, order="critic",
-        tokens_to_critic=critic_lib.CriticScores(trainer.critic),
-        critic_params=trainer.full_params(state.ema_params,
-                                          extras["generator"]))
+        tokens_to_critic=critic_lib.CriticScores(objective.critic),
+        critic_params=objective.full_params(state.ema_params,
+                                            extras["frozen"]))
     return _render(tokenizer, extras["tokenizer"], ids, grid)
 
-  return Task(init=trainer.init, step=step, preview=preview, extras=extras)
+  return _token_task(config, objective, tokenizer,
+                     {"tokenizer": saved.tokenizer_params,
+                      "frozen": saved.params}, preview,
+                     codebook_size=generator.codebook_size)
 
 
 def check_grid(image_size: int, factor: int, positions: int, field: str
@@ -265,11 +272,8 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
   tokens; previews are KV-cached samples with the config's ``sampling``."""
   model, null_label = restore.prior_from_config(config)
   tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
-  trainer = ar_step.ARTrainer(
-      model=model,
-      optimizer=_optimizer(config),
-      tokenizer=tokenizer, ema_decay=config.ema_decay, null_label=null_label,
-      **_kwargs(config.ar))
+  objective = token_objectives.NextToken(model=model, null_label=null_label,
+                                         **_kwargs(config.ar))
   sampling = config.sampling
 
   def preview(state, batch, extras):
@@ -282,33 +286,33 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
         top_p=sampling.top_p if sampling.top_p < 1 else None,
         guided=guided, cfg_scale=sampling.cfg_scale,
         null_token=model.layout.codebook_size + (null_label or 0))
-    return _render(tokenizer, extras, sequences, grid)
+    return _render(tokenizer, extras["tokenizer"], sequences, grid)
 
-  return Task(init=trainer.init, step=_token_step(trainer),
-              preview=preview, extras=tokenizer_params)
+  return _token_task(config, objective, tokenizer,
+                     {"tokenizer": tokenizer_params}, preview,
+                     num_classes=config.model.num_classes,
+                     codebook_size=model.codebook_size)
 
 
 def mage_task(config: ml_collections.ConfigDict) -> Task:
   """MAGE (variable-ratio masked token modelling with token dropping) on a
   frozen tokenizer's tokens; previews are unconditional samples with the
   config's ``decode`` settings. ``config.mage`` holds the corruption and
-  loss settings (:class:`~maskgit_jax.trainers.mage_step.MAGETrainer`)."""
+  loss settings (:class:`~maskgit_jax.trainers.token_objectives.MAGE`)."""
   model, _ = restore.mage_from_config(config)
   tokenizer, tokenizer_params, grid = _frozen_tokenizer(config, model)
-  trainer = mage_step.MAGETrainer(
-      model=model,
-      optimizer=_optimizer(config),
-      tokenizer=tokenizer, ema_decay=config.ema_decay,
-      **_kwargs(config.mage))
+  objective = token_objectives.MAGE(model=model, **_kwargs(config.mage))
+
   def preview(state, batch, extras):
     ids = preview_tokens(
         state.ema_params, jnp.zeros_like(batch["labels"][:PREVIEW_IMAGES]),
         config.decode, layout=model.layout, grid=grid,
         tokens_to_logits=mage_lib.MAGELogits(model), null_label=None)
-    return _render(tokenizer, extras, ids, grid)
+    return _render(tokenizer, extras["tokenizer"], ids, grid)
 
-  return Task(init=trainer.init, step=_token_step(trainer),
-              preview=preview, extras=tokenizer_params)
+  return _token_task(config, objective, tokenizer,
+                     {"tokenizer": tokenizer_params}, preview,
+                     codebook_size=model.codebook_size)
 
 
 STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,

@@ -164,7 +164,8 @@ class TokenizerTrainer:
                  rng: jax.Array, perceptual_params=None,
                  phase: tuple[bool, bool] | None = None
                  ) -> tuple[TokenizerState, dict[str, jax.Array]]:
-    """One generator + discriminator update.
+    """One generator update, then one discriminator update, then the
+    codebook's statistics (and restarts).
 
     Args:
       state: the current state.
@@ -177,35 +178,53 @@ class TokenizerTrainer:
     Returns:
       ``(new_state, metrics)``; metrics are float32 scalars.
     """
-    w = self.weights
-    gen_gan_loss, disc_gan_loss = losses.gan_losses(w.gan_loss)
-    recon_loss_fn = losses.reconstruction_loss(w.reconstruction)
     images = images.astype(jnp.float32)
-    if phase is None:
-      gan_now, r1_now = None, None
-    else:
-      gan_now, r1_now = (bool(p) for p in phase)
+    gan_now, r1_now = (None, None) if phase is None else (
+        bool(p) for p in phase)
+    params, opt_state, recon, aux, metrics = self.generator_update(
+        state, images, gan_now, perceptual_params)
+    disc_params, disc_opt_state, lecam_ema, d_metrics = (
+        self.discriminator_update(state, images, jax.lax.stop_gradient(recon),
+                                  gan_now, r1_now))
+    params, code_usage, c_metrics = self.codebook_update(state, params, aux,
+                                                         rng)
+    metrics.update(d_metrics, **c_metrics)
+    new_state = TokenizerState(
+        step=state.step + 1, params=params, disc_params=disc_params,
+        opt_state=opt_state, disc_opt_state=disc_opt_state,
+        lecam_ema=lecam_ema, code_usage=code_usage)
+    return new_state, {k: jnp.asarray(v, jnp.float32)
+                       for k, v in metrics.items()}
 
-    def branch(static, predicate, on, off, operand):
-      """``on``/``off`` chosen statically, or by ``lax.cond`` when unknown."""
-      if static is not None:
-        return on(operand) if static else off(operand)
-      return jax.lax.cond(predicate(), on, off, operand)
+  def _gan_active(self, state: TokenizerState) -> jax.Array:
+    return state.step >= self.weights.discriminator_start_step
 
-    gan_active = lambda: state.step >= w.discriminator_start_step
+  def _reconstruction_terms(self, recon, images, perceptual_params):
+    """``(weighted reconstruction + perceptual loss, their metrics)``."""
+    w = self.weights
+    rec = losses.reconstruction_loss(w.reconstruction)(predictions=recon,
+                                                       targets=images)
+    terms = {"reconstruction_loss": rec}
+    total = w.reconstruction_weight * rec
+    if self.perceptual is not None and w.perceptual_weight:
+      perc = losses.perceptual_loss(
+          distance_fn=lambda a, b: self.perceptual.apply(
+              {"params": perceptual_params}, a, b),
+          predictions=recon, targets=images)
+      total += w.perceptual_weight * perc
+      terms["perceptual_loss"] = perc
+    return total, terms
 
-    def reconstruction_terms(recon):
-      rec = recon_loss_fn(predictions=recon, targets=images)
-      terms = {"reconstruction_loss": rec}
-      total = w.reconstruction_weight * rec
-      if self.perceptual is not None and w.perceptual_weight:
-        perc = losses.perceptual_loss(
-            distance_fn=lambda a, b: self.perceptual.apply(
-                {"params": perceptual_params}, a, b),
-            predictions=recon, targets=images)
-        total += w.perceptual_weight * perc
-        terms["perceptual_loss"] = perc
-      return total, terms
+  def generator_update(self, state: TokenizerState, images: jax.Array,
+                       gan_now: bool | None, perceptual_params):
+    """The VQGAN's update: ``(params, opt_state, recon, aux, metrics)``.
+
+    Before the discriminator starts (``gan_now`` False, or decided by
+    ``lax.cond`` when None) its forward and backward pass are skipped (half
+    the step's cost at the demo size).
+    """
+    w = self.weights
+    gen_gan_loss, _ = losses.gan_losses(w.gan_loss)
 
     def adversarial(recon):
       return gen_gan_loss(fake_logits=self._discriminate(state.disc_params,
@@ -214,7 +233,8 @@ class TokenizerTrainer:
     def generator_loss(params):
       (recon, aux), inter = self.vqgan.apply(
           {"params": params}, images, train=True, mutable=["intermediates"])
-      total, metrics = reconstruction_terms(recon)
+      total, metrics = self._reconstruction_terms(recon, images,
+                                                  perceptual_params)
       total += aux["quantizer_loss"]
 
       def gan_terms(x):
@@ -231,17 +251,14 @@ class TokenizerTrainer:
                                       last_input, self.vqgan.dtype)
 
         weight = losses.adaptive_weight(
-            reconstruction_grad=jax.grad(
-                lambda k: reconstruction_terms(head(k))[0])(
-                    last_params["kernel"]),
+            reconstruction_grad=jax.grad(lambda k: self._reconstruction_terms(
+                head(k), images, perceptual_params)[0])(last_params["kernel"]),
             adversarial_grad=jax.grad(lambda k: adversarial(head(k)))(
                 last_params["kernel"]))
         return adv, weight
 
-      # Before the discriminator starts, skip its forward and backward pass
-      # (half the step's cost at the demo size): cond runs one branch only.
-      adv, adaptive = branch(
-          gan_now, gan_active, gan_terms,
+      adv, adaptive = _branch(
+          gan_now, lambda: self._gan_active(state), gan_terms,
           lambda x: (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
           recon)
       total += w.adversarial_weight * adaptive * adv
@@ -258,14 +275,23 @@ class TokenizerTrainer:
                                                state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["generator_grad_norm"] = optax.tree.norm(grads)
+    return params, opt_state, recon, aux, metrics
 
-    fake = jax.lax.stop_gradient(recon)
+  def discriminator_update(self, state: TokenizerState, images: jax.Array,
+                           fake: jax.Array, gan_now: bool | None,
+                           r1_now: bool | None):
+    """The discriminator's update on real ``images`` and ``fake`` ones:
+    ``(disc_params, disc_opt_state, lecam_ema, metrics)``, unchanged
+    before ``discriminator_start_step``. The R1 penalty (weighted by
+    ``r1_interval``) runs every ``r1_interval`` steps."""
+    w = self.weights
+    _, disc_gan_loss = losses.gan_losses(w.gan_loss)
 
     def discriminator_loss(disc_params):
       real_logits = self._discriminate(disc_params, images)
       fake_logits = self._discriminate(disc_params, fake)
       gan = disc_gan_loss(real_logits=real_logits, fake_logits=fake_logits)
-      r1 = branch(
+      r1 = _branch(
           r1_now, lambda: state.step % w.r1_interval == 0,
           lambda x: w.r1_interval * losses.r1_penalty(
               discriminator_fn=lambda y: self._discriminate(disc_params, y),
@@ -279,7 +305,7 @@ class TokenizerTrainer:
       return total, ({"discriminator_loss": gan, "r1_penalty": r1,
                       "lecam_loss": lecam}, means)
 
-    def update_discriminator(_):
+    def update(_):
       d_grads, (d_metrics, means) = jax.grad(
           discriminator_loss, has_aux=True)(state.disc_params)
       d_updates, d_opt = self.disc_optimizer.update(
@@ -288,19 +314,24 @@ class TokenizerTrainer:
       return (optax.apply_updates(state.disc_params, d_updates), d_opt, ema,
               d_metrics)
 
-    def skip_discriminator(_):
+    def skip(_):
       zero = jnp.zeros((), jnp.float32)
       return (state.disc_params, state.disc_opt_state, state.lecam_ema,
               {"discriminator_loss": zero, "r1_penalty": zero,
                "lecam_loss": zero})
 
-    disc_params, disc_opt_state, lecam_ema, d_metrics = branch(
-        gan_now, gan_active, update_discriminator, skip_discriminator, None)
-    metrics.update(d_metrics)
+    return _branch(gan_now, lambda: self._gan_active(state), update, skip,
+                   None)
 
+  def codebook_update(self, state: TokenizerState, params, aux,
+                      rng: jax.Array):
+    """Code usage statistics, the "vq_ema" codebook's averages and dead-code
+    restarts: ``(params, code_usage, metrics)``."""
+    w = self.weights
     k = self.vqgan.codebook_size
     share, usage, perplexity = code_statistics(aux["ids"], k)
     code_usage = w.usage_decay * state.code_usage + (1 - w.usage_decay) * share
+    metrics = {"codebook_usage": usage, "codebook_perplexity": perplexity}
     if self.vqgan.quantizer_type == "vq_ema":
       params = _ema_codebook(params, aux, w.ema_decay)
     if w.dead_code_restart:
@@ -308,13 +339,15 @@ class TokenizerTrainer:
           params, code_usage, aux["codebook_features"], rng,
           w.dead_code_threshold / k)
       metrics["restarted_codes"] = restarted
-    metrics.update(codebook_usage=usage, codebook_perplexity=perplexity)
-    new_state = TokenizerState(
-        step=state.step + 1, params=params, disc_params=disc_params,
-        opt_state=opt_state, disc_opt_state=disc_opt_state,
-        lecam_ema=lecam_ema, code_usage=code_usage)
-    return new_state, {k_: jnp.asarray(v, jnp.float32)
-                       for k_, v in metrics.items()}
+    return params, code_usage, metrics
+
+
+def _branch(static: bool | None, predicate, on, off, operand):
+  """``on``/``off`` chosen statically, or by ``lax.cond`` on ``predicate()``
+  when ``static`` is None."""
+  if static is not None:
+    return on(operand) if static else off(operand)
+  return jax.lax.cond(predicate(), on, off, operand)
 
 
 def _ema_codebook(params, aux, decay: float):
