@@ -165,3 +165,20 @@ def test_an_internal_key_error_keeps_its_traceback(tmp_path, tool):
   assert result.returncode == 1
   assert "Traceback" in result.stderr and "KeyError: 'internal'" in (
       result.stderr)
+
+
+def test_info_logs_of_every_package_folder_reach_the_terminal():
+  """The filter keeps INFO lines of any module of the package (the loop's
+  "resumed from step"), and drops other libraries' INFO chatter."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import cli  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+
+  def record(path, level=logging.INFO):
+    return logging.LogRecord("x", level, str(path), 1, "m", None, None)
+
+  keep = cli._OwnLogsOnly()  # pylint: disable=protected-access
+  assert keep.filter(record(loop.__file__))
+  assert keep.filter(record(th.REPO / "train.py"))
+  assert not keep.filter(record(logging.__file__))
+  assert keep.filter(record(logging.__file__, logging.WARNING))

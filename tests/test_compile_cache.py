@@ -96,6 +96,15 @@ def test_default_dir_is_per_user(monkeypatch, tmp_path):
   assert compile_cache.default_dir().is_relative_to(pathlib.Path.home())
 
 
+def test_exported_programs_are_keyed_by_every_package_source():
+  """The digest that retires exported programs covers the whole package,
+  every folder of it, not only the module's own."""
+  package = REPO / "maskgit_jax"
+  files = compile_cache.source_files()
+  assert set(files) == {p.resolve() for p in package.rglob("*.py")}
+  assert package.resolve() / "decoding" / "parallel_decode.py" in files
+
+
 def test_negative_threshold_is_refused(restore_cache_config):
   del restore_cache_config
   with pytest.raises(ValueError, match="min_compile_seconds must be >= 0"):

@@ -33,7 +33,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError,
                NotADirectoryError, IsADirectoryError, PermissionError,
                FloatingPointError)
 
-_PACKAGE_DIR = str(pathlib.Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(pathlib.Path(__file__).resolve().parents[1])  # maskgit_jax/
 
 
 def report(message) -> int:
