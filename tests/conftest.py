@@ -26,6 +26,14 @@ import jax
 import numpy as np
 import pytest
 
+from maskgit_jax.runtime import compile_cache
+
+# The tests themselves use that cache too, for every program: the same tiny
+# models are compiled by many tests and by both xdist workers, and a program
+# loaded from the cache is the one XLA compiled (a tiny tokenizer's 6 steps:
+# 27 s cold, 10 s warm). MASKGIT_JAX_COMPILE_CACHE=off switches it off.
+compile_cache.enable(min_compile_seconds=0.0)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(os.environ.get(
     "MASKGIT_PARITY_FIXTURES",
