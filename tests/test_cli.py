@@ -5,6 +5,7 @@ A bug: a traceback, exit 1. A normal run: no TensorFlow, oneDNN, XLA or
 absl start-up lines and no warning about the project's own checkpoints.
 """
 
+import importlib
 import os
 import pathlib
 import subprocess
@@ -14,8 +15,6 @@ import numpy as np
 import pytest
 
 from tests import train_helpers as th
-
-pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
 
 BANNERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard",
            "Logging before flag parsing",
@@ -53,6 +52,7 @@ def trained(tmp_path_factory):
   return root, "\n".join(outputs)
 
 
+@pytest.mark.slow  # end to end: in make test, not test-fast
 def test_training_sampling_and_tools_print_no_library_banners(trained):
   root, output = trained
   result = _run(_tool("sample.py") + [f"--checkpoint={root / 'gen'}",
@@ -74,7 +74,9 @@ def test_training_sampling_and_tools_print_no_library_banners(trained):
 
 
 def _cases(root: pathlib.Path):
-  """``(tool, args, expected message)`` with ``root`` holding inputs."""
+  """``(tool, args, expected message)`` of the absl tools (one set of
+  global flags per process: each case is a subprocess) with ``root``
+  holding inputs."""
   tok = th.REPO / "configs" / "vqgan_animal_mnist.py"
   gen = root / "gen"
   png = root / "in.png"
@@ -100,20 +102,6 @@ def _cases(root: pathlib.Path):
                      "--label=1", "--output=out.png"], "not a readable image"),
       ("sample.py", [f"--checkpoint={gen}", "--labels=1", "--sampler=fast",
                      "--output=out.png"], "<gumbel|cdf>"),
-      ("maskgit_jax.runtime.official", ["--tokenizer=nothing.msgpack",
-                                "--transformer=nothing.msgpack", "--out=out"],
-       "does not exist"),
-      ("maskgit_jax.runtime.official", ["--tokenizer=a"], "required"),
-      ("maskgit_jax.tools.pretokenize", ["--tokenizer=nowhere", "--data=animal_mnist",
-                                   "--image_size=16", "--out=out.npz"],
-       "tokenizer checkpoint nowhere not found"),
-      ("maskgit_jax.tools.pretokenize", ["--tokenizer=a", "--data=animal_mnist",
-                                   "--image_size=big", "--out=out.npz"],
-       "invalid int value: 'big'"),
-      ("maskgit_jax.tools.demo", ["--out=out", "--variant=huge"], "invalid choice"),
-      ("maskgit_jax.evaluation", ["--samples=none.npz",
-                                  f"--reference={png}",
-                                  "--classifier=none.npz"], "does not exist"),
       ("maskgit_jax.tools.aot", ["--config=missing.py"],
        "config file 'missing.py' could not be loaded"),
       ("maskgit_jax.tools.aot", [f"--config={tok}:tiny",
@@ -125,6 +113,7 @@ CASE_IDS = [f"{tool}:{i}" for i, (tool, _, _) in
             enumerate(_cases(pathlib.Path("/")))]
 
 
+@pytest.mark.slow  # subprocesses
 @pytest.mark.parametrize("index", range(len(CASE_IDS)), ids=CASE_IDS)
 def test_user_mistakes_are_one_line_exit_2_nothing_written(trained, tmp_path,
                                                           index):
@@ -142,6 +131,54 @@ def test_user_mistakes_are_one_line_exit_2_nothing_written(trained, tmp_path,
   assert not os.listdir(tmp_path), os.listdir(tmp_path)
 
 
+# The argparse tools: ``main(argv)`` in this process.
+IN_PROCESS = [
+    ("maskgit_jax.runtime.official", ["--tokenizer=nothing.msgpack",
+                                      "--transformer=nothing.msgpack",
+                                      "--out=out"], "does not exist"),
+    ("maskgit_jax.runtime.official", ["--tokenizer=a"], "required"),
+    ("maskgit_jax.tools.pretokenize", ["--tokenizer=nowhere",
+                                       "--data=animal_mnist",
+                                       "--image_size=16", "--out=out.npz"],
+     "tokenizer checkpoint nowhere not found"),
+    ("maskgit_jax.tools.pretokenize", ["--tokenizer=a", "--data=animal_mnist",
+                                       "--image_size=big", "--out=out.npz"],
+     "invalid int value: 'big'"),
+    ("maskgit_jax.tools.demo", ["--out=out", "--variant=huge"],
+     "invalid choice"),
+    ("maskgit_jax.evaluation.__main__", ["--samples=none.npz",
+                                         "--reference={png}",
+                                         "--classifier=none.npz"],
+     "does not exist"),
+    ("maskgit_jax.tools.export", ["--workdir=nowhere", "--out=out"],
+     "nowhere"),
+]
+
+
+@pytest.mark.parametrize(
+    "tool,args,message", IN_PROCESS,
+    ids=[f"{t.split('.')[-1]}:{i}" for i, (t, _, _) in enumerate(IN_PROCESS)])
+def test_argparse_tool_mistakes_in_process(tool, args, message, tmp_path,
+                                           tmp_path_factory, monkeypatch,
+                                           capsys):
+  """The same convention, through the tools' ``main(argv)``."""
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
+  png = tmp_path_factory.mktemp("inputs") / "in.png"
+  imageio.write_image(png, np.zeros((16, 16, 3), np.uint8))
+  monkeypatch.chdir(tmp_path)
+  main = importlib.import_module(tool).main
+  try:
+    status = main([a.format(png=png) for a in args])
+  except SystemExit as e:  # argparse's own refusals exit right away
+    status = e.code
+  assert status == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), lines
+  assert message in lines[0], lines[0]
+  assert not os.listdir(tmp_path), os.listdir(tmp_path)
+
+
+@pytest.mark.slow  # subprocesses
 @pytest.mark.parametrize("tool", ["train.py", "maskgit_jax.tools.pretokenize"])
 def test_an_internal_key_error_keeps_its_traceback(tmp_path, tool):
   """A bug inside the library is not dressed up as a user mistake."""

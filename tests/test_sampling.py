@@ -108,7 +108,7 @@ def test_previews_the_generator_and_sample_py_sample_alike(gen, tiny_run,
   task = tasks.transformer_task(config)
   preview = task.preview(
       types.SimpleNamespace(ema_params=gen.params["transformer"]),
-      {"labels": labels}, gen.params["tokenizer"])
+      {"labels": labels}, {"tokenizer": gen.params["tokenizer"]})
   np.testing.assert_allclose(np.asarray(preview),
                              np.clip(generated.float_images, 0, 1),
                              rtol=0, atol=1e-5)

@@ -240,3 +240,9 @@ def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
   config.token_factor = 4  # claims a 4x4 grid
   with pytest.raises(ValueError, match=r"token file grid \(8, 8\) does not"):
     loop.train_and_evaluate(config, tmp_path / "run2")
+  tokenizer = th.tokenizer_config()
+  tokenizer.data.name = f"tokens:{path}"
+  with pytest.raises(ValueError, match="only feed the token stages, not "
+                     "config.stage 'tokenizer'"):
+    loop.train_and_evaluate(tokenizer, tmp_path / "run3")
+  assert not (tmp_path / "run3").exists()

@@ -104,20 +104,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f"data-parallel size {dp} (mesh {dict(mesh.shape)})")
   source = input_pipeline.make_source(config.data.name, config.data.split,
                                       config.data.get("data_dir"))
+  tokens = isinstance(source, input_pipeline.TokenSource)
+  if tokens and config.get("token_factor"):
+    grid = config.image_size // config.token_factor
+    if tuple(source.grid) != (grid, grid):
+      raise ValueError(f"token file grid {tuple(source.grid)} does not match "
+                       f"the config's {grid}x{grid} (image_size / token_factor)")
   task = tasks.make_task(config)
+  if tokens and not task.reads_tokens:
+    raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
+                     f"token stages, not config.stage {config.stage!r}")
   if task.num_classes is not None and source.num_classes > task.num_classes:
     raise ValueError(
         f"dataset {config.data.name} has {source.num_classes} classes but the "
         f"model has {task.num_classes} class tokens "
         "(config.model.num_classes)")
-  if isinstance(source, input_pipeline.TokenSource):
-    if not task.reads_tokens:
-      raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
-                       f"token stages, not config.stage {config.stage!r}")
-    grid = config.image_size // config.token_factor
-    if tuple(source.grid) != (grid, grid):
-      raise ValueError(f"token file grid {tuple(source.grid)} does not match "
-                       f"the config's {grid}x{grid} (image_size / token_factor)")
   plan = input_pipeline.BatchPlan(
       len(source), config.batch_size, config.seed, jax.process_index(),
       jax.process_count())
