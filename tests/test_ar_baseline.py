@@ -4,11 +4,13 @@ model and decodes (issue 16: one model definition)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from benchmarks import ar_baseline
 from maskgit_jax.models import causal_transformer
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_baselines_decode_the_library_prior_the_same_way():
   model = ar_baseline.prior(codebook=40, classes=11, hidden=32, layers=2,
                             heads=4, mlp=64, tokens=16)

@@ -43,6 +43,7 @@ def test_logits_before_a_change_do_not_move(params, position, seed):
   assert not np.allclose(a[:, position:], b[:, position:])
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_cached_steps_equal_the_full_pass(params):
   ids = _inputs(1)
   full = MODEL.apply({"params": params}, ids)
@@ -139,6 +140,7 @@ def _one_step(mesh_shape, devices):
   return th.sharded_step(trainer, mesh_shape, devices, batch)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_sharded_step_equals_one_device():
   devices = jax.devices()
   reference, ref_metrics = _one_step((1, 1, 1), devices[:1])
@@ -172,6 +174,7 @@ def ar_run(tmp_path_factory, tiny_tokenizer):
   return root
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_load_gives_a_prior_that_completes_the_bottom(ar_run):
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
   gen = sampling.load(ar_run / "ar", batch_size=4)
@@ -198,6 +201,7 @@ def test_load_gives_a_prior_that_completes_the_bottom(ar_run):
     gen.sample([1], num_iter=8)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_sample_cli_on_a_prior(ar_run, tmp_path):
   from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
 

@@ -44,6 +44,7 @@ def _run(cache: pathlib.Path) -> dict:
   return {k: int(v) for k, v in (p.split("=") for p in line.split())}
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_second_process_loads_the_first_ones_programs(tmp_path):
   cache = tmp_path / "cache"
   first = _run(cache)

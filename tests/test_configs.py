@@ -71,12 +71,13 @@ def test_config_builds(name, variant):
     assert jax.tree_util.tree_leaves(out["params"])
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("name", MODULES)
 def test_tiny_variant_runs(name):
   config = importlib.import_module(name).get_config("tiny")
-  for model, example in _models_and_inputs(config):
-    variables = model.init(jax.random.PRNGKey(0), example)
-    out = model.apply(variables, example)
+  for model, example in _models_and_inputs(config):  # jitted, as trained
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), example)
+    out = jax.jit(model.apply)(variables, example)
     out = out[0] if isinstance(out, tuple) else out
     assert out.shape[0] == example.shape[0]
     assert bool(jnp.isfinite(out).all())

@@ -100,6 +100,7 @@ def test_precision_recall_on_constructed_sets():
   assert same == (1.0, 1.0)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_inception_network_features_and_weight_loading():
   shapes = inception.torch_param_shapes()
   assert shapes["Conv2d_1a_3x3.conv.weight"] == (32, 3, 3, 3)

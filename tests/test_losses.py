@@ -64,6 +64,7 @@ def test_lecam_closed_form():
   assert value == pytest.approx(0.5 + 0.125)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_discriminator_shapes_and_errors():
   disc = discriminator_lib.StyleGANDiscriminator(filters=8,
                                                  channel_multipliers=(1, 2))
@@ -112,6 +113,7 @@ def _synthetic_torch_state_dicts(seed=0):
   return vgg, lin
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_lpips_weights_load_from_pytorch_names(tmp_path):
   vgg, lin = _synthetic_torch_state_dicts()
   arrays = lpips_lib.from_torch_state_dicts(vgg, lin)

@@ -69,6 +69,7 @@ def _corrupted(seed, ratio=0.7):
   return tokens, mage_lib.sequences(tokens, mask, MODEL.layout), mask, kept
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_dropping_equals_removing_the_dropped_tokens(params):
   """With dropping, the encoder never sees the dropped tokens: changing
   them moves no logit; the kept ones do."""
@@ -151,6 +152,7 @@ def _one_step(mesh_shape, devices, per_sample):
   return th.sharded_step(trainer, mesh_shape, devices, batch)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_train_step_sharded_equals_one_device(per_sample):
   devices = jax.devices()
@@ -164,6 +166,7 @@ def test_train_step_sharded_equals_one_device(per_sample):
       jax.device_get(state.params), jax.device_get(reference.params))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_the_head_does_not_train_the_embedding(params):
   """The head reads the word embeddings with the gradient stopped (as the
   reference detaches them): on an all-masked input the code rows, used by

@@ -25,6 +25,7 @@ def mage_run(tmp_path_factory, tiny_tokenizer):
   return root
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_generator_samples_and_edits_unconditionally(mage_run):
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import mage as mage_lib  # pylint: disable=g-import-not-at-top
@@ -56,6 +57,7 @@ def test_generator_samples_and_edits_unconditionally(mage_run):
 _run = th.run_tool
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_sample_cli_on_mage(mage_run, tmp_path):
   done = _run("sample.py", f"--checkpoint={mage_run / 'mage'}",
               "--num_samples=3", f"--output_npz={tmp_path / 's.npz'}")
@@ -71,6 +73,7 @@ def test_sample_cli_on_mage(mage_run, tmp_path):
   assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_probe_cli_on_mage(mage_run, tmp_path):
   out = tmp_path / "probe.json"
   done = _run("maskgit_jax.evaluation.probe", "--features=mage",

@@ -57,6 +57,7 @@ def test_unknown_schedule_is_named_in_the_error(bad):
     mvtm.schedule(0.5, 64, bad)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @hypothesis.settings(max_examples=30, deadline=None)
 @hypothesis.given(seed=st.integers(0, 2**31 - 1),
                   length=st.integers(1, 300),

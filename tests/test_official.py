@@ -33,6 +33,7 @@ def test_hyperparameters_are_inferred_from_shapes(parity, imported):
       "channel_multipliers"]
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_imported_models_reproduce_the_official_generation(parity, imported):
   saved = checkpointing.read_config(imported)
   model = transformer_lib.Transformer(**saved["model"])

@@ -146,7 +146,7 @@ LAYOUT = MODEL.layout
 
 
 @pytest.mark.slow
-@hypothesis.settings(max_examples=40, deadline=None,
+@hypothesis.settings(max_examples=20, deadline=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(
     seed=st.integers(0, 2**31 - 1),
@@ -157,6 +157,7 @@ LAYOUT = MODEL.layout
     mask_prob=st.sampled_from([0.1, 0.5, 1.0]),
     sampler=st.sampled_from(parallel_decode.SAMPLERS),
     unroll=st.booleans())
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_decode_invariants(seed, num_iter, start_frac, schedule, greedy,
                            mask_prob, sampler, unroll):
   keys = jax.random.split(jax.random.PRNGKey(seed), 5)

@@ -30,6 +30,7 @@ def _blur(images, sigma):
                    for im in images])
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("mode", perceptual.MODES)
 def test_distance_is_zero_for_identical_and_grows_with_blur(weights, mode):
   path, images = weights
@@ -72,6 +73,7 @@ def test_the_perceptual_network_is_not_the_evaluation_classifier(weights,
     restore.load_perceptual(tmp_path / "judge.npz")
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_tokenizer_trains_with_the_perceptual_network(weights):
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import vqgan_imagenet  # pylint: disable=g-import-not-at-top

@@ -38,6 +38,7 @@ def test_float32_is_the_model_unchanged():
   assert model is MODEL and same is params
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("precision", BF16)
 def test_bfloat16_forward_is_within_bfloat16_tolerance(precision):
   params = helpers.init_params(MODEL, 1 + N)

@@ -105,6 +105,7 @@ def _trainer(quantizer_type, **weights):
       weights=tokenizer_step.LossWeights(**weights))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("quantizer_type", ["vq_ema", "factorized", "lfq"])
 def test_every_quantizer_trains_and_reports_usage(quantizer_type):
   trainer = _trainer(quantizer_type, discriminator_start_step=100)
@@ -138,6 +139,7 @@ def test_dead_code_restart_is_refused_where_there_is_no_codebook_to_move():
     _trainer("lfq", dead_code_restart=True)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_lazy_r1_runs_every_kth_step_scaled_by_k():
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
   every, lazy = _trainer("vq"), _trainer("vq", r1_interval=3)
@@ -154,6 +156,7 @@ def test_lazy_r1_runs_every_kth_step_scaled_by_k():
     tokenizer_step.LossWeights(r1_interval=0)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_static_phases_compute_what_the_traced_switches_compute():
   """The loop compiles one program per phase; each equals the lax.cond
   program at the same step."""

@@ -52,6 +52,7 @@ def test_sigkill_then_same_command_matches_uninterrupted_run(tmp_path):
       th.restore_params(killed, 60), th.restore_params(reference, 60))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   config = th.tokenizer_config(num_train_steps=6)
   loop.train_and_evaluate(config, tmp_path)
@@ -71,6 +72,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tmp_path):
       th.restore_params(tmp_path, 9), th.restore_params(reference, 9))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_unrestorable_checkpoints_are_reported_not_moved(tmp_path):
   loop.train_and_evaluate(th.tokenizer_config(num_train_steps=3), tmp_path)
   config = th.tokenizer_config(num_train_steps=6)
@@ -97,6 +99,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, extra, message):
   assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   proc = subprocess.Popen(
       th.train_command(tmp_path, CONFIG, "--config.num_train_steps=100000",

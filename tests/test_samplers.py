@@ -90,6 +90,7 @@ def _newly_known(state, mask_id):
   return known & ~before
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_halton_decode_reveals_the_halton_slices_in_order():
   inputs = LAYOUT.masked_sequence(jnp.array([0, 2]), N)
   state = _decode(inputs, num_iter=5, order="halton", schedule="arccos")
@@ -156,6 +157,7 @@ def test_top_k_keeps_exactly_k_of_the_largest(logits, data):
   assert logits[kept].min() >= logits[~kept].max(initial=-np.inf)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @hypothesis.settings(max_examples=60, deadline=None)
 @hypothesis.given(logits=_logits, p=st.floats(0.01, 1.0))
 def test_top_p_keeps_the_smallest_set_with_that_mass(logits, p):

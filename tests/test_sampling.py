@@ -41,6 +41,7 @@ def _cli(*args):
 # -- official parity ---------------------------------------------------------
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_cli_reproduces_the_official_greedy_generation(parity, imported,
                                                        tmp_path):
   npz = tmp_path / "samples.npz"
@@ -73,6 +74,7 @@ def test_generator_images_match_the_official_images(parity, imported):
 # -- tasks on a tiny trained checkpoint -------------------------------------
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_generate_shapes_and_seeds(gen, tiny_run):
   labels = [0, 3, 9]
   a = gen.sample(labels, seed=1)
@@ -89,6 +91,7 @@ def test_generate_shapes_and_seeds(gen, tiny_run):
   np.testing.assert_array_equal(small.sample(labels, seed=1).tokens, a.tokens)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_previews_the_generator_and_sample_py_sample_alike(gen, tiny_run,
                                                           tmp_path):
   """One decode definition: the training preview, ``Generator.sample`` and
@@ -141,6 +144,7 @@ def test_samplers(gen):
     gen.sample(labels, sampler="fast")
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
   from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
   from maskgit_jax.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
@@ -188,6 +192,7 @@ def test_guided_logits_constant_and_linear_ramp():
     np.testing.assert_allclose(out[:, 0, 0], expected)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_the_sampler_options_run_through_the_generator(gen):
   labels = [0, 1, 2, 3]
   base = gen.sample(labels, seed=4).tokens

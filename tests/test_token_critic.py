@@ -165,6 +165,7 @@ def test_critic_params_are_traced_and_order_needs_a_critic():
         mask_token_id=LAYOUT.mask_id, order="critic")
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 @pytest.mark.parametrize("self_critic", [False, True])
 def test_critic_trains_on_a_frozen_generator_and_samples_with_it(
     imported, tmp_path, self_critic):

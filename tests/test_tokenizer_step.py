@@ -31,6 +31,7 @@ def tiny_trainer(**weights) -> tokenizer_step.TokenizerTrainer:
       weights=tokenizer_step.LossWeights(**weights))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_reconstruction_loss_halves_on_a_fixed_batch():
   images = smooth_images(8)
   trainer = tiny_trainer(discriminator_start_step=60)
@@ -53,6 +54,7 @@ def test_reconstruction_loss_halves_on_a_fixed_batch():
   assert int(state.step) == 150
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_discriminator_is_frozen_before_its_start_step():
   images = smooth_images(4)
   trainer = tiny_trainer(discriminator_start_step=5)
@@ -69,6 +71,7 @@ def test_discriminator_is_frozen_before_its_start_step():
   assert any(jax.tree_util.tree_leaves(changed))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_dead_codes_restart_on_batch_features():
   images = smooth_images(4)
   trainer = tiny_trainer(dead_code_restart=True, discriminator_start_step=10)
@@ -88,6 +91,7 @@ def test_dead_codes_restart_on_batch_features():
   assert (np.asarray(new_state.code_usage)[:10] == 1.0 / k).all()
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_perceptual_loss_is_used_when_configured():
   images = smooth_images(2)  # 16x16: VGG's four poolings leave 1x1
   config = vqgan_imagenet.get_config("tiny")
@@ -107,6 +111,7 @@ def test_perceptual_loss_is_used_when_configured():
   assert float(metrics["perceptual_loss"]) > 0
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_non_finite_metrics_raise_a_clear_error():
   with pytest.raises(FloatingPointError,
                      match=r"at step 7: generator_loss=nan, r1_penalty=inf"):
@@ -128,6 +133,7 @@ def test_bad_loss_names_are_reported():
     tokenizer_step.LossWeights(reconstruction="l3")
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_adaptive_weight_matches_a_hand_computation():
   """|d rec / dW| / (|d adv / dW| + 1e-4) at the decoder's last kernel W,
   here from gradients through the whole model."""

@@ -23,6 +23,7 @@ def animal_tokenizer(tiny_tokenizer):
   return tiny_tokenizer
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_animal_mnist_both_stages_checkpoint_and_resume(animal_tokenizer,
                                                         tmp_path):
   assert th.checkpoint_steps(animal_tokenizer) == [3, 6]
@@ -38,6 +39,7 @@ def test_animal_mnist_both_stages_checkpoint_and_resume(animal_tokenizer,
   assert th.checkpoint_steps(tmp_path) == [3, 6, 9]
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_tfds_mock_data_both_stages(tmp_path):
   with tfds.testing.mock_data(num_examples=64,
                               policy=tfds.testing.MockPolicy.USE_CODE):
@@ -88,6 +90,7 @@ def _one_step(mesh_shape, devices):
   return new_state, metrics
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_sharded_steps_match_one_device():
   devices = jax.devices()
   assert len(devices) == 8
@@ -112,6 +115,7 @@ def test_sharded_steps_match_one_device():
                  for leaf in mu)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_gradient_accumulation_updates_every_k_steps():
   trainer = token_trainer.TokenTrainer(
       token_objectives.MVTM(MODEL), optimizer=token_trainer.make_optimizer(
@@ -132,6 +136,7 @@ def test_gradient_accumulation_updates_every_k_steps():
   assert changed == [False, True, False, True]
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_ema_follows_the_params_early_and_settles_to_its_decay():
   decay = np.asarray([token_trainer.ema_decay_at(t, 0.999)
                       for t in (0, 1, 90, 10**6)])
@@ -168,6 +173,7 @@ def _listing(path: pathlib.Path):
                 for p in path.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_bad_inputs_are_reported_without_touching_the_workdir(
     animal_tokenizer, tmp_path):
   before = _listing(animal_tokenizer)
@@ -204,6 +210,7 @@ def test_bad_inputs_are_reported_without_touching_the_workdir(
     loop.train_and_evaluate(th.transformer_config(stage2), tmp_path / "run3")
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   loop.train_and_evaluate(th.tokenizer_config(num_train_steps=3), tmp_path)
   good = _listing(tmp_path / "checkpoints")
@@ -215,6 +222,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   assert _listing(tmp_path / "checkpoints") == good
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
   from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top

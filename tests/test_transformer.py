@@ -41,6 +41,7 @@ def test_official_mask_id_and_last_row_are_the_same_token(parity):
                                 model.apply(variables, canonical))
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_init_reproduces_official_checksums(parity, legacy_threefry):
   del legacy_threefry  # The official init drew its bits the legacy way.
   model = helpers.official_tiny_transformer()
@@ -90,6 +91,7 @@ def _random_ids(model, batch=2, length=65, seed=0):
                             model.layout.vocab_size)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_remat_and_attention_impls_leave_outputs_unchanged(parity):
   variables = parity.params("transformer")
   base = helpers.official_tiny_transformer()
@@ -107,6 +109,7 @@ def test_remat_and_attention_impls_leave_outputs_unchanged(parity):
       g_remat)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_bfloat16_activations_keep_float32_params_and_logits(parity):
   variables = parity.params("transformer")
   model = helpers.official_tiny_transformer().clone(dtype=jnp.bfloat16)

@@ -51,6 +51,7 @@ def test_decode_matches_official(parity):
                              rtol=0, atol=5e-5)
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_init_reproduces_official_checksums(parity, legacy_threefry):
   del legacy_threefry
   model = official_tiny_vqgan()
@@ -81,6 +82,7 @@ def test_released_config_has_released_param_shapes(parity, variant):
   assert model.factor == 16
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_straight_through_gradient_reaches_the_encoder(parity):
   model = official_tiny_vqgan()
   variables = parity.params("tokenizer")

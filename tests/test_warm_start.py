@@ -51,6 +51,7 @@ def _official_sized(imported, **overrides):
   return config
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_fine_tuning_an_imported_checkpoint_with_more_classes(imported,
                                                               tmp_path):
   config = _official_sized(imported, num_train_steps=10,
@@ -80,6 +81,7 @@ def test_a_shape_mismatch_names_its_leaves_in_one_line(imported, tmp_path):
       (tmp_path / "bad" / "checkpoints").iterdir())
 
 
+@pytest.mark.slow  # trains or compiles for several seconds
 def test_tokenizer_fine_tuning_from_the_imported_one_with_a_new_discriminator(
     imported, tmp_path):
   """The released tokenizer seeds a stage-1 run; the discriminator (absent
