@@ -1,4 +1,4 @@
-"""``make bench`` sections on inference speed (issue 17): each precision's
+"""``make bench`` sections on inference speed: each precision's
 decode, the first call of a fresh process with a cold and a warm
 compilation cache, and the Generator's overhead over the bare forward
 passes. Run by :mod:`benchmarks.bench` (each section in its own process).

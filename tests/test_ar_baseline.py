@@ -1,5 +1,5 @@
 """The speed benchmark's autoregressive baselines are the trained prior's
-model and decodes (issue 16: one model definition)."""
+model and decodes (one model definition)."""
 
 import jax
 import jax.numpy as jnp

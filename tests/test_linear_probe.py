@@ -1,4 +1,4 @@
-"""The linear probe (issue 15): BatchNorm without affine + linear, AdamW."""
+"""The linear probe: BatchNorm without affine + linear, AdamW."""
 
 import jax
 import numpy as np

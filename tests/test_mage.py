@@ -1,4 +1,4 @@
-"""MAGE (issue 15, first part): the corruption, the model, the train step."""
+"""MAGE: the corruption, the model, the train step."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""MAGE end to end (issue 15): the stage, the Generator, sample.py, the probe."""
+"""MAGE end to end: the stage, the Generator, sample.py, the probe."""
 
 import json
 

@@ -30,8 +30,8 @@ class PerShape:
   per signature of ``inputs``: :func:`maskgit_jax.runtime.compile_cache.exported`.
 
   ``params`` is always the sampler's own (fixed) tree, so it is left out
-  of the per-call lookup: flattening it costs 0.6 ms a call on the demo
-  model, 3% of a batch-1 sample (the exported program's key includes it).
+  of the per-call lookup: flattening it would cost every call a share of a
+  small batch's time (the exported program's key includes it).
   """
 
   def __init__(self, fn: Callable, closure: str):

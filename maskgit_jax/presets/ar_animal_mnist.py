@@ -1,8 +1,8 @@
 """The autoregressive prior on animal-MNIST: VQGAN's stage 2, next to MaskGIT.
 
 The demo transformer's size and budget (hidden 128, 4 layers, 4 heads, MLP
-512; batch 64; 1,450 steps, about 7 minutes on 2 CPU cores split into 4
-XLA devices), causal instead of bidirectional, on the same tokens. Variants
+512; batch 64; 1,450 steps), causal instead of bidirectional, on the same
+tokens. Variants
 ``default``, ``long`` (the long demo's 4,000 steps, dropout 0.1) and
 ``tiny`` (tests). Set ``--config.tokenizer_checkpoint=STAGE_1_WORKDIR`` and
 ``--config.data.name=tokens:demo_out/tokens_train.npz`` (or leave the

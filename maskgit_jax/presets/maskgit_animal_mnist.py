@@ -1,7 +1,6 @@
 """Stage 2 on animal-MNIST: the demo transformer (10 classes, 8x8 tokens).
 
-Variants: ``default`` (the demo: about 10 minutes on 2 CPU cores split
-into 4 XLA devices),
+Variants: ``default`` (the demo; stage times in docs/demo.md),
 ``long`` (``make demo DEMO=long``) and ``tiny``. Trained with 10% label
 dropout so that samples use classifier-free guidance by default. Set
 ``--config.tokenizer_checkpoint=WORKDIR_OF_STAGE_1``.

@@ -1,7 +1,7 @@
 """Stage 1 on animal-MNIST (32x32 silhouettes): the demo tokenizer.
 
 Variants: ``default`` (the demo: 8x8 tokens, 128 codes, L2 and perceptual
-losses, no GAN, about 5 minutes on 2 CPU cores split into 4 XLA devices),
+losses, no GAN; stage times in docs/demo.md),
 ``long`` (``make demo DEMO=long``: the same recipe for 2,400 steps) and
 ``tiny`` (for tests).
 """
@@ -38,10 +38,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # file from ``python -m maskgit_jax.tools.train_perceptual`` (the demo trains
   # one, 800 steps, first); without it the term is off. At equal cost,
   # reconstruction FID 16.7 against 26.1 for L2 alone (1,059 vs 1,199
-  # steps; docs/studies/tokenizer_study.md). 850 steps, about 5.5 minutes on 2
-  # cores split into 4 XLA devices: demo runs with 1,060, 850 and 700
-  # steps reached reconstruction FID 19.4, 20.2 and 34.3 (classifier FID
-  # 28.4, 26.8 and 45.8; docs/studies/demo_efficiency.md).
+  # steps; docs/studies/tokenizer_study.md). 850 steps: demo runs with
+  # 1,060, 850 and 700 steps reached reconstruction FID 19.4, 20.2 and 34.3
+  # (classifier FID 28.4, 26.8 and 45.8; docs/studies/demo_efficiency.md).
   config.losses.update(perceptual_weight=0.1)
   config.update(batch_size=32, num_train_steps=850, log_every_steps=100,
                 checkpoint_every_steps=425, preview_every_steps=425)

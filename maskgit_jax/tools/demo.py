@@ -1,7 +1,9 @@
 """``make demo``: both stages on animal-MNIST, samples, edits and metrics.
 
-    python -m maskgit_jax.tools.demo --out demo_out            # about 21 minutes on 2 cores
-    python -m maskgit_jax.tools.demo --out demo_out --variant long  # about 44 minutes
+    python -m maskgit_jax.tools.demo --out demo_out                 # make demo
+    python -m maskgit_jax.tools.demo --out demo_out --variant long  # longer, better
+
+(times measured: docs/demo.md)
 
 The host CPU is split into several XLA devices first (``--cpu_devices``;
 see :func:`maskgit_jax.runtime.sharding.split_host_cpu`).
@@ -35,7 +37,7 @@ from maskgit_jax.runtime import cli
 NUM_EVAL_SAMPLES = 5000
 # Steps of the tokenizer's perceptual network: with 300 the perceptual
 # recipe lost to L2 alone (reconstruction FID 57 vs 36-47), with 800 it
-# won (16.7 vs 26.1); about 30 s on 2 cores split into 4 XLA devices.
+# won (16.7 vs 26.1).
 PERCEPTUAL_STEPS = 800
 VARIANTS = ("default", "long", "tiny")
 
@@ -176,8 +178,8 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
       out, variant, (images, labels, train_idx, test_idx), stages)
   test_images, test_labels = images[test_idx], labels[test_idx]
 
-  # 64 rows (128 with guidance) keep the decode's activations in cache:
-  # 1,000 guided samples took 25 s at 64 and 49 s at 1,000 on 2 cores.
+  # 64 rows (128 with guidance) keep the decode's activations in cache (on
+  # a CPU, faster than one batch of every sample).
   gen = sampling.Generator.from_checkpoint(out / "maskgit", batch_size=64)
   size = gen.image_size
   if size != images.shape[1]:  # the tiny variant works on 16px images

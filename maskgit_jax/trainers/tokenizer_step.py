@@ -155,8 +155,8 @@ class TokenizerTrainer:
   def phase(self, step: int) -> tuple[bool, bool]:
     """``(gan_active, r1_now)`` at a host-side step number: pass it to
     :meth:`train_step` as ``phase`` so that each phase compiles its own
-    program (XLA:CPU runs the GAN branch under ``lax.cond`` about 7x slower
-    than the same code outside it: 5.9 against 0.79 s per demo step)."""
+    program (XLA:CPU runs the GAN branch under ``lax.cond`` several times
+    slower than the same code outside it)."""
     w = self.weights
     return (step >= w.discriminator_start_step, step % w.r1_interval == 0)
 
