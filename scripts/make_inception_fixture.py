@@ -8,7 +8,7 @@ the published ones (which cannot be downloaded here), on deterministic
 images at 32, 256 and 512 px (seed, sizes and images:
 ``tests/inception_inputs.py``). The fixture keeps the seed, the images'
 checksums and the network's 2048-d pool features and 1008 logits;
-``tests/test_inception_parity.py`` regenerates weights and images from the
+``tests/evaluation/test_inception_parity.py`` regenerates weights and images from the
 seed and checks the Flax network against them.
 
 Run once in a scratch environment, never in ``make install`` (on x86_64

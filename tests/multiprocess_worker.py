@@ -1,4 +1,4 @@
-"""One process of the multi-process test (run by tests/test_multiprocess.py).
+"""One process of the multi-process test (run by tests/runtime/test_multiprocess.py).
 
 Environment: XLA_FLAGS (fake CPU devices), MASKGIT_COORDINATOR /
 MASKGIT_NUM_PROCESSES / MASKGIT_PROCESS_ID for a multi-process run (unset:

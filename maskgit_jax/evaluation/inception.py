@@ -17,7 +17,7 @@ v0.1.0), then :func:`load_params` reads the ``.npz``. Its names are the
 PyTorch state-dict names listed by :func:`torch_param_shapes`.
 
 Checked against pytorch-fid's own network with shared random weights
-(:func:`random_torch_state`; ``tests/test_inception_parity.py``).
+(:func:`random_torch_state`; ``tests/evaluation/test_inception_parity.py``).
 
 Input: images ``[b, H, W, 3]`` in [0, 1], resized bilinearly to 299x299 and
 scaled to [-1, 1] as pytorch-fid does.

@@ -50,7 +50,7 @@ def split_host_cpu(devices: int | None = None) -> int:
   the default pool (the larger of the cores and the devices) a
   data-parallel step dispatched ahead of the previous one deadlocked (the
   rendezvous' 40 s timeout aborts the process), as
-  ``tests/test_cpu_devices.py`` reproduces.
+  ``tests/runtime/test_cpu_devices.py`` reproduces.
 
   Args:
     devices: how many; default: twice the cores, rounded down to a power of

@@ -15,7 +15,7 @@ from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import tasks
 from maskgit_jax.trainers import tokenizer_step
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
                       if p.stem not in ("__init__", "common"))
 MODULES = ([f"configs.{name}" for name in CONFIG_FILES] +

@@ -13,7 +13,7 @@ import pytest
 from maskgit_jax.runtime import cli
 from maskgit_jax.runtime import compile_cache
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 # Compiles a small transformer's forward pass with the cache on, then prints
 # how many of its compilations were cache hits and misses.

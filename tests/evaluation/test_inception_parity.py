@@ -14,7 +14,7 @@ import pytest
 from maskgit_jax.evaluation import inception
 from tests import inception_inputs
 
-FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "inception_parity.npz"
+FIXTURE = pathlib.Path(__file__).parents[1] / "fixtures" / "inception_parity.npz"
 
 
 @pytest.fixture(scope="module")
