@@ -1,5 +1,6 @@
 """The training system in-process: both stages end to end, meshes, errors."""
 
+import json
 import pathlib
 
 import jax
@@ -37,6 +38,22 @@ def test_animal_mnist_both_stages_checkpoint_and_resume(animal_tokenizer,
   config.num_train_steps = 9
   loop.train_and_evaluate(config, tmp_path)
   assert th.checkpoint_steps(tmp_path) == [3, 6, 9]
+
+
+@pytest.mark.slow  # trains or compiles for several seconds
+def test_the_loop_trains_the_tokenizer_across_its_gan_phases(tmp_path):
+  """The discriminator joins at step 2 with R1 every 2nd step: the loop's
+  one program per phase trains the tiny tokenizer across the switch."""
+  config = th.tokenizer_config(num_train_steps=4, log_every_steps=1,
+                               checkpoint_every_steps=4)
+  config.losses.update(discriminator_start_step=2, r1_interval=2)
+  loop.train_and_evaluate(config, tmp_path)
+  rows = [json.loads(line) for line in
+          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  discriminator = [r["discriminator_loss"] for r in rows]
+  assert discriminator[:2] == [0.0, 0.0] and min(discriminator[2:]) > 0
+  assert [r["r1_penalty"] > 0 for r in rows] == [False, False, True, False]
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
