@@ -98,3 +98,15 @@ def sharded_step(trainer, mesh_shape, devices, batch: dict):
                  out_shardings=(shardings, sharding.replicated(mesh)))
   with sharding.mesh_context(mesh, rules):
     return step(state, jax.device_put(batch, rows), jax.random.PRNGKey(2))
+
+
+def phased_step(trainer):
+  """``trainer.train_step`` jitted as the loop compiles it: one program per
+  phase (``trainer.phase(step)``, static), so a program holds only the
+  branches its steps take. ``step(state, images, rng, **kwargs)``."""
+  import jax  # pylint: disable=g-import-not-at-top
+  step = jax.jit(trainer.train_step, static_argnames="phase")
+
+  def run(state, *args, **kwargs):
+    return step(state, *args, phase=trainer.phase(int(state.step)), **kwargs)
+  return run

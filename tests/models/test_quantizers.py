@@ -11,6 +11,7 @@ from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.trainers import tokenizer_step
 from maskgit_jax.models import discriminator as discriminator_lib
+from tests import train_helpers as th
 
 
 def test_ema_update_equals_its_closed_form():
@@ -111,7 +112,7 @@ def test_every_quantizer_trains_and_reports_usage(quantizer_type):
   trainer = _trainer(quantizer_type, discriminator_start_step=100)
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
   state = nn.unbox(trainer.init(jax.random.PRNGKey(1), images))
-  step = jax.jit(trainer.train_step)
+  step = th.phased_step(trainer)
   for i in range(2):
     state, metrics = step(state, images, jax.random.PRNGKey(i))
   assert np.isfinite(float(metrics["generator_loss"]))

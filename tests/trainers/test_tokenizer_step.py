@@ -12,6 +12,7 @@ from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import tokenizer_step
+from tests import train_helpers as th
 
 
 def smooth_images(n, size=16, seed=0):
@@ -36,7 +37,7 @@ def test_reconstruction_loss_halves_on_a_fixed_batch():
   images = smooth_images(8)
   trainer = tiny_trainer(discriminator_start_step=60)
   state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
-  step = jax.jit(trainer.train_step)
+  step = th.phased_step(trainer)
   history = []
   for i in range(150):
     state, metrics = step(state, images, jax.random.PRNGKey(i))
@@ -79,7 +80,7 @@ def test_dead_codes_restart_on_batch_features():
   k = trainer.vqgan.codebook_size
   dead = jnp.arange(k) < 10
   state = state.replace(code_usage=jnp.where(dead, 0.0, 1.0 / k))
-  new_state, metrics = jax.jit(trainer.train_step)(state, images,
+  new_state, metrics = th.phased_step(trainer)(state, images,
                                                    jax.random.PRNGKey(3))
   assert int(metrics["restarted_codes"]) >= 10
   _, aux = trainer.vqgan.apply({"params": state.params}, images,
@@ -105,7 +106,7 @@ def test_perceptual_loss_is_used_when_configured():
   lpips_params = trainer.perceptual.init(jax.random.PRNGKey(0), images,
                                          images)["params"]
   state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
-  _, metrics = jax.jit(trainer.train_step)(state, images,
+  _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(0),
                                            perceptual_params=lpips_params)
   assert float(metrics["perceptual_loss"]) > 0
@@ -122,7 +123,7 @@ def test_non_finite_metrics_raise_a_clear_error():
   images = smooth_images(2).at[0, 0, 0, 0].set(jnp.nan)
   trainer = tiny_trainer()
   state = nn.unbox(trainer.init(jax.random.PRNGKey(0), smooth_images(2)))
-  _, metrics = jax.jit(trainer.train_step)(state, images,
+  _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(0))
   with pytest.raises(FloatingPointError, match="reconstruction_loss=nan"):
     loop.check_finite(metrics, 0)
@@ -141,7 +142,7 @@ def test_adaptive_weight_matches_a_hand_computation():
                          perceptual_weight=0.0, reconstruction_weight=2.0)
   images = smooth_images(4)
   state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
-  _, metrics = jax.jit(trainer.train_step)(state, images,
+  _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(1))
   model, disc = trainer.vqgan, trainer.discriminator
 
