@@ -85,8 +85,9 @@ def test_tokenizer_trains_with_the_perceptual_network(weights):
   task = tasks.tokenizer_task(config)
   state = nn.unbox(task.init(jax.random.PRNGKey(0)))
   batch = {"images": jnp.asarray(images[:, 8:24, 8:24], jnp.float32) / 255}
-  _, metrics = jax.jit(task.step)(state, batch, jax.random.PRNGKey(1),
-                                  task.extras)
+  step = jax.jit(task.step, static_argnames="phase")  # as the loop does
+  _, metrics = step(state, batch, jax.random.PRNGKey(1), task.extras,
+                    phase=task.phase(0))
   assert float(metrics["perceptual_loss"]) > 0
   config.perceptual_weights = "lpips.npz"
   with pytest.raises(ValueError, match="not both"):

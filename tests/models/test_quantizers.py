@@ -111,7 +111,7 @@ def _trainer(quantizer_type, **weights):
 def test_every_quantizer_trains_and_reports_usage(quantizer_type):
   trainer = _trainer(quantizer_type, discriminator_start_step=100)
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(1), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(1), images))
   step = th.phased_step(trainer)
   for i in range(2):
     state, metrics = step(state, images, jax.random.PRNGKey(i))
@@ -163,7 +163,7 @@ def test_static_phases_compute_what_the_traced_switches_compute():
   program at the same step."""
   trainer = _trainer("vq", r1_interval=2, discriminator_start_step=1)
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(1), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(1), images))
   for i in range(3):
     s = state.replace(step=jnp.int32(i))
     phase = trainer.phase(i)

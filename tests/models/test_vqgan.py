@@ -92,7 +92,7 @@ def test_straight_through_gradient_reaches_the_encoder(parity):
     recon, aux = model.apply({"params": params}, images, train=True)
     return jnp.mean(recon**2) + aux["quantizer_loss"]
 
-  grads = jax.grad(loss)(variables["params"])
+  grads = jax.jit(jax.grad(loss))(variables["params"])
   encoder_norms = [float(jnp.abs(g).sum()) for g in
                    jax.tree_util.tree_leaves(grads["encoder"])]
   assert all(n > 0 for n in encoder_norms)

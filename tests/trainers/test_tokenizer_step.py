@@ -36,7 +36,7 @@ def tiny_trainer(**weights) -> tokenizer_step.TokenizerTrainer:
 def test_reconstruction_loss_halves_on_a_fixed_batch():
   images = smooth_images(8)
   trainer = tiny_trainer(discriminator_start_step=60)
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), images))
   step = th.phased_step(trainer)
   history = []
   for i in range(150):
@@ -59,7 +59,7 @@ def test_reconstruction_loss_halves_on_a_fixed_batch():
 def test_discriminator_is_frozen_before_its_start_step():
   images = smooth_images(4)
   trainer = tiny_trainer(discriminator_start_step=5)
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), images))
   step = jax.jit(trainer.train_step)
   new_state, metrics = step(state, images, jax.random.PRNGKey(0))
   jax.tree_util.tree_map(np.testing.assert_array_equal, state.disc_params,
@@ -76,7 +76,7 @@ def test_discriminator_is_frozen_before_its_start_step():
 def test_dead_codes_restart_on_batch_features():
   images = smooth_images(4)
   trainer = tiny_trainer(dead_code_restart=True, discriminator_start_step=10)
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), images))
   k = trainer.vqgan.codebook_size
   dead = jnp.arange(k) < 10
   state = state.replace(code_usage=jnp.where(dead, 0.0, 1.0 / k))
@@ -105,7 +105,7 @@ def test_perceptual_loss_is_used_when_configured():
       weights=trainer.weights, perceptual=lpips_lib.LPIPS())
   lpips_params = trainer.perceptual.init(jax.random.PRNGKey(0), images,
                                          images)["params"]
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), images))
   _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(0),
                                            perceptual_params=lpips_params)
@@ -122,7 +122,7 @@ def test_non_finite_metrics_raise_a_clear_error():
   # A NaN image batch makes the step itself produce non-finite values.
   images = smooth_images(2).at[0, 0, 0, 0].set(jnp.nan)
   trainer = tiny_trainer()
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), smooth_images(2)))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), smooth_images(2)))
   _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(0))
   with pytest.raises(FloatingPointError, match="reconstruction_loss=nan"):
@@ -141,7 +141,7 @@ def test_adaptive_weight_matches_a_hand_computation():
   trainer = tiny_trainer(adaptive_adversarial_weight=True,
                          perceptual_weight=0.0, reconstruction_weight=2.0)
   images = smooth_images(4)
-  state = nn.unbox(trainer.init(jax.random.PRNGKey(0), images))
+  state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(0), images))
   _, metrics = th.phased_step(trainer)(state, images,
                                            jax.random.PRNGKey(1))
   model, disc = trainer.vqgan, trainer.discriminator
