@@ -9,7 +9,6 @@ from hypothesis import given, settings, strategies as st
 from maskgit_jax.decoding import ar_decode
 from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.trainers import token_objectives
-from maskgit_jax.trainers import token_trainer
 from tests import train_helpers as th
 
 MODEL = causal_lib.CausalTransformer(
@@ -130,14 +129,9 @@ def test_next_token_loss_equals_a_hand_computation(params):
 
 
 def _one_step(mesh_shape, devices):
-  trainer = token_trainer.TokenTrainer(
+  return th.objective_step(
       token_objectives.NextToken(MODEL, label_dropout=0.25, null_label=4),
-      optimizer=token_trainer.make_optimizer(
-          learning_rate=1e-3, warmup_steps=1, total_steps=10))
-  batch = {
-      "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
-      "labels": jnp.arange(8) % 4}
-  return th.sharded_step(trainer, mesh_shape, devices, batch)
+      mesh_shape, devices)
 
 
 @pytest.mark.slow  # trains or compiles for several seconds

@@ -110,3 +110,19 @@ def phased_step(trainer):
   def run(state, *args, **kwargs):
     return step(state, *args, phase=trainer.phase(int(state.step)), **kwargs)
   return run
+
+
+def objective_step(objective, mesh_shape, devices):
+  """:func:`sharded_step` of a :class:`TokenTrainer` for ``objective`` (AdamW
+  at 1e-3) on a batch of 8 random 4x4 token grids (codes < 24, labels < 4):
+  ``(state, metrics)``."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import token_trainer  # pylint: disable=g-import-not-at-top
+  trainer = token_trainer.TokenTrainer(
+      objective, optimizer=token_trainer.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10))
+  batch = {
+      "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
+      "labels": jnp.arange(8) % 4}
+  return sharded_step(trainer, mesh_shape, devices, batch)

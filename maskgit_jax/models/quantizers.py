@@ -18,6 +18,9 @@ the decoder's input for ids. Gradients reach the encoder straight through.
   similarity), and projected back for the decoder.
 * :class:`LookupFreeQuantizer`: MAGVIT-v2 / MaskBit's LFQ: the code is the
   sign pattern of a ``log2(codebook_size)``-dimensional latent, no codebook.
+* "kl": not a quantizer but the VAE's Gaussian posterior
+  (:class:`maskgit_jax.models.gaussian_posterior.GaussianPosterior`):
+  continuous latents, no ids (:data:`CONTINUOUS`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from maskgit_jax.models import gaussian_posterior
+
 Dtype = Any
-QUANTIZERS = ("vq", "vq_ema", "factorized", "lfq")
+QUANTIZERS = ("vq", "vq_ema", "factorized", "lfq", "kl")
+CONTINUOUS = ("kl",)  # bottlenecks without token ids
 
 
 def squared_distances(x: jax.Array, codebook: jax.Array) -> jax.Array:
@@ -337,7 +343,8 @@ class LookupFreeQuantizer(nn.Module):
 def make_quantizer(name: str, *, codebook_size: int, embedding_dim: int,
                    commitment_cost: float, entropy_loss_ratio: float,
                    entropy_temperature: float, entropy_loss_type: str,
-                   factorized_dim: int, param_dtype: Dtype) -> nn.Module:
+                   factorized_dim: int, param_dtype: Dtype,
+                   kl_weight: float = 1e-6) -> nn.Module:
   """The quantizer ``name`` (one of :data:`QUANTIZERS`).
 
   Raises:
@@ -357,4 +364,8 @@ def make_quantizer(name: str, *, codebook_size: int, embedding_dim: int,
                                param_dtype=param_dtype, **common)
   if name == "lfq":
     return LookupFreeQuantizer(**common)
+  if name == "kl":
+    return gaussian_posterior.GaussianPosterior(
+        embedding_dim=embedding_dim, kl_weight=kl_weight,
+        param_dtype=param_dtype)
   raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {name!r}")

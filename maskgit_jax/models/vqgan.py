@@ -181,10 +181,12 @@ class VQGAN(nn.Module):
     shortcut: "official" (released weights) or "input"; see module doc.
     commitment_cost, entropy_loss_ratio, entropy_temperature,
       entropy_loss_type: quantizer losses (0.25, 0.1, 0.01, "softmax").
-    quantizer_type: "vq" (official), "vq_ema", "factorized" or "lfq"; see
-      :mod:`maskgit_jax.models.quantizers`. Only "vq" reads the released
-      checkpoints.
+    quantizer_type: "vq" (official), "vq_ema", "factorized", "lfq" or "kl"
+      (a VAE: continuous latents of ``embedding_dim`` channels, no ids);
+      see :mod:`maskgit_jax.models.quantizers`. Only "vq" reads the
+      released checkpoints.
     factorized_dim: the lookup dimension of "factorized".
+    kl_weight: the KL term's weight of "kl".
     dtype, param_dtype: activation and parameter dtypes.
   """
 
@@ -201,6 +203,7 @@ class VQGAN(nn.Module):
   entropy_loss_type: str = "softmax"
   quantizer_type: str = "vq"
   factorized_dim: int = 8
+  kl_weight: float = 1e-6
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -223,8 +226,14 @@ class VQGAN(nn.Module):
         entropy_loss_ratio=self.entropy_loss_ratio,
         entropy_temperature=self.entropy_temperature,
         entropy_loss_type=self.entropy_loss_type,
-        factorized_dim=self.factorized_dim, param_dtype=self.param_dtype)
+        factorized_dim=self.factorized_dim, param_dtype=self.param_dtype,
+        kl_weight=self.kl_weight)
     self.decoder = Decoder(**kw)
+
+  @property
+  def continuous(self) -> bool:
+    """Whether the latents are continuous (a VAE: no token ids)."""
+    return self.quantizer_type in quantizers.CONTINUOUS
 
   def _check_images(self, images: jax.Array):
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -251,7 +260,15 @@ class VQGAN(nn.Module):
 
   def encode_to_indices(self, images: jax.Array) -> jax.Array:
     """Images ``[b, H, W, 3]`` in [0, 1] -> int32 token ids ``[b, H/f, W/f]``."""
+    if self.continuous:
+      raise ValueError(f"a {self.quantizer_type!r} tokenizer has continuous "
+                       "latents, not token ids (encode_to_latents)")
     return self.encode(images)[1]["ids"].astype(jnp.int32)
+
+  def encode_to_latents(self, images: jax.Array) -> jax.Array:
+    """Images ``[b, H, W, 3]`` in [0, 1] -> float32 latents ``[b, H/f, W/f,
+    embedding_dim]``: a VAE's posterior mean, a VQ tokenizer's codes."""
+    return self.encode(images)[0].astype(jnp.float32)
 
   def decode(self, quantized: jax.Array) -> jax.Array:
     """Latents ``[b, h, w, d]`` -> float32 images ``[b, h*f, w*f, 3]`` (unclipped)."""

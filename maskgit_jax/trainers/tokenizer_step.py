@@ -182,7 +182,8 @@ class TokenizerTrainer:
     gan_now, r1_now = (None, None) if phase is None else (
         bool(p) for p in phase)
     params, opt_state, recon, aux, metrics = self.generator_update(
-        state, images, gan_now, perceptual_params)
+        state, images, gan_now, perceptual_params,
+        jax.random.fold_in(rng, 1))
     disc_params, disc_opt_state, lecam_ema, d_metrics = (
         self.discriminator_update(state, images, jax.lax.stop_gradient(recon),
                                   gan_now, r1_now))
@@ -216,8 +217,12 @@ class TokenizerTrainer:
     return total, terms
 
   def generator_update(self, state: TokenizerState, images: jax.Array,
-                       gan_now: bool | None, perceptual_params):
+                       gan_now: bool | None, perceptual_params,
+                       sample_rng: jax.Array | None = None):
     """The VQGAN's update: ``(params, opt_state, recon, aux, metrics)``.
+
+    ``sample_rng``: the ``"sample"`` stream of a VAE's posterior (unused by
+    the quantizers).
 
     Before the discriminator starts (``gan_now`` False, or decided by
     ``lax.cond`` when None) its forward and backward pass are skipped (half
@@ -231,8 +236,10 @@ class TokenizerTrainer:
                                                          recon))
 
     def generator_loss(params):
+      rngs = {} if sample_rng is None else {"sample": sample_rng}
       (recon, aux), inter = self.vqgan.apply(
-          {"params": params}, images, train=True, mutable=["intermediates"])
+          {"params": params}, images, train=True, mutable=["intermediates"],
+          rngs=rngs)
       total, metrics = self._reconstruction_terms(recon, images,
                                                   perceptual_params)
       total += aux["quantizer_loss"]
@@ -267,6 +274,8 @@ class TokenizerTrainer:
           commitment_loss=aux["commitment_loss"],
           codebook_loss=aux["codebook_loss"],
           entropy_loss=aux["entropy_loss"], generator_loss=total)
+      if "kl_loss" in aux:
+        metrics["kl_loss"] = aux["kl_loss"]
       return total, (metrics, recon, aux)
 
     grads, (metrics, recon, aux) = jax.grad(generator_loss, has_aux=True)(
@@ -326,7 +335,10 @@ class TokenizerTrainer:
   def codebook_update(self, state: TokenizerState, params, aux,
                       rng: jax.Array):
     """Code usage statistics, the "vq_ema" codebook's averages and dead-code
-    restarts: ``(params, code_usage, metrics)``."""
+    restarts: ``(params, code_usage, metrics)``; nothing for a VAE (no
+    codes)."""
+    if self.vqgan.continuous:
+      return params, state.code_usage, {}
     w = self.weights
     k = self.vqgan.codebook_size
     share, usage, perplexity = code_statistics(aux["ids"], k)

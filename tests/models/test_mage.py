@@ -142,14 +142,9 @@ def test_features_pool_the_image_tokens(params):
 
 
 def _one_step(mesh_shape, devices, per_sample):
-  trainer = token_trainer.TokenTrainer(
+  return th.objective_step(
       token_objectives.MAGE(MODEL, per_sample_ratio=per_sample),
-      optimizer=token_trainer.make_optimizer(
-          learning_rate=1e-3, warmup_steps=1, total_steps=10))
-  batch = {
-      "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
-      "labels": jnp.arange(8) % 4}
-  return th.sharded_step(trainer, mesh_shape, devices, batch)
+      mesh_shape, devices)
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
