@@ -109,6 +109,11 @@ class TokenSource:
           f"token file {path} does not exist; make it with "
           "python -m maskgit_jax.tools.pretokenize")
     data = storage.load_npz(path)
+    if "tokens" not in data:
+      what = ("continuous latents (a VAE tokenizer's)" if "latents" in data
+              else "no 'tokens'")
+      raise ValueError(f"{path} holds {what}; the token stages read token "
+                       "ids (python -m maskgit_jax.tools.pretokenize)")
     self.tokens = np.asarray(data["tokens"], np.int32)
     self.labels = np.asarray(data["labels"], np.int32)
     self.num_classes = int(data["num_classes"])

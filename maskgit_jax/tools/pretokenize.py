@@ -8,6 +8,12 @@ file holds ``tokens`` int32 ``[N, 2, h, w]`` (each image and its mirror
 image, so random flips survive caching), ``labels`` int32 ``[N]`` and
 ``num_classes``. Images are centre-cropped: random crops are lost, which is
 the price of caching (see benchmarks/RESULTS.md for the speed it buys).
+
+A continuous tokenizer (a VAE, ``model.quantizer_type="kl"``) gives
+``latents`` float32 ``[N, 2, h, w, c]`` (posterior means) instead of
+``tokens``, and ``latent_scale``: ``1 / std`` of those latents, the factor
+latent diffusion and MAR multiply them by so that a generator sees unit
+variance.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
   model, params = restore.load_tokenizer(tokenizer_workdir)
   source = input_pipeline.make_source(data, split, data_dir)
   preprocess = input_pipeline.Preprocess(image_size, train=False)
-  encode = jax.jit(lambda p, x: model.apply(
-      {"params": p}, x, method=model.encode_to_indices))
+  method = (model.encode_to_latents if model.continuous
+            else model.encode_to_indices)
+  encode = jax.jit(lambda p, x: model.apply({"params": p}, x, method=method))
   tokens, labels = [], []
   start = time.perf_counter()
   for first in range(0, len(source), batch_size):
@@ -48,10 +55,15 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
     done = first + n
     rate = done / (time.perf_counter() - start)
     progress(f"tokenized {done}/{len(source)} images ({rate:.0f} images/s)")
-  return storage.save_npz(out, dict(
-      tokens=np.concatenate(tokens).astype(np.int32),
-      labels=np.asarray(labels, np.int32),
-      num_classes=np.int32(source.num_classes)))
+  arrays = dict(labels=np.asarray(labels, np.int32),
+                num_classes=np.int32(source.num_classes))
+  if model.continuous:
+    latents = np.concatenate(tokens).astype(np.float32)
+    arrays.update(latents=latents, latent_scale=np.float32(
+        1.0 / max(float(latents.std()), 1e-12)))
+  else:
+    arrays["tokens"] = np.concatenate(tokens).astype(np.int32)
+  return storage.save_npz(out, arrays)
 
 
 def main(argv=None) -> int:

@@ -134,3 +134,35 @@ def test_the_loop_trains_a_vae_tokenizer_that_restores(tmp_path):
                         method=model.encode_to_latents)
   side = 16 // model.factor
   assert latents.shape == (1, side, side, model.embedding_dim)
+
+
+@pytest.mark.slow  # trains or compiles for several seconds
+def test_pretokenizing_a_vae_caches_latents_and_their_scale(tmp_path):
+  """Posterior means of each image and its mirror, ``1 / std`` beside them;
+  the token stages refuse the file in one line."""
+  from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+  config = th.tokenizer_config(num_train_steps=2, checkpoint_every_steps=2)
+  config.model.update(quantizer_type="kl")
+  config.losses.dead_code_restart = False
+  loop.train_and_evaluate(config, tmp_path / "vae")
+  out = pretokenize.pretokenize(str(tmp_path / "vae"), "animal_mnist", "test",
+                                16, str(tmp_path / "latents.npz"),
+                                progress=lambda _: None)
+  data = np.load(out)
+  assert "tokens" not in data
+  model, params = restore.load_tokenizer(tmp_path / "vae")
+  side = 16 // model.factor
+  assert data["latents"].shape == (2000, 2, side, side, model.embedding_dim)
+  np.testing.assert_allclose(data["latent_scale"],
+                             1 / data["latents"].std(), rtol=1e-5)
+  source = input_pipeline.make_source("animal_mnist", "test")
+  image = input_pipeline.Preprocess(16, train=False)(source[3][0], None)
+  mirrored = np.stack([image, image[:, ::-1]])
+  want = model.apply({"params": params}, mirrored,
+                     method=model.encode_to_latents)
+  np.testing.assert_allclose(data["latents"][3], want, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="continuous latents"):
+    input_pipeline.make_source(f"tokens:{out}", "train")
