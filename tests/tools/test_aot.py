@@ -1,10 +1,11 @@
-import pytest
 """The paper's setup compiles ahead of time for 16 devices at full size."""
 
 import json
 import math
 import subprocess
 import sys
+
+import pytest
 
 from tests import train_helpers as th
 
