@@ -2,6 +2,6 @@
 
 :mod:`.mvtm` (masked visual token modeling: mask schedules, training masks,
 the loss), :mod:`.mage_corruption`, :mod:`.token_critic`, the tokenizer's
-:mod:`.losses`, and :mod:`.gaussian_mixture` (GIVT's continuous-token
-head).
+:mod:`.losses`, and the continuous-token heads' :mod:`.gaussian_mixture`
+(GIVT) and :mod:`.diffusion` (MAR).
 """
