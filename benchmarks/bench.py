@@ -208,7 +208,7 @@ def train(quick: bool) -> dict:
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import tasks  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import token_objectives  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import token_trainer  # pylint: disable=g-import-not-at-top

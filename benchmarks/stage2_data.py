@@ -18,8 +18,8 @@ import time
 import flax.linen as nn
 import jax
 
-from maskgit_jax.presets import maskgit_animal_mnist as maskgit_animal_mnist
-from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist
+from maskgit_jax.presets import maskgit_animal_mnist
+from maskgit_jax.presets import vqgan_animal_mnist
 from maskgit_jax.data import input_pipeline
 from maskgit_jax.tools import pretokenize
 from maskgit_jax.trainers import loop

@@ -2,10 +2,10 @@
 
 import pathlib
 
-from maskgit_jax.presets import maskgit_animal_mnist as maskgit_animal_mnist
-from maskgit_jax.presets import maskgit_imagenet as maskgit_imagenet
-from maskgit_jax.presets import vqgan_animal_mnist as vqgan_animal_mnist
-from maskgit_jax.presets import vqgan_imagenet as vqgan_imagenet
+from maskgit_jax.presets import maskgit_animal_mnist
+from maskgit_jax.presets import maskgit_imagenet
+from maskgit_jax.presets import vqgan_animal_mnist
+from maskgit_jax.presets import vqgan_imagenet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,9 +39,8 @@ def checkpoint_steps(workdir) -> list[int]:
 
 def train_command(workdir, config: str, *overrides: str) -> list[str]:
   """``python train.py --config=... --workdir=... --config.x=y ...``."""
-  import sys  # pylint: disable=g-import-not-at-top
-  return [sys.executable, str(REPO / "train.py"), f"--config={config}",
-          f"--workdir={workdir}", *overrides]
+  return tool_command("train.py", f"--config={config}",
+                      f"--workdir={workdir}", *overrides)
 
 
 def tool_command(tool: str, *args: str) -> list[str]:
@@ -98,6 +97,23 @@ def sharded_step(trainer, mesh_shape, devices, batch: dict):
                  out_shardings=(shardings, sharding.replicated(mesh)))
   with sharding.mesh_context(mesh, rules):
     return step(state, jax.device_put(batch, rows), jax.random.PRNGKey(2))
+
+
+def tiny_tokenizer_trainer(weights: dict, **model):
+  """A :class:`TokenizerTrainer` of the tiny ImageNet VQGAN (``model``
+  overriding its fields) with the tiny discriminator, Adam at 1e-3 for both
+  and ``LossWeights(**weights)``."""
+  from maskgit_jax.models import discriminator  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.models import vqgan  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import tokenizer_step  # pylint: disable=g-import-not-at-top
+  config = vqgan_imagenet.get_config("tiny")
+  return tokenizer_step.TokenizerTrainer(
+      vqgan=vqgan.VQGAN(**dict(config.model, **model)),
+      discriminator=discriminator.StyleGANDiscriminator(
+          **config.discriminator),
+      optimizer=tokenizer_step.adam_optimizer(1e-3),
+      disc_optimizer=tokenizer_step.adam_optimizer(1e-3),
+      weights=tokenizer_step.LossWeights(**weights))
 
 
 def phased_step(trainer):

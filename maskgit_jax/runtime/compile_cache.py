@@ -91,7 +91,13 @@ def enable(directory: str | os.PathLike | None = None, *,
   return path
 
 
+_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[1]  # maskgit_jax/
 _SOURCE_DIGEST: list[str] = []
+
+
+def source_files() -> list[pathlib.Path]:
+  """Every ``.py`` file of the package, in a fixed order."""
+  return sorted(_PACKAGE_ROOT.rglob("*.py"))
 
 
 def _source_digest() -> str:
@@ -99,20 +105,11 @@ def _source_digest() -> str:
   exported program is never reused after the library's code changed."""
   if not _SOURCE_DIGEST:
     digest = hashlib.sha256()
-    root = _PACKAGE_ROOT
     for path in source_files():
-      digest.update(str(path.relative_to(root)).encode())
+      digest.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
       digest.update(path.read_bytes())
     _SOURCE_DIGEST.append(digest.hexdigest())
   return _SOURCE_DIGEST[0]
-
-
-_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[1]  # maskgit_jax/
-
-
-def source_files() -> list[pathlib.Path]:
-  """Every ``.py`` file of the package, in a fixed order."""
-  return sorted(_PACKAGE_ROOT.rglob("*.py"))
 
 
 def signature(args) -> tuple:

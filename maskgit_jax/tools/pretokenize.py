@@ -41,7 +41,7 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
   method = (model.encode_to_latents if model.continuous
             else model.encode_to_indices)
   encode = jax.jit(lambda p, x: model.apply({"params": p}, x, method=method))
-  tokens, labels = [], []
+  encoded, labels = [], []
   start = time.perf_counter()
   for first in range(0, len(source), batch_size):
     records = [source[i] for i in range(first, min(first + batch_size,
@@ -50,7 +50,7 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
     both = np.concatenate([images, images[:, :, ::-1]], axis=0)
     ids = np.asarray(encode(params, both))
     n = len(records)
-    tokens.append(np.stack([ids[:n], ids[n:]], axis=1))
+    encoded.append(np.stack([ids[:n], ids[n:]], axis=1))
     labels.extend(label for _, label in records)
     done = first + n
     rate = done / (time.perf_counter() - start)
@@ -58,11 +58,11 @@ def pretokenize(tokenizer_workdir: str, data: str, split: str,
   arrays = dict(labels=np.asarray(labels, np.int32),
                 num_classes=np.int32(source.num_classes))
   if model.continuous:
-    latents = np.concatenate(tokens).astype(np.float32)
+    latents = np.concatenate(encoded).astype(np.float32)
     arrays.update(latents=latents, latent_scale=np.float32(
         1.0 / max(float(latents.std()), 1e-12)))
   else:
-    arrays["tokens"] = np.concatenate(tokens).astype(np.int32)
+    arrays["tokens"] = np.concatenate(encoded).astype(np.int32)
   return storage.save_npz(out, arrays)
 
 

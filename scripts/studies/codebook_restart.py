@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax.presets import vqgan_imagenet as vqgan_imagenet
+from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import tokenizer_step

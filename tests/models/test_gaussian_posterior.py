@@ -8,11 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import gaussian_posterior
-from maskgit_jax.models import vqgan as vqgan_lib
-from maskgit_jax.presets import vqgan_imagenet
-from maskgit_jax.trainers import tokenizer_step
 from tests import train_helpers as th
 
 
@@ -77,16 +73,9 @@ def test_the_posterior_samples_around_its_mean_in_training_only():
 
 
 def _kl_trainer():
-  config = vqgan_imagenet.get_config("tiny")
-  model = dict(config.model, quantizer_type="kl", kl_weight=1e-3)
-  return tokenizer_step.TokenizerTrainer(
-      vqgan=vqgan_lib.VQGAN(**model),
-      discriminator=discriminator_lib.StyleGANDiscriminator(
-          **config.discriminator),
-      optimizer=tokenizer_step.adam_optimizer(1e-3),
-      disc_optimizer=tokenizer_step.adam_optimizer(1e-3),
-      weights=tokenizer_step.LossWeights(perceptual_weight=0.0,
-                                         discriminator_start_step=100))
+  return th.tiny_tokenizer_trainer(
+      dict(perceptual_weight=0.0, discriminator_start_step=100),
+      quantizer_type="kl", kl_weight=1e-3)
 
 
 def test_a_vae_tokenizer_has_latents_not_ids():

@@ -10,7 +10,6 @@ from maskgit_jax.models import quantizers
 from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.trainers import tokenizer_step
-from maskgit_jax.models import discriminator as discriminator_lib
 from tests import train_helpers as th
 
 
@@ -92,18 +91,11 @@ def test_factorized_lookup_is_cosine_nearest_and_projected_back():
 
 def _trainer(quantizer_type, **weights):
   config = vqgan_imagenet.get_config("tiny")
-  model = dict(config.model)
-  model.update(quantizer_type=quantizer_type, entropy_loss_ratio=0.0)
+  model = dict(quantizer_type=quantizer_type, entropy_loss_ratio=0.0)
   if quantizer_type == "lfq":
     model.update(embedding_dim=6, codebook_size=64)
   weights = dict(dict(config.losses), perceptual_weight=0.0, **weights)
-  return tokenizer_step.TokenizerTrainer(
-      vqgan=vqgan_lib.VQGAN(**model),
-      discriminator=discriminator_lib.StyleGANDiscriminator(
-          **config.discriminator),
-      optimizer=tokenizer_step.adam_optimizer(1e-3),
-      disc_optimizer=tokenizer_step.adam_optimizer(1e-3),
-      weights=tokenizer_step.LossWeights(**weights))
+  return th.tiny_tokenizer_trainer(weights, **model)
 
 
 @pytest.mark.slow  # trains or compiles for several seconds

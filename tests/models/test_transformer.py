@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from maskgit_jax.presets import common
-from maskgit_jax.presets import maskgit_imagenet as maskgit_imagenet
+from maskgit_jax.presets import maskgit_imagenet
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
 

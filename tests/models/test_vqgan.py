@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax.presets import vqgan_imagenet as vqgan_imagenet
+from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.models import vqgan as vqgan_lib
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from maskgit_jax.presets import vqgan_imagenet as vqgan_imagenet
+from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import vqgan as vqgan_lib
@@ -22,14 +22,7 @@ def smooth_images(n, size=16, seed=0):
 
 
 def tiny_trainer(**weights) -> tokenizer_step.TokenizerTrainer:
-  config = vqgan_imagenet.get_config("tiny")
-  return tokenizer_step.TokenizerTrainer(
-      vqgan=vqgan_lib.VQGAN(**config.model),
-      discriminator=discriminator_lib.StyleGANDiscriminator(
-          **config.discriminator),
-      optimizer=tokenizer_step.adam_optimizer(1e-3),
-      disc_optimizer=tokenizer_step.adam_optimizer(1e-3),
-      weights=tokenizer_step.LossWeights(**weights))
+  return th.tiny_tokenizer_trainer(weights)
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
