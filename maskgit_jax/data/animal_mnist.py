@@ -21,6 +21,11 @@ ANIMAL_MNIST_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant",
                         "giraffe", "horse", "sheep", "zebra")
 # Held-out share of animal-MNIST ("test"); fixed split, stratified by class.
 ANIMAL_MNIST_TEST_PER_CLASS = 200
+# The validation split, carved from "train" the same way: every choice (decode
+# settings, training levers, early stops) is made on it; "test" only reports.
+ANIMAL_MNIST_VALIDATION_PER_CLASS = 100
+ANIMAL_MNIST_SPLITS = ("train", "test", "validation", "train_minus_validation",
+                       "all")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -72,17 +77,41 @@ def load_animal_mnist() -> tuple[np.ndarray, np.ndarray]:
   return images, np.asarray(labels, np.int32).reshape(-1)
 
 
+def _stratified(order: np.ndarray, labels: np.ndarray, per_class: int
+                ) -> np.ndarray:
+  """The first ``per_class`` indices of each class in ``order``."""
+  return np.concatenate([order[labels[order] == c][:per_class]
+                         for c in range(len(ANIMAL_MNIST_CLASSES))])
+
+
 def animal_mnist_split(split: str) -> np.ndarray:
-  """Record indices of ``split``: "train", "test" (200 per class) or "all"."""
+  """Sorted record indices of ``split``.
+
+  * "test": 200 per class (2,000), held out from everything; reports only.
+  * "train": the other 8,000 (what ``make demo`` trains on).
+  * "validation": 100 per class (1,000) of "train", for choices.
+  * "train_minus_validation": "train" without "validation" (7,000): what a
+    study trains on when it chooses on "validation".
+  * "all": every record.
+
+  The splits are fixed (seeded permutations) and stratified by class.
+  """
   _, labels = load_animal_mnist()
   if split == "all":
     return np.arange(len(labels))
   order = np.random.default_rng(20221).permutation(len(labels))
-  test = np.concatenate([order[labels[order] == c][:ANIMAL_MNIST_TEST_PER_CLASS]
-                         for c in range(len(ANIMAL_MNIST_CLASSES))])
+  test = _stratified(order, labels, ANIMAL_MNIST_TEST_PER_CLASS)
+  train = np.setdiff1d(np.arange(len(labels)), test)
   if split == "test":
     return np.sort(test)
   if split == "train":
-    return np.setdiff1d(np.arange(len(labels)), test)
-  raise ValueError(f"unknown animal_mnist split {split!r}; expected "
-                   "'train', 'test' or 'all'")
+    return train
+  if split not in ANIMAL_MNIST_SPLITS:
+    raise ValueError(f"unknown animal_mnist split {split!r}; expected one of "
+                     f"{ANIMAL_MNIST_SPLITS}")
+  validation = np.sort(_stratified(
+      np.random.default_rng(20222).permutation(train), labels,
+      ANIMAL_MNIST_VALIDATION_PER_CLASS))
+  if split == "validation":
+    return validation
+  return np.setdiff1d(train, validation)

@@ -2,6 +2,8 @@
 
     python -m maskgit_jax.tools.demo --out demo_out                 # make demo
     python -m maskgit_jax.tools.demo --out demo_out --variant long  # longer, better
+    python -m maskgit_jax.tools.demo --out runs/base_s1 --seed 1 \
+        --train_split train_minus_validation   # a study's base run
 
 (times measured: docs/demo.md)
 
@@ -11,10 +13,12 @@ see :func:`maskgit_jax.runtime.sharding.split_host_cpu`).
 Steps, each resumable (re-running continues where it stopped):
 
 1. a small CNN classifier on the train split (cached): the judge of the
-   metrics, never trained on the held-out split they use as reference;
+   metrics, never trained on the held-out split they use as reference; the
+   same network whatever ``--seed`` and ``--train_split`` say, so that runs
+   compare;
 2. the tokenizer's perceptual network (cached; another network than the
    judge) and the VQGAN tokenizer (``configs/vqgan_animal_mnist.py``);
-3. the train split tokenized once (stage 2 then trains on cached tokens);
+3. the training split tokenized once (stage 2 then trains on cached tokens);
 4. the MaskGIT transformer (``configs/maskgit_animal_mnist.py``);
 5. ``samples.png`` (10 classes x 8), ``inpaint.png``,
    ``reconstructions.png`` and ``metrics.json`` (with the minutes of each
@@ -40,14 +44,19 @@ NUM_EVAL_SAMPLES = 5000
 # won (16.7 vs 26.1).
 PERCEPTUAL_STEPS = 800
 VARIANTS = ("default", "long", "tiny")
+# What steps 2-4 may train on: the demo's "train", or "train" without the
+# validation split, for a study that makes its choices on "validation".
+TRAIN_SPLITS = ("train", "train_minus_validation")
 
 
 def _log(message: str) -> None:
   print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _configs(variant: str, out: pathlib.Path):
-  """The two stages' configs, wired to the files under ``out``."""
+def _configs(variant: str, out: pathlib.Path, seed: int = 0,
+             train_split: str = "train"):
+  """The two stages' configs, wired to the files under ``out``: the
+  tokenizer on ``train_split``, both seeded by the presets' seed + ``seed``."""
   from maskgit_jax.presets import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import vqgan_animal_mnist  # pylint: disable=g-import-not-at-top
   tok = vqgan_animal_mnist.get_config(variant)
@@ -56,6 +65,9 @@ def _configs(variant: str, out: pathlib.Path):
     tok.perceptual_network = str(out / "perceptual.npz")
   maskgit.tokenizer_checkpoint = str(out / "tokenizer")
   maskgit.data.name = f"tokens:{out / 'tokens_train.npz'}"
+  tok.data.split = train_split
+  tok.seed += seed
+  maskgit.seed += seed
   return tok, maskgit
 
 
@@ -72,8 +84,8 @@ def _classifier(out: pathlib.Path, images, labels, train_idx, tiny: bool):
   return model
 
 
-def _perceptual(out: pathlib.Path, images, labels, train_idx, tiny: bool
-                ) -> pathlib.Path:
+def _perceptual(out: pathlib.Path, images, labels, train_idx, tiny: bool,
+                seed: int) -> pathlib.Path:
   """The tokenizer's perceptual network (cached): not the judge."""
   from maskgit_jax.tools import train_perceptual as perceptual_lib  # pylint: disable=g-import-not-at-top
   path = out / "perceptual.npz"
@@ -84,7 +96,8 @@ def _perceptual(out: pathlib.Path, images, labels, train_idx, tiny: bool
   _log(f"perceptual network: {steps} steps on the train split (for the "
        "tokenizer's perceptual loss; seeded and built apart from the judge)")
   params = perceptual_lib.train(images[train_idx], labels[train_idx], 10,
-                                steps=steps, log=_log)
+                                steps=steps, seed=perceptual_lib.SEED + seed,
+                                log=_log)
   perceptual_lib.save(path, params, 10)
   return path
 
@@ -120,12 +133,14 @@ class _Stages:
     self._last = now
 
 
-def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages):
+def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages,
+                  seed: int = 0, train_split: str = "train"):
   """Judge, perceptual network, tokenizer, tokens, transformer (resumable).
 
   Returns the judge and its held-out accuracy.
   """
   # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import input_pipeline
   from maskgit_jax.tools import pretokenize
   from maskgit_jax.trainers import loop
   # pylint: enable=g-import-not-at-top
@@ -135,9 +150,10 @@ def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages):
   accuracy = judge.accuracy(images[test_idx], labels[test_idx])
   _log(f"classifier: {accuracy:.1%} on the held-out split")
   stages.done("classifier")
-  tok_config, maskgit_config = _configs(variant, out)
+  tok_config, maskgit_config = _configs(variant, out, seed, train_split)
+  fit_idx = input_pipeline.animal_mnist_split(train_split)
   if tok_config.get("perceptual_network"):
-    _perceptual(out, images, labels, train_idx, tiny)
+    _perceptual(out, images, labels, fit_idx, tiny, seed)
     stages.done("perceptual_network")
   _log(f"tokenizer: {tok_config.num_train_steps} steps "
        f"(batch {tok_config.batch_size})")
@@ -145,8 +161,8 @@ def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages):
   stages.done("tokenizer")
   tokens_path = out / "tokens_train.npz"
   if not tokens_path.exists():
-    _log("tokenizing the train split once for stage 2")
-    pretokenize.pretokenize(str(out / "tokenizer"), "animal_mnist", "train",
+    _log(f"tokenizing the {train_split} split once for stage 2")
+    pretokenize.pretokenize(str(out / "tokenizer"), "animal_mnist", train_split,
                             tok_config.image_size, str(tokens_path),
                             progress=lambda _: None)
   stages.done("tokenize")
@@ -157,8 +173,16 @@ def _train_stages(out: pathlib.Path, variant: str, data, stages: _Stages):
   return judge, accuracy
 
 
-def run(out: pathlib.Path, variant: str = "default") -> dict:
-  """Runs every step (resuming finished ones) and returns the metrics."""
+def run(out: pathlib.Path, variant: str = "default", *, seed: int = 0,
+        train_split: str = "train") -> dict:
+  """Runs every step (resuming finished ones) and returns the metrics.
+
+  ``seed`` shifts every seed of the recipe (perceptual network, tokenizer,
+  transformer; not the judge); ``train_split`` is one of ``TRAIN_SPLITS``.
+  """
+  if train_split not in TRAIN_SPLITS:
+    raise ValueError(f"train_split {train_split!r}; expected one of "
+                     f"{TRAIN_SPLITS}")
   start = time.time()
   out.mkdir(parents=True, exist_ok=True)
   cli.quiet_startup()
@@ -175,7 +199,8 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
   names = input_pipeline.ANIMAL_MNIST_CLASSES
   stages.done("data")
   judge, classifier_accuracy = _train_stages(
-      out, variant, (images, labels, train_idx, test_idx), stages)
+      out, variant, (images, labels, train_idx, test_idx), stages, seed,
+      train_split)
   test_images, test_labels = images[test_idx], labels[test_idx]
 
   # 64 rows (128 with guidance) keep the decode's activations in cache (on
@@ -259,6 +284,8 @@ def run(out: pathlib.Path, variant: str = "default") -> dict:
       "sampler": decode.sampler,
       "schedule": decode.schedule,
       "variant": variant,
+      "seed": seed,
+      "train_split": train_split,
       "wall_seconds": time.time() - start,
       "stage_minutes": stages.minutes,
   }
@@ -277,6 +304,12 @@ def main(argv=None) -> int:
   parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="demo_out")
   parser.add_argument("--variant", default="default", choices=VARIANTS)
+  parser.add_argument("--seed", type=int, default=0,
+                      help="shifts every training seed of the recipe (not "
+                      "the judge's): training seeds of one recipe")
+  parser.add_argument("--train_split", default="train", choices=TRAIN_SPLITS,
+                      help="what the perceptual network, the tokenizer and "
+                      "the transformer train on")
   parser.add_argument(
       "--cpu_devices", type=int, default=None,
       help="CPU devices to split the host into (default: twice the cores, "
@@ -288,7 +321,8 @@ def main(argv=None) -> int:
     _log(f"running data-parallel over {devices} CPU devices (XLA_FLAGS "
          f"{sharding.CPU_DEVICES_FLAG}; a GPU or TPU is used instead when "
          "present)")
-    result = run(pathlib.Path(args.out), args.variant)
+    result = run(pathlib.Path(args.out), args.variant, seed=args.seed,
+                 train_split=args.train_split)
     _log(f"done in {result['wall_seconds'] / 60:.1f} min; wrote {args.out}/"
          "{samples,inpaint,reconstructions}.png and metrics.json")
     for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",

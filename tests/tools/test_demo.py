@@ -14,7 +14,8 @@ pytestmark = pytest.mark.slow  # end to end: in make test, not test-fast
 def tiny_demo(tmp_path_factory):
   from maskgit_jax.tools import demo  # pylint: disable=g-import-not-at-top
   out = tmp_path_factory.mktemp("demo")
-  result = demo.run(out, "tiny")
+  # A study's base run: another training seed, the validation split held out.
+  result = demo.run(out, "tiny", seed=1, train_split="train_minus_validation")
   return out, result
 
 
@@ -37,6 +38,27 @@ def test_demo_writes_pictures_and_metrics(tiny_demo):
   assert 0 <= saved["sample_class_accuracy"] <= 1
   assert 0 < saved["codebook_usage"] <= 1
   assert saved["real_fid_floor"] >= 0 and saved["classifier_fid"] >= 0
+  assert (saved["seed"], saved["train_split"]) == (1, "train_minus_validation")
+
+
+def test_the_training_split_and_seed_reach_every_trained_stage(tiny_demo):
+  from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
+  out, _ = tiny_demo
+  fit = input_pipeline.animal_mnist_split("train_minus_validation")
+  with np.load(out / "tokens_train.npz") as tokens:
+    assert len(tokens["labels"]) == 2 * len(fit)  # each image and its mirror
+  saved = json.loads((out / "maskgit" / "config.json").read_text())
+  assert saved["seed"] == maskgit_animal_mnist.get_config("tiny").seed + 1
+  saved = json.loads((out / "tokenizer" / "config.json").read_text())
+  assert saved["data"]["split"] == "train_minus_validation"
+
+
+def test_demo_refuses_an_unknown_training_split(tmp_path):
+  from maskgit_jax.tools import demo  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="'validation'.*train_minus_validation"):
+    demo.run(tmp_path / "out", "tiny", train_split="validation")
+  assert not (tmp_path / "out").exists()
 
 
 def test_demo_tokenizer_trains_with_the_perceptual_network(tiny_demo):
@@ -53,7 +75,7 @@ def test_demo_resumes_instead_of_starting_over(tiny_demo):
   out, _ = tiny_demo
   before = {p: p.stat().st_mtime for p in (out / "maskgit" /
                                            "checkpoints").iterdir()}
-  demo.run(out, "tiny")
+  demo.run(out, "tiny", seed=1, train_split="train_minus_validation")
   after = {p: p.stat().st_mtime for p in (out / "maskgit" /
                                           "checkpoints").iterdir()}
   assert before == after  # nothing retrained, no checkpoint rewritten
