@@ -38,6 +38,7 @@ from maskgit_jax.models.layers import (  # pylint: disable=unused-import
     Projection, SelfAttention, TransformerLayer)
 
 _zeros = nn.initializers.zeros
+NORMS = ("post", "pre")  # where the blocks' LayerNorms sit (Transformer.norm)
 
 
 class Embed(nn.Module):
@@ -147,6 +148,11 @@ class Transformer(nn.Module):
     matmul_dtype: when set, the operands of every product (projections,
       attention, MLP, output head) are cast to it and summed in float32;
       everything else stays in ``dtype`` (see ``PRECISIONS``).
+    norm: "post" (the official BERT blocks, ``LN(x + f(x))``; the released
+      checkpoints and the parity fixtures) or "pre" (``x + f(LN(x))`` with a
+      final LayerNorm before the head: the autoregressive prior's and
+      MAGE's blocks, :class:`~maskgit_jax.models.layers.PreLNBlock`, run
+      bidirectionally; float32, einsum attention, no ``matmul_dtype``).
   """
 
   codebook_size: int
@@ -164,10 +170,33 @@ class Transformer(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   matmul_dtype: Dtype | None = None
+  norm: str = "post"
 
   @property
   def layout(self) -> tokens_lib.TokenLayout:
     return tokens_lib.TokenLayout(self.codebook_size, self.num_classes)
+
+  def _check_norm(self) -> None:
+    if self.norm not in NORMS:
+      raise ValueError(f"norm {self.norm!r}; expected one of {NORMS}")
+    if self.norm == "pre" and (
+        self.attention_impl != "einsum" or self.matmul_dtype is not None or
+        jnp.dtype(self.dtype) != jnp.float32):
+      raise ValueError(
+          "norm='pre' runs in float32 with einsum attention; got "
+          f"attention_impl={self.attention_impl!r}, dtype={self.dtype}, "
+          f"matmul_dtype={self.matmul_dtype}")
+
+  def _pre_ln_blocks(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    block = layers.PreLNBlock
+    if self.remat:  # counting self, argument 4 is `deterministic`
+      block = nn.remat(layers.PreLNBlock, static_argnums=(4,))
+    positions = jnp.arange(x.shape[1])
+    for i in range(self.num_layers):
+      x, _ = block(self.num_heads, self.mlp_dim, self.dropout_rate,
+                   self.attention_dropout_rate, causal=False,
+                   name=f"block_{i}")(x, positions, None, deterministic)
+    return layers.layer_norm("final_ln", jnp.float32, jnp.float32)(x)
 
   @nn.compact
   def __call__(self, ids: jax.Array, deterministic: bool = True,
@@ -184,12 +213,14 @@ class Transformer(nn.Module):
         (``codebook_size``: the image codes, all that decoding samples;
         skips the output projection onto class and mask ids).
       hidden_only: return the last block's output ``[batch, length,
-        hidden]`` without the MLM head (which is then not built: a token
-        critic's body has no head parameters).
+        hidden]`` (with ``norm="pre"``, after the final LayerNorm) without
+        the MLM head (which is then not built: a token critic's body has no
+        head parameters).
 
     Returns:
       float32 ``[batch, length, num_logits or vocab_size]`` logits.
     """
+    self._check_norm()
     layout = self.layout
     ids = layout.canonicalize(ids)
     init = nn.initializers.truncated_normal(self.initializer_range)
@@ -200,11 +231,13 @@ class Transformer(nn.Module):
         dtype=self.dtype, param_dtype=self.param_dtype, name="Embed_0")
     x = embed(ids, deterministic)
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    if self.norm == "pre":
+      x = self._pre_ln_blocks(x, deterministic)
     block = TransformerLayer
     if self.remat:
       # Argument 2 (counting self) is `deterministic`, a Python bool.
       block = nn.remat(TransformerLayer, static_argnums=(2,))
-    for i in range(self.num_layers):
+    for i in range(self.num_layers if self.norm == "post" else 0):
       x = block(
           num_heads=self.num_heads, mlp_dim=self.mlp_dim,
           hidden_dropout_rate=self.dropout_rate,

@@ -27,6 +27,9 @@ _POW = re.compile(r"^pow(\d+(\.\d*)?|\.\d+)$")
 
 MIN_MASK_RATIO = 1e-6
 
+MASK_RATIOS = ("schedule", "mar", "emigm")
+"""How training draws each image's masked share (:func:`mask_ratio`)."""
+
 
 def validate_schedule(method: str) -> str:
   """Returns the canonical name of ``method`` or raises a ValueError naming it."""
@@ -74,17 +77,44 @@ def schedule(ratio, total_unknown, method: str = "cosine") -> jax.Array:
   return jnp.clip(mask_ratio, MIN_MASK_RATIO, 1.0)
 
 
+def mask_ratio(rng: jax.Array, batch: int, length: int, *,
+               distribution: str = "schedule", method: str = "cosine"
+               ) -> jax.Array:
+  """float32 ``[batch]``: each training image's masked share.
+
+  * "schedule" (the paper): ``gamma(r)``, ``r ~ U[0, 1)``, ``gamma`` the
+    mask schedule ``method``;
+  * "mar" (MAR): a normal of mode 1 and sigma 0.25 truncated to [0.7, 1]
+    (MAR draws one per batch; here one per image, the same marginal);
+  * "emigm" (eMIGM): ``1 - exp(-5 t)``, ``t ~ U[0.2, 1)`` (at least 63%).
+  """
+  if distribution == "schedule":
+    r = jax.random.uniform(rng, (batch,), minval=0.0, maxval=1.0)
+    return schedule(r, length, method)
+  if distribution == "mar":
+    z = jax.random.truncated_normal(rng, -1.2, 0.0, (batch,), jnp.float32)
+    return 1.0 + 0.25 * z
+  if distribution == "emigm":
+    t = jax.random.uniform(rng, (batch,), minval=0.2, maxval=1.0)
+    return 1.0 - jnp.exp(-5.0 * t)
+  raise ValueError(f"unknown mask ratio distribution {distribution!r}; "
+                   f"expected one of {MASK_RATIOS}")
+
+
 def sample_mask(rng: jax.Array, batch: int, length: int, *,
-                method: str = "cosine", min_mask_rate: float = 0.0) -> jax.Array:
-  """Training-time masks: ``ceil(gamma(r) * length)`` uniform positions per row.
+                method: str = "cosine", min_mask_rate: float = 0.0,
+                distribution: str = "schedule") -> jax.Array:
+  """Training-time masks: ``ceil(ratio * length)`` uniform positions per
+  row, the ratio drawn by :func:`mask_ratio`.
 
   Args:
     rng: PRNG key.
     batch: number of rows.
     length: number of image tokens per row (N).
-    method: mask schedule (see :func:`schedule`).
+    method: mask schedule (see :func:`schedule`) of the "schedule" draw.
     min_mask_rate: lower bound on the masked share; at least one token is
       always masked.
+    distribution: one of ``MASK_RATIOS`` (see :func:`mask_ratio`).
 
   Returns:
     bool ``[batch, length]``, True where the token is masked.
@@ -92,8 +122,9 @@ def sample_mask(rng: jax.Array, batch: int, length: int, *,
   if not 0.0 <= min_mask_rate <= 1.0:
     raise ValueError(f"min_mask_rate must lie in [0, 1], got {min_mask_rate}")
   ratio_rng, position_rng = jax.random.split(rng)
-  r = jax.random.uniform(ratio_rng, (batch,), minval=0.0, maxval=1.0)
-  num_masked = jnp.ceil(schedule(r, length, method) * length)
+  ratio = mask_ratio(ratio_rng, batch, length, distribution=distribution,
+                     method=method)
+  num_masked = jnp.ceil(ratio * length)
   lower = max(1, math.ceil(min_mask_rate * length))
   num_masked = jnp.clip(num_masked, lower, length).astype(jnp.int32)
   # Rank of each position under i.i.d. uniform scores: a uniform subset.

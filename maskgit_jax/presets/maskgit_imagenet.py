@@ -44,11 +44,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       remat=False,
       dtype="float32",
       param_dtype="float32",
+      norm="post",  # the official blocks; "pre": the prior's (pre-LN)
   ))
 
   # Masked visual token modeling (paper Section 3.1).
   config.masking = ml_collections.ConfigDict(dict(
       schedule="cosine",
+      # How each image's masked share is drawn: "schedule" (the paper,
+      # gamma(U)), "mar" or "emigm" (skewed high; objectives/mvtm.py).
+      mask_ratio="schedule",
       min_mask_rate=0.0,
       label_smoothing=0.1,
       loss_on="masked",

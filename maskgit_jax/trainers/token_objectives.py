@@ -57,7 +57,8 @@ def _apply(model, params, ids, rng, *args):
 class MVTM:
   """Masked visual token modeling: ``r ~ U[0, 1)``, ``ceil(gamma(r) N)``
   uniformly chosen tokens masked per image, label-smoothed cross-entropy on
-  the masked tokens (``loss_on="masked"``) or all.
+  the masked tokens (``loss_on="masked"``) or all. ``mask_ratio`` other
+  than "schedule" draws the masked share otherwise (``mvtm.MASK_RATIOS``).
 
   ``label_dropout``: share of labels replaced by ``null_label`` (the class
   that classifier-free guidance contrasts with).
@@ -70,9 +71,13 @@ class MVTM:
   loss_on: str = "masked"
   label_dropout: float = 0.0
   null_label: int | None = None
+  mask_ratio: str = "schedule"
 
   def __post_init__(self):
     check_label_dropout(self.label_dropout, self.null_label)
+    if self.mask_ratio not in mvtm.MASK_RATIOS:
+      raise ValueError(f"mask_ratio {self.mask_ratio!r}; expected one of "
+                       f"{mvtm.MASK_RATIOS}")
 
   def init_params(self, rng):
     ids = jnp.zeros((1, self.model.max_position_embeddings), jnp.int32)
@@ -85,7 +90,8 @@ class MVTM:
     batch_size, n = tokens.shape
     mask_rng, dropout_rng, label_rng = jax.random.split(rng, 3)
     mask = mvtm.sample_mask(mask_rng, batch_size, n, method=self.schedule,
-                            min_mask_rate=self.min_mask_rate)
+                            min_mask_rate=self.min_mask_rate,
+                            distribution=self.mask_ratio)
     labels = drop_labels(label_rng, labels, self.label_dropout,
                          self.null_label)
     inputs = layout.make_sequence(labels, tokens, mask=mask)

@@ -11,6 +11,7 @@ from maskgit_jax.presets import common
 from maskgit_jax.presets import maskgit_imagenet
 from maskgit_jax.models import transformer as transformer_lib
 from tests import helpers
+from tests import train_helpers as th
 
 
 def test_logits_match_official(parity):
@@ -144,3 +145,62 @@ def test_bad_shapes_are_reported():
   with pytest.raises(ValueError, match="attention impl must be one of"):
     model.clone(attention_impl="flash").init(jax.random.PRNGKey(0),
                                              jnp.zeros((1, 65), jnp.int32))
+
+
+# -- norm="pre": the prior's blocks, run bidirectionally ---------------------
+
+
+def _pre_ln():
+  return transformer_lib.Transformer(
+      codebook_size=24, num_classes=5, hidden_size=32, num_layers=2,
+      num_heads=2, mlp_dim=64, max_position_embeddings=17, norm="pre")
+
+
+def test_pre_ln_is_bidirectional_and_its_params_are_sharded_by_name():
+  model = _pre_ln()
+  ids = _random_ids(model, length=17)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), ids)
+  assert {"block_0", "final_ln", "Embed_0", "MlmLayer_0"} <= set(
+      variables["params"])
+  later = ids.at[:, -1].set((ids[:, -1] + 1) % model.codebook_size)
+  first = jax.jit(lambda x: model.apply(variables, x)[:, 0])
+  # The class token's logits see the last image token (no causal mask).
+  assert not np.allclose(first(ids), first(later))
+  ruled = {name for name, _ in common.LOGICAL_AXIS_RULES}
+  for leaf in jax.tree_util.tree_leaves(
+      variables["params"],
+      is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)):
+    assert set(leaf.names) <= ruled, leaf.names
+  variables = nn.unbox(variables)
+  apply = lambda m: jax.jit(m.apply)(variables, ids)  # pylint: disable=unnecessary-lambda-assignment
+  np.testing.assert_allclose(apply(model.clone(remat=True)), apply(model),
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(norm="sandwich"), "norm 'sandwich'"),
+    (dict(attention_impl="xla"), "einsum attention"),
+    (dict(dtype=jnp.bfloat16), "float32"),
+])
+def test_pre_ln_refuses_what_it_does_not_run(change, message):
+  model = _pre_ln().clone(**change)
+  with pytest.raises(ValueError, match=message):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((1, 17), jnp.int32))
+
+
+@pytest.mark.slow  # compiles a sharded training step
+def test_pre_ln_with_a_skewed_mask_ratio_trains_the_same_sharded():
+  from maskgit_jax.trainers import token_objectives  # pylint: disable=g-import-not-at-top
+  model = _pre_ln()
+  step = lambda shape, devices: th.objective_step(  # pylint: disable=g-long-lambda
+      token_objectives.MVTM(model, mask_ratio="mar", label_dropout=0.25,
+                            null_label=4), shape, devices)
+  devices = jax.devices()
+  reference, ref_metrics = step((1, 1, 1), devices[:1])
+  state, metrics = step((2, 2, 2), devices)
+  np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+      jax.device_get(state.params), jax.device_get(reference.params))
+  assert ref_metrics["grad_norm"] > 0
+  assert ref_metrics["masked_per_row"] >= 0.7 * 16

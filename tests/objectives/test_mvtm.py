@@ -86,6 +86,30 @@ def test_sample_mask_positions_are_uniform():
   assert 0.48 < freq.mean() < 0.58
 
 
+def test_skewed_mask_ratios_follow_their_distributions():
+  """MAR's truncated normal and eMIGM's 1 - exp(-5t): range and mean
+  against closed forms (scipy's truncnorm; the integral of exp)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  n = 200_000
+  mar = np.asarray(mvtm.mask_ratio(jax.random.PRNGKey(0), n, 64,
+                                   distribution="mar"))
+  assert 0.7 <= mar.min() and mar.max() <= 1.0
+  want = stats.truncnorm(-1.2, 0.0, loc=1.0, scale=0.25)
+  se = want.std() / math.sqrt(n)
+  assert abs(mar.mean() - want.mean()) < 4 * se
+  assert abs(np.median(mar) - want.median()) < 0.002
+  emigm = np.asarray(mvtm.mask_ratio(jax.random.PRNGKey(1), n, 64,
+                                     distribution="emigm"))
+  assert 1 - math.exp(-1) - 1e-6 <= emigm.min() and emigm.max() < 1.0
+  mean = 1 - (math.exp(-1) - math.exp(-5)) / (5 * 0.8)
+  assert abs(emigm.mean() - mean) < 4 * emigm.std() / math.sqrt(n)
+  mask = np.asarray(mvtm.sample_mask(jax.random.PRNGKey(2), 512, 64,
+                                     distribution="mar"))
+  assert mask.sum(-1).min() >= math.ceil(0.7 * 64) - 1  # float32 rounding
+  with pytest.raises(ValueError, match="'beta'.*emigm"):
+    mvtm.mask_ratio(jax.random.PRNGKey(0), 2, 4, distribution="beta")
+
+
 def test_min_mask_rate_out_of_range():
   with pytest.raises(ValueError, match="min_mask_rate must lie in"):
     mvtm.sample_mask(jax.random.PRNGKey(0), 1, 4, min_mask_rate=1.5)
