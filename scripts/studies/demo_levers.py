@@ -1,22 +1,22 @@
-"""Stage-2 levers of the demo, screened on one finished demo's tokens.
+"""Stage-2 levers of the demo, screened on the validation split.
 
-    python -m scripts.studies.demo_levers --base runs/demo_v1 --out runs/levers \
+    python -m scripts.studies.demo_levers --base runs/base --out runs/levers \
         --levers baseline,lr2e-3 --seeds 0,1 --steps 1000 \
         [--set optimizer.learning_rate=1e-3]
 
-Each lever is the demo transformer (``maskgit_jax/presets/
-maskgit_animal_mnist.py``) with some config fields changed, trained on
-``BASE/tokens_train.npz`` (the base demo's tokenizer). A lever that changes
-the step's cost trains for ``steps * base_cost / its_cost`` steps: equal
+``BASE`` is a base run (``scripts/studies/judges.py``: the demo trained
+without the validation split). Each lever is the demo transformer
+(``maskgit_jax/presets/maskgit_animal_mnist.py``) with some config fields
+changed, trained on ``BASE/tokens_train.npz``. A lever that changes the
+step's cost trains for ``steps * base_cost / its_cost`` steps: equal
 minutes. Per run it reports, with the EMA params:
 
-- the held-out masked-token cross-entropy (no label smoothing) on the test
-  split's tokens, at masks drawn once with the cosine schedule;
-- class accuracy and Frechet distance of 1,000 class-balanced samples in a
-  *development judge*: the base demo's perceptual network
-  (``BASE/perceptual.npz``, a classifier of the train split). The demo's
-  evaluation classifier is never used here, so nothing is tuned against
-  the judge that ``make demo`` reports with.
+- the held-out masked-token cross-entropy (no label smoothing) on the
+  validation split's tokens, at masks drawn once with the cosine schedule
+  (whatever mask ratios the lever trains with);
+- class accuracy and Frechet distance of 1,000 class-balanced samples in the
+  *development judge* against the validation split. The reporting judge
+  and the test split are never used here.
 
 Results: ``OUT/levers.json`` (one row per run; re-running skips done runs).
 ``--decode_sweep WORKDIR`` instead scores decode options (guidance,
@@ -37,20 +37,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgit_jax.runtime import batching
+from maskgit_jax.evaluation import uncertainty
 from maskgit_jax.runtime import cli
-from maskgit_jax.data import input_pipeline
 from maskgit_jax.objectives import mvtm
 from maskgit_jax.tools import pretokenize
 from maskgit_jax.runtime import restore
 from maskgit_jax import sampling
 from maskgit_jax.runtime import sharding
-from maskgit_jax.runtime import supervised
-from maskgit_jax.evaluation import metrics
-from maskgit_jax.models import perceptual
 from maskgit_jax.presets import maskgit_animal_mnist
 from maskgit_jax.presets import common
 from maskgit_jax.trainers import loop
+from scripts.studies import judges
 from scripts.studies import tokenizer_study  # its step-cost measurement
 
 LEVERS = {
@@ -70,9 +67,17 @@ LEVERS = {
                    "model.attention_dropout_rate": 0.1},
     "depth6_width96": {"model.num_layers": 6, "model.hidden_size": 96,
                        "model.mlp_dim": 384, "model.num_heads": 4},
+    # The literature's masked-model levers (issue 28).
+    "mask_ratio_mar": {"masking.mask_ratio": "mar"},
+    "mask_ratio_emigm": {"masking.mask_ratio": "emigm"},
+    "loss_on_all": {"masking.loss_on": "all"},
+    "pre_ln": {"model.norm": "pre"},
+    "pre_ln_no_smoothing": {"model.norm": "pre",
+                            "masking.label_smoothing": 0.0},
 }
 NUM_SAMPLES = 1000
 COST_FIELDS = ("batch_size", "model.")  # overrides that change a step's cost
+HELD_OUT = "validation"  # the held-out loss' split
 
 
 def lever_config(base: pathlib.Path, overrides: dict, steps: int, seed: int):
@@ -115,35 +120,13 @@ def heldout_loss(workdir: pathlib.Path, tokens: np.ndarray,
   return float(np.mean(parts))
 
 
-class DevJudge:
-  """The base demo's perceptual network used as a classifier."""
-
-  def __init__(self, path: pathlib.Path):
-    self.params, meta = supervised.load(path, ("num_classes", "widths"),
-                                        "perceptual network")
-    net = perceptual.PerceptualNet(int(meta["num_classes"]),
-                                   tuple(int(w) for w in meta["widths"]))
-
-    def logits_and_pool(params, images):
-      logits, features = net.apply({"params": params},
-                                   images.astype(jnp.float32) / 255.0)
-      return logits, features[-1].mean((1, 2))
-    self._apply = jax.jit(logits_and_pool)
-
-  def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``[n, H, W, 3]`` -> (logits ``[n, C]``, pooled last features)."""
-    return batching.map_chunks(lambda x: self._apply(self.params, x),
-                               [images], 500)
-
-
-def sample_scores(workdir: pathlib.Path, judge: DevJudge,
-                  reference: metrics.Statistics, step: int | None = None,
-                  **options) -> dict:
+def sample_scores(workdir: pathlib.Path, study: judges.Judges,
+                  step: int | None = None, **options) -> dict:
+  """The development judge's scores of 1,000 class-balanced samples."""
   gen = sampling.Generator.from_checkpoint(workdir, batch_size=64, step=step)
   labels = np.arange(NUM_SAMPLES) % 10
-  images = gen.generate(labels, seed=3, **options)
-  logits, pool = judge.outputs(images)
-  accuracy, fid = metrics.class_scores(logits, pool, labels, reference)
+  accuracy, fid = study.develop(gen.generate(labels, seed=3, **options),
+                                labels)
   return {"dev_accuracy": accuracy, "dev_fid": fid}
 
 
@@ -154,21 +137,19 @@ DECODE_SWEEP = (
     dict(schedule="arccos"))
 
 
-def decode_sweep(workdir: pathlib.Path, judge: DevJudge,
-                 reference: metrics.Statistics, out: pathlib.Path) -> None:
+def decode_sweep(workdir: pathlib.Path, study: judges.Judges,
+                 out: pathlib.Path) -> None:
   """Decode options one at a time around the config's defaults."""
   rows = []
   for options in DECODE_SWEEP:
-    row = dict(options=options, **sample_scores(workdir, judge, reference,
-                                                **options))
+    row = dict(options=options, **sample_scores(workdir, study, **options))
     print(json.dumps(row), flush=True)
     rows.append(row)
   (out / "decode_sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
-def checkpoint_scores(workdir: pathlib.Path, judge: DevJudge,
-                      reference: metrics.Statistics, out: pathlib.Path
-                      ) -> None:
+def checkpoint_scores(workdir: pathlib.Path, study: judges.Judges,
+                      out: pathlib.Path) -> None:
   """Every saved step of a stage-2 workdir, scored by the development judge
   (how much a shorter run could lose: an early checkpoint's learning rate
   has not decayed yet, so it bounds a shorter run from below)."""
@@ -176,7 +157,7 @@ def checkpoint_scores(workdir: pathlib.Path, judge: DevJudge,
                  if p.name.isdigit())
   rows = []
   for step in steps:
-    row = dict(step=step, **sample_scores(workdir, judge, reference, step))
+    row = dict(step=step, **sample_scores(workdir, study, step))
     print(json.dumps(row), flush=True)
     rows.append(row)
   (out / "checkpoints.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -197,20 +178,21 @@ def parse_settings(settings: list[str]) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-  """One line per lever: mean and seed spread (std) of each score."""
+  """One line per lever: the mean over training seeds ± its standard error
+  (``maskgit_jax.evaluation.uncertainty``; accuracy floored at the binomial
+  noise of ``NUM_SAMPLES`` samples per seed)."""
   lines = ["| lever | seeds | steps | held-out loss | dev accuracy | dev FD |",
            "|---|---|---|---|---|---|"]
   for name in dict.fromkeys(r["lever"] for r in rows):
     runs = [r for r in rows if r["lever"] == name]
-
-    def cell(key, fmt, runs=runs):
-      values = np.array([r[key] for r in runs])
-      text = format(values.mean(), fmt)
-      return text + (f" +- {format(values.std(ddof=1), fmt)}"
-                     if len(values) > 1 else "")
-    lines.append(f"| {name} | {len(runs)} | {runs[0]['steps']} | "
-                 f"{cell('heldout_loss', '.3f')} | "
-                 f"{cell('dev_accuracy', '.3f')} | {cell('dev_fid', '.2f')} |")
+    values = lambda key, runs=runs: [r[key] for r in runs]  # pylint: disable=unnecessary-lambda-assignment
+    accuracy = uncertainty.accuracy_over_seeds(values("dev_accuracy"),
+                                               NUM_SAMPLES)
+    lines.append(
+        f"| {name} | {len(runs)} | {runs[0]['steps']} | "
+        f"{uncertainty.over_seeds(values('heldout_loss')).format(3)} | "
+        f"{accuracy.format(3)} | "
+        f"{uncertainty.over_seeds(values('dev_fid')).format(2)} |")
   return "\n".join(lines)
 
 
@@ -220,20 +202,17 @@ def run(args) -> int:
   results_path = out / "levers.json"
   rows = json.loads(results_path.read_text()) if results_path.exists() else []
   done = {(r["lever"], r["seed"]) for r in rows}
-  test_tokens_path = base / "tokens_test.npz"
-  if not test_tokens_path.exists():
-    pretokenize.pretokenize(str(base / "tokenizer"), "animal_mnist", "test",
-                            32, str(test_tokens_path), progress=lambda _: None)
-  held = np.load(test_tokens_path)
-  images, _ = input_pipeline.load_animal_mnist()
-  test_images = images[input_pipeline.animal_mnist_split("test")]
-  judge = DevJudge(base / "perceptual.npz")
-  reference = metrics.Statistics.of(judge.outputs(test_images)[1])
+  study = judges.Judges(base)
+  held_path = base / f"tokens_{HELD_OUT}.npz"
+  if not held_path.exists():
+    pretokenize.pretokenize(str(base / "tokenizer"), "animal_mnist", HELD_OUT,
+                            32, str(held_path), progress=lambda _: None)
+  held = np.load(held_path)
   if args.decode_sweep:
-    decode_sweep(pathlib.Path(args.decode_sweep), judge, reference, out)
+    decode_sweep(pathlib.Path(args.decode_sweep), study, out)
     return 0
   if args.checkpoints:
-    checkpoint_scores(pathlib.Path(args.checkpoints), judge, reference, out)
+    checkpoint_scores(pathlib.Path(args.checkpoints), study, out)
     return 0
   names = args.levers.split(",")
   unknown = sorted(set(names) - set(LEVERS))
@@ -263,7 +242,7 @@ def run(args) -> int:
                  train_minutes=(time.time() - start) / 60,
                  heldout_loss=heldout_loss(workdir, held["tokens"][:, 0],
                                            held["labels"]),
-                 **sample_scores(workdir, judge, reference))
+                 **sample_scores(workdir, study))
       print(json.dumps(row), flush=True)
       rows.append(row)
       results_path.write_text(json.dumps(rows, indent=1) + "\n")

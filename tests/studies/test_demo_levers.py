@@ -52,10 +52,10 @@ def test_markdown_reports_mean_and_seed_spread():
   rows.append(dict(lever="b", seed=0, steps=20, heldout_loss=1.5,
                    dev_accuracy=0.9, dev_fid=1.0))
   table = demo_levers.markdown(rows).splitlines()
-  spread = np.std([2.0, 2.2], ddof=1)
-  assert table[2] == (f"| a | 2 | 10 | 2.100 +- {spread:.3f} | 0.600 +- "
-                      f"{np.std([0.5, 0.7], ddof=1):.3f} | 4.00 +- "
-                      f"{np.std([3.0, 5.0], ddof=1):.2f} |")
+  se = lambda v: np.std(v, ddof=1) / np.sqrt(len(v))  # pylint: disable=unnecessary-lambda-assignment
+  assert table[2] == (f"| a | 2 | 10 | 2.100 ± {se([2.0, 2.2]):.3f} | "
+                      f"0.600 ± {se([0.5, 0.7]):.3f} | 4.00 ± "
+                      f"{se([3.0, 5.0]):.2f} |")
   assert table[3] == "| b | 1 | 20 | 1.500 | 0.900 | 1.00 |"
 
 
@@ -65,12 +65,12 @@ def test_checkpoint_scores_cover_every_saved_step_in_order(tmp_path,
     (tmp_path / "run" / "checkpoints" / name).mkdir(parents=True)
   seen = []
 
-  def fake_scores(workdir, judge, reference, step=None, **options):
+  def fake_scores(workdir, study, step=None, **options):
     seen.append((workdir, step, options))
     return {"dev_accuracy": step / 1000, "dev_fid": 1.0}
 
   monkeypatch.setattr(demo_levers, "sample_scores", fake_scores)
-  demo_levers.checkpoint_scores(tmp_path / "run", None, None, tmp_path)
+  demo_levers.checkpoint_scores(tmp_path / "run", None, tmp_path)
   rows = json.loads((tmp_path / "checkpoints.json").read_text())
   assert [r["step"] for r in rows] == [400, 800, 1200]
   assert [r["dev_accuracy"] for r in rows] == [0.4, 0.8, 1.2]

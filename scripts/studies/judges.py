@@ -1,0 +1,103 @@
+"""The two judges of every study: one to choose with, one to report with.
+
+A study runs on a *base run*: ``make demo`` trained on the train split
+without its validation part::
+
+    python -m maskgit_jax.tools.demo --out runs/base \
+        --train_split train_minus_validation
+
+* the **development judge** (the base run's perceptual network, a classifier
+  trained on ``train_minus_validation``) against the **validation** split:
+  every choice a study makes (decode settings, training levers, steps);
+* the **reporting judge** (the demo's classifier, ``classifier.npz``)
+  against the **test** split: the numbers a page reports, never a choice.
+
+:class:`Judges` refuses a base run whose networks saw the validation split
+(an older demo run, or one trained on all of "train").
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_jax.data import input_pipeline
+from maskgit_jax.evaluation import classifier as classifier_lib
+from maskgit_jax.evaluation import metrics
+from maskgit_jax.models import perceptual
+from maskgit_jax.runtime import batching
+from maskgit_jax.runtime import supervised
+
+BASE_SPLIT = "train_minus_validation"
+BASE_COMMAND = ("python -m maskgit_jax.tools.demo --out DIR "
+                f"--train_split {BASE_SPLIT}")
+
+
+class DevJudge:
+  """A base run's perceptual network used as a classifier."""
+
+  def __init__(self, path: pathlib.Path):
+    self.params, meta = supervised.load(path, ("num_classes", "widths"),
+                                        "perceptual network")
+    net = perceptual.PerceptualNet(int(meta["num_classes"]),
+                                   tuple(int(w) for w in meta["widths"]))
+
+    def logits_and_pool(params, images):
+      logits, features = net.apply({"params": params},
+                                   images.astype(jnp.float32) / 255.0)
+      return logits, features[-1].mean((1, 2))
+    self._apply = jax.jit(logits_and_pool)
+
+  def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[n, H, W, 3]`` -> (logits ``[n, C]``, pooled last features)."""
+    return batching.map_chunks(lambda x: self._apply(self.params, x),
+                               [images], 500)
+
+
+def check_base(run: pathlib.Path) -> None:
+  """Raises ValueError unless ``run`` is a finished base run (see above)."""
+  path = run / "metrics.json"
+  if not path.exists():
+    raise ValueError(f"{run} is not a finished demo run (no metrics.json); "
+                     f"make a base run with: {BASE_COMMAND}")
+  split = json.loads(path.read_text()).get("train_split", "train")
+  if split != BASE_SPLIT:
+    raise ValueError(
+        f"{run} trained on {split!r}, which holds the validation split the "
+        f"study chooses on; make a base run with: {BASE_COMMAND}")
+
+
+class Judges:
+  """Both judges of a base run with their reference statistics.
+
+  ``develop`` and ``report`` take uint8 samples ``[n, H, W, 3]`` and the
+  labels they were drawn for ``[n]``; each returns ``(class accuracy,
+  Frechet distance)``: against validation in the development judge, and
+  against test in the reporting judge.
+  """
+
+  def __init__(self, run: pathlib.Path):
+    run = pathlib.Path(run)
+    check_base(run)
+    images, _ = input_pipeline.load_animal_mnist()
+    validation = images[input_pipeline.animal_mnist_split("validation")]
+    test = images[input_pipeline.animal_mnist_split("test")]
+    self.dev = DevJudge(run / "perceptual.npz")
+    self.judge = classifier_lib.Classifier.load(run / "classifier.npz")
+    self.dev_reference = metrics.Statistics.of(self.dev.outputs(validation)[1])
+    self.reference = metrics.Statistics.of(self.judge.features(test))
+
+  def develop(self, images: np.ndarray, labels: np.ndarray
+              ) -> tuple[float, float]:
+    logits, pool = self.dev.outputs(images)
+    return metrics.class_scores(logits, pool, labels, self.dev_reference)
+
+  def report(self, images: np.ndarray, labels: np.ndarray
+             ) -> tuple[float, float]:
+    judged = self.judge.outputs(images)
+    return metrics.class_scores(judged["logits"], judged["pool"], labels,
+                                self.reference)

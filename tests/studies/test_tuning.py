@@ -1,0 +1,54 @@
+"""The studies' coordinate search: finds the optimum, grows past edges."""
+
+import hypothesis
+from hypothesis import strategies as st
+import pytest
+
+from scripts.studies import tuning
+
+AXES = (tuning.Axis("w", (0.0, 1.0, 2.0, 3.0), tuning.scaled(2.0, 0.0, 64.0)),
+        tuning.Axis("t", (2.0, 4.5, 6.0), tuning.scaled(1.5, 0.5, 50.0)))
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(w=st.sampled_from([0.0, 1.0, 2.0, 3.0, 6.0, 12.0]),
+                  t=st.sampled_from([2.0, 4.5, 6.0, 9.0, 13.5]))
+def test_finds_the_optimum_of_a_separable_bowl_even_past_the_grid(w, t):
+  calls = []
+
+  def evaluate(s):
+    calls.append(s)
+    return (s["w"] - w) ** 2 + (s["t"] - t) ** 2
+  search = tuning.coordinate_search(evaluate, AXES, {"w": 2.0, "t": 4.5,
+                                                     "T": 8}, log=None)
+  assert (search.best["w"], search.best["t"]) == (w, t)
+  assert search.best["T"] == 8 and search.score == 0.0
+  keys = [tuple(sorted(c.items())) for c in calls]
+  assert len(keys) == len(set(keys))  # each setting evaluated once
+  assert len(search.tried) == len(calls)
+  assert "w" in search.edges or w not in (0.0,)
+
+
+def test_an_optimum_at_a_bound_is_reported_as_an_edge():
+  search = tuning.coordinate_search(
+      lambda s: s["w"] + (s["t"] - 4.5) ** 2, AXES, {"w": 2.0, "t": 4.5},
+      log=None)
+  assert search.best == {"w": 0.0, "t": 4.5}
+  assert search.edges == {"w": 0.0}  # guidance cannot go below 0
+
+
+def test_growing_stops_at_the_limit_and_reports_the_edge():
+  search = tuning.coordinate_search(lambda s: -s["w"], AXES[:1], {"w": 1.0},
+                                    max_grow=2, log=None)
+  assert search.best == {"w": 12.0} and search.edges == {"w": 12.0}
+
+
+def test_scaled_keeps_integers_and_bounds():
+  grow = tuning.scaled(2.0, 1, 64)
+  assert grow(16, True) == 32 and isinstance(grow(16, True), int)
+  assert grow(64, True) is None and grow(1, False) is None
+
+
+def test_start_must_name_every_axis():
+  with pytest.raises(ValueError, match=r"\['t'\]"):
+    tuning.coordinate_search(lambda s: 0.0, AXES, {"w": 1.0}, log=None)
