@@ -1,17 +1,19 @@
 """MAGE on animal-MNIST: the ratio ablation, the linear probe, samples.
 
-    python -m scripts.studies.mage_study --run demo_out --out runs/mage_study \
+    python -m scripts.studies.mage_study --run runs/base --out runs/mage_study \
         [--ratios truncnorm,uniform,fixed] [--seeds 0,1,2] [--samples 1000]
 
-On one finished ``make demo`` (its tokenizer, cached tokens, transformer,
+On one base run (``scripts/studies/judges.py``: a finished demo trained
+without the validation split; its tokenizer, cached tokens, transformer,
 judge and perceptual network):
 
 1. trains MAGE (``configs/mage_animal_mnist.py``, the demo's budget) for
    every mask-ratio distribution and training seed, each with ``train.py``
    in a subprocess (resumable: a workdir with ``minutes.json`` is kept);
 2. picks the generation's choice temperature with the *development judge*
-   (the run's perceptual network; never the demo judge) on the first
-   distribution's first seed: the lowest Frechet distance of 500 samples;
+   against the validation split (never the reporting judge or test) on the
+   first distribution's first seed: the lowest Frechet distance of 500
+   samples;
 3. for every run: ``--samples`` unconditional samples scored by the demo
    judge (classifier FID against the test split; the judge's class
    histogram of the samples) and the linear probe of its encoder features
@@ -96,21 +98,15 @@ def markdown(results: dict) -> str:
 
 def run(args) -> int:
   # pylint: disable=g-import-not-at-top
-  from scripts.studies.demo_levers import DevJudge
+  from scripts.studies import judges
   from maskgit_jax.data import imageio
-  from maskgit_jax.data import input_pipeline
   from maskgit_jax import sampling
-  from maskgit_jax.evaluation import classifier as classifier_lib
   from maskgit_jax.evaluation import metrics
   # pylint: enable=g-import-not-at-top
   run_dir, out = pathlib.Path(args.run), pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  images, _ = input_pipeline.load_animal_mnist()
-  test = images[input_pipeline.animal_mnist_split("test")]
-  judge = classifier_lib.Classifier.load(run_dir / "classifier.npz")
-  reference = metrics.Statistics.of(judge.outputs(test)["pool"])
-  dev = DevJudge(run_dir / "perceptual.npz").outputs
-  dev_reference = metrics.Statistics.of(dev(test)[1])
+  study = judges.Judges(run_dir)
+  judge, reference = study.judge, study.reference
   ratios = args.ratios.split(",")
   seeds = [int(s) for s in args.seeds.split(",")]
   workdirs = {(r, s): out / f"{r}_s{s}" for r in ratios for s in seeds}
@@ -126,7 +122,8 @@ def run(args) -> int:
       samples = gen.generate(np.zeros(TUNE_SAMPLES, np.int32), seed=TUNE_SEED,
                              choice_temperature=temperature)
       fd = metrics.frechet_distance(
-          metrics.Statistics.of(dev(samples)[1]), dev_reference)
+          metrics.Statistics.of(study.dev.outputs(samples)[1]),
+          study.dev_reference)
       tried.append(dict(choice_temperature=temperature, dev_fd=float(fd)))
       print(json.dumps(tried[-1]), flush=True)
     results["tuning"] = tried

@@ -1,16 +1,17 @@
 """The samplers side by side on one trained model, with seed error bars.
 
-    python -m scripts.studies.sampler_study --run demo_long --out runs/samplers \
+    python -m scripts.studies.sampler_study --run runs/base --out runs/samplers \
         [--critic runs/critic] [--steps 4,8,16,32] [--seeds 0,1,2] \
         [--samples 1000] [--samplers confidence,halton,random,mdlm,remdm,critic]
     python -m scripts.studies.sampler_study ... --timing_only   # re-time, idle machine
 
-For every sampler, T and seed: ``--samples`` class-balanced samples with the
-model's other decode defaults (guidance, temperatures); class accuracy and
-classifier FID against the test split in the run's judge (as ``make demo``
-scores), the same two from the *development judge* (the run's perceptual
-network, a classifier of the train split: what a default may be chosen
-on), and the decode time per image. Rows go to ``OUT/samplers.jsonl``
+``--run`` is a base run (``scripts/studies/judges.py``: the demo trained
+without the validation split). For every sampler, T and seed:
+``--samples`` class-balanced samples with the model's other decode defaults
+(guidance, temperatures); class accuracy and classifier FID against the
+test split in the reporting judge (as ``make demo`` scores), the same two
+from the *development judge* against the validation split (what a default
+may be chosen on), and the decode time per image. Rows go to ``OUT/samplers.jsonl``
 as they finish (a re-run skips done rows); ``OUT/samplers.md`` gets the mean
 +- std table and ``OUT/samplers.png`` FID and accuracy against T. The demo's
 judge only scores here: nothing is fitted or chosen on it. ``--timing_only``
@@ -135,20 +136,12 @@ def main(argv=None) -> int:
     parser.error("the critic sampler needs --critic WORKDIR")
   sharding.split_host_cpu()  # as make demo samples; before JAX starts
   # pylint: disable=g-import-not-at-top
-  from scripts.studies.demo_levers import DevJudge
-  from maskgit_jax.data import input_pipeline
+  from scripts.studies import judges
   from maskgit_jax import sampling
-  from maskgit_jax.evaluation import classifier as classifier_lib
-  from maskgit_jax.evaluation import metrics as metrics_lib
   # pylint: enable=g-import-not-at-top
   run, out = pathlib.Path(args.run), pathlib.Path(args.out)
+  study = judges.Judges(run)
   out.mkdir(parents=True, exist_ok=True)
-  judge = classifier_lib.Classifier.load(run / "classifier.npz")
-  dev = DevJudge(run / "perceptual.npz").outputs
-  images, _ = input_pipeline.load_animal_mnist()
-  test = images[input_pipeline.animal_mnist_split("test")]
-  ref = metrics_lib.Statistics.of(judge.features(test))
-  dev_ref = metrics_lib.Statistics.of(dev(test)[1])
   gen = sampling.Generator.from_checkpoint(run / "maskgit", batch_size=64,
                                            critic=args.critic)
   steps = [int(s) for s in args.steps.split(",")]
@@ -168,11 +161,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         samples = gen.generate(labels, seed=seed, **options)
         seconds = time.perf_counter() - start
-        judged = judge.outputs(samples)
-        accuracy, fid = metrics_lib.class_scores(
-            judged["logits"], judged["pool"], labels, ref)
-        dev_accuracy, dev_fd = metrics_lib.class_scores(
-            *dev(samples), labels, dev_ref)
+        accuracy, fid = study.report(samples, labels)
+        dev_accuracy, dev_fd = study.develop(samples, labels)
         row = dict(sampler=name, T=t, seed=seed, samples=args.samples,
                    accuracy=accuracy, fid=fid, dev_accuracy=dev_accuracy,
                    dev_fd=dev_fd,
