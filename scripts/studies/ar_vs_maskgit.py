@@ -1,34 +1,41 @@
-"""The paper's headline at small scale: MaskGIT against the autoregressive prior.
+"""MaskGIT against the autoregressive prior, decided fairly (issue 28).
 
-    python -m scripts.studies.ar_vs_maskgit --run demo_out --out runs/ar_vs_maskgit \
-        [--budgets 725,1450] [--seeds 0,1,2] [--samples 1000] [--tune_seed 100]
+    python -m maskgit_jax.tools.demo --out runs/base \
+        --train_split train_minus_validation                  # the base run
+    python -m scripts.studies.ar_vs_maskgit --base runs/base --out runs/ar_vs_maskgit \
+        [--arms maskgit,maskgit_matched,ar] [--budgets 725,1450,2900,5800] \
+        [--seeds 0,1,2] [--learning_rates 1e-3,3e-3,6e-3] [--samples 1000]
 
-On one finished ``make demo`` (its tokenizer, cached tokens, judge and
-perceptual network), for every budget ``B`` (training steps at batch 64):
+On the base run's tokenizer and tokens (``scripts/studies/judges.py``: the
+validation split held out of everything trained):
 
-1. trains MaskGIT (``maskgit_animal_mnist``) and the autoregressive
-   prior (``ar_animal_mnist``: the same width, depth, batch, optimizer and
-   tokens, causal) for ``B`` steps each, timing both (resumable: a finished
-   workdir is kept);
-2. picks each model's sampling settings on a held-out seed with the
-   *development judge* (the run's perceptual network, a classifier of the
-   train split; never the demo's judge): MaskGIT at T = 8 and 16 over
-   guidance and temperature, the prior over guidance, temperature and
-   top-k;
-3. scores the picked settings with the demo's judge: ``--samples``
-   class-balanced samples for each of ``--seeds`` (class accuracy,
-   classifier FID; mean and std over seeds);
-4. times the decode (tokens to pixels included) per image at batch 1 and 64;
-5. writes ``OUT/results.json``, ``OUT/ar_vs_maskgit.md`` (the table) and
-   ``OUT/samples.png`` (one row per class: MaskGIT T=8, then the prior).
+1. **learning-rate screen** per arm at the first budget, training seed 0:
+   the rate whose model has the lowest development distance (500 samples at
+   the arm's preset decode settings) is used for every later run;
+2. **training**: every arm x budget x training seed (``config.seed``),
+   resumable (a workdir with ``minutes.json`` is kept);
+3. **decode tuning** per arm and budget on the seed-0 model: a coordinate
+   search (``scripts/studies/tuning.py``) over guidance and its schedule,
+   choice temperature, temperature, top-k, top-p, T up to 64 and the mask
+   schedule (the prior: guidance, temperature, top-k, top-p), minimising the
+   development distance on the validation split; an optimum at the end of
+   an axis is pushed past it, so a pick at an edge is a true bound;
+4. **scoring**: every seed's model with its arm's picked settings,
+   ``--samples`` class-balanced samples scored by the demo's judge against
+   the test split; means over training seeds with standard errors
+   (``maskgit_jax.evaluation.uncertainty``), and per budget a verdict of
+   each MaskGIT arm against the prior (Welch's interval over training seeds).
 
-Steps 3-4 want an otherwise idle machine (``--skip_timing`` leaves 4 out).
+Arms: ``maskgit`` (the demo recipe: post-LN, label smoothing 0.1),
+``maskgit_matched`` (the prior's pre-LN blocks run bidirectionally, no label
+smoothing: as the prior trains) and ``ar`` (``presets/ar_animal_mnist``).
+Results: ``OUT/results.json`` (every run, tuning row and score) and
+``OUT/ar_vs_maskgit.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import pathlib
 import sys
@@ -36,187 +43,251 @@ import time
 
 import numpy as np
 
-from maskgit_jax.runtime import sharding
+from scripts.studies import tuning
 
-MASKGIT_GRID = [dict(cfg_scale=w, temperature=t)
-                for w, t in itertools.product((2.0, 4.0, 6.0), (0.8, 1.0))]
-PRIOR_GRID = [dict(cfg_scale=w, temperature=t, top_k=k)
-              for w, (t, k) in itertools.product(
-                  (0.0, 1.0, 2.0, 4.0), ((1.0, 0), (1.0, 32), (0.8, 0)))]
+ARMS = {
+    "maskgit": ("maskgit", {}),
+    "maskgit_matched": ("maskgit", {"model.norm": "pre",
+                                    "masking.label_smoothing": 0.0}),
+    "ar": ("ar", {}),
+}
 TUNE_SAMPLES = 500
+TUNE_SEED = 100
+_GUIDANCE = tuning.Axis("cfg_scale", (0.0, 0.5, 1.0, 2.0, 3.0),
+                        tuning.scaled(2.0, 0.0, 32.0))
+_TEMPERATURE = tuning.Axis("temperature", (0.6, 0.8, 1.0, 1.2),
+                           tuning.scaled(1.25, 0.1, 4.0))
+_TOP_K = tuning.Axis("top_k", (16, 32, 64, 128), tuning.scaled(2, 2, 128))
+_TOP_P = tuning.Axis("top_p", (0.8, 0.9, 0.95, 1.0),
+                     lambda v, up: None if up or v <= 0.3 else round(v - 0.1, 2))
+AXES = {
+    "maskgit": (_GUIDANCE,
+                tuning.Axis("cfg_schedule", ("constant", "linear",
+                                             "power_cosine")),
+                tuning.Axis("choice_temperature", (2.0, 4.5, 6.0, 9.0, 12.0),
+                            tuning.scaled(1.5, 0.25, 100.0)),
+                _TEMPERATURE, _TOP_K, _TOP_P,
+                tuning.Axis("num_iter", (8, 16, 32, 64),
+                            tuning.scaled(2, 2, 64)),
+                tuning.Axis("schedule", ("cosine", "linear"))),
+    "ar": (_GUIDANCE, _TEMPERATURE, _TOP_K, _TOP_P),
+}
 
 
-def _train(kind: str, steps: int, run: pathlib.Path, workdir: pathlib.Path
-           ) -> float:
-  """Trains ``kind`` ("maskgit" or "ar") for ``steps``; returns minutes
-  (read back from ``minutes.json`` when the workdir is already finished)."""
+def arm_config(arm: str, base: pathlib.Path, *, steps: int, seed: int,
+               learning_rate: float | None = None, variant: str = "default"):
+  """The config of ``arm`` on the base run's tokens (``variant``: the
+  presets' "tiny" for tests)."""
   # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import ar_animal_mnist
+  from maskgit_jax.presets import common
   from maskgit_jax.presets import maskgit_animal_mnist
-  from maskgit_jax.trainers import loop
   # pylint: enable=g-import-not-at-top
+  kind, overrides = ARMS[arm]
+  preset = ar_animal_mnist if kind == "ar" else maskgit_animal_mnist
+  config = preset.get_config(variant)
+  common.override(config, overrides)
+  config.tokenizer_checkpoint = str(base / "tokenizer")
+  config.data.name = f"tokens:{base / 'tokens_train.npz'}"
+  config.seed = seed
+  if learning_rate is not None:
+    config.optimizer.learning_rate = learning_rate
+  config.update(num_train_steps=steps, checkpoint_every_steps=steps,
+                preview_every_steps=0, log_every_steps=max(steps // 10, 1))
+  return config
+
+
+def start_settings(arm: str, config) -> dict:
+  """The tuning's starting point: the preset's decode defaults, with
+  top-k "off" written as the codebook size (the same filter)."""
+  codebook_size = config.model.codebook_size
+  if ARMS[arm][0] == "ar":
+    s = dict(config.sampling)
+    return dict(cfg_scale=s["cfg_scale"], temperature=s["temperature"],
+                top_k=s["top_k"] or codebook_size, top_p=s["top_p"])
+  d = config.decode
+  return dict(cfg_scale=d.cfg_scale, cfg_schedule=d.cfg_schedule,
+              choice_temperature=d.choice_temperature,
+              temperature=d.temperature, top_k=d.top_k or codebook_size,
+              top_p=d.top_p, num_iter=d.num_iter, schedule=d.schedule)
+
+
+def train(config, workdir: pathlib.Path) -> float:
+  """Trains ``config`` into ``workdir`` (kept when finished); minutes."""
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   record = workdir / "minutes.json"
   if record.exists():
     return json.loads(record.read_text())["minutes"]
-  preset = ar_animal_mnist if kind == "ar" else maskgit_animal_mnist
-  config = preset.get_config("default")
-  config.tokenizer_checkpoint = str(run / "tokenizer")
-  config.data.name = f"tokens:{run / 'tokens_train.npz'}"
-  config.update(num_train_steps=steps, checkpoint_every_steps=steps,
-                preview_every_steps=steps)
   start = time.time()
   loop.train_and_evaluate(config, workdir)
   minutes = (time.time() - start) / 60
-  record.write_text(json.dumps({"minutes": minutes, "steps": steps}))
+  record.write_text(json.dumps({"minutes": minutes,
+                                "steps": config.num_train_steps}))
   return minutes
 
 
-def _scores(gen, judge, reference, labels, seed, options) -> tuple:
-  from maskgit_jax.evaluation import metrics  # pylint: disable=g-import-not-at-top
-  images = gen.generate(labels, seed=seed, **options)
-  logits, pool = judge(images)
-  return metrics.class_scores(logits, pool, labels, reference)
+def develop(gen, study, settings: dict, samples: int = TUNE_SAMPLES) -> float:
+  """The development distance of ``settings`` (lower is better)."""
+  labels = np.arange(samples) % 10
+  return study.develop(gen.generate(labels, seed=TUNE_SEED, **settings),
+                       labels)[1]
 
 
-def _pick(gen, grid, dev, dev_ref, seed) -> tuple[dict, list[dict]]:
-  """The grid point with the lowest development FD (``TUNE_SAMPLES``)."""
-  labels = np.arange(TUNE_SAMPLES) % 10
-  tried = []
-  for options in grid:
-    accuracy, fd = _scores(gen, dev, dev_ref, labels, seed, options)
-    tried.append(dict(options, dev_accuracy=accuracy, dev_fd=fd))
-    print(json.dumps(tried[-1]), flush=True)
-  best = min(tried, key=lambda r: r["dev_fd"])
-  return {k: best[k] for k in grid[0]}, tried
+def summary(rows: list[dict], samples: int) -> list[dict]:
+  """Per budget and arm: seed means with standard errors, and each
+  MaskGIT arm's verdict against the prior."""
+  from maskgit_jax.evaluation import uncertainty  # pylint: disable=g-import-not-at-top
+  table = []
+  for budget in sorted({r["budget"] for r in rows}):
+    cells = {}
+    for arm in ARMS:
+      runs = [r for r in rows if (r["budget"], r["arm"]) == (budget, arm)]
+      if not runs:
+        continue
+      cells[arm] = runs
+      table.append(dict(
+          budget=budget, arm=arm, seeds=len(runs),
+          minutes=float(np.mean([r["minutes"] for r in runs])),
+          accuracy=uncertainty.accuracy_over_seeds(
+              [r["accuracy"] for r in runs], samples).as_dict(),
+          fid=uncertainty.over_seeds([r["fid"] for r in runs]).as_dict(),
+          settings=runs[0]["settings"]))
+    for arm in ("maskgit", "maskgit_matched"):
+      if arm in cells and "ar" in cells:
+        verdicts = {}
+        for key, higher in (("accuracy", True), ("fid", False)):
+          diff = uncertainty.difference(
+              [r[key] for r in cells[arm]], [r[key] for r in cells["ar"]],
+              paired=False)
+          verdicts[key] = uncertainty.verdict(diff, (arm, "ar"),
+                                              higher_is_better=higher)
+        table.append(dict(budget=budget, arm=f"{arm} vs ar", **verdicts))
+  return table
 
 
-def _ms_per_image(gen, count: int, options, repeats: int = 3) -> float:
-  """Median wall ms per image of ``count`` images (``gen``'s batch size)."""
-  labels = np.arange(count) % 10
-  gen.generate(labels, seed=0, **options)  # compile
-  times = []
-  for r in range(repeats):
-    start = time.perf_counter()
-    gen.generate(labels, seed=r + 1, **options)
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times)) / count
-
-
-def markdown(rows: list[dict]) -> str:
-  lines = ["| budget (steps) | model | training minutes | settings (picked "
-           "on the development judge) | class accuracy | classifier FID | "
-           "ms / image, batch 1 | ms / image, batch 64 |",
-           "|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
-    lines.append(
-        f"| {r['budget']} | {r['model']} | {r['minutes']:.1f} | {settings} | "
-        f"{r['accuracy']:.3f} +- {r['accuracy_std']:.3f} | "
-        f"{r['fid']:.2f} +- {r['fid_std']:.2f} | "
-        f"{r.get('ms_batch1', float('nan')):.1f} | "
-        f"{r.get('ms_batch64', float('nan')):.2f} |")
+def markdown(table: list[dict]) -> str:
+  lines = ["| budget | arm | seeds | minutes | class accuracy | classifier "
+           "FID | settings / verdict |", "|---|---|---|---|---|---|---|"]
+  fmt = lambda e, d: (f"{e['mean']:.{d}f}" if np.isnan(e["se"]) else  # pylint: disable=unnecessary-lambda-assignment
+                      f"{e['mean']:.{d}f} ± {e['se']:.{d}f}")
+  for r in table:
+    if "seeds" in r:
+      settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
+      lines.append(f"| {r['budget']} | {r['arm']} | {r['seeds']} | "
+                   f"{r['minutes']:.1f} | {fmt(r['accuracy'], 3)} | "
+                   f"{fmt(r['fid'], 2)} | {settings} |")
+    else:
+      lines.append(f"| {r['budget']} | {r['arm']} | | | {r['accuracy']} | "
+                   f"{r['fid']} | |")
   return "\n".join(lines) + "\n"
-
-
-def _grid_picture(gens, out: pathlib.Path) -> None:
-  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
-  rows = []
-  for gen, options in gens:
-    images = gen.generate(np.repeat(np.arange(10), 6), seed=7, **options)
-    rows.append(images.reshape(10, 6, *images.shape[1:]))
-  both = np.concatenate(rows, axis=1).reshape(-1, *rows[0].shape[2:])
-  imageio.write_image(out, imageio.image_grid(both, 6 * len(gens)))
 
 
 def run(args) -> int:
   # pylint: disable=g-import-not-at-top
-  import jax
-  from scripts.studies.demo_levers import DevJudge
-  from maskgit_jax.data import input_pipeline
   from maskgit_jax import sampling
-  from maskgit_jax.evaluation import classifier as classifier_lib
-  from maskgit_jax.evaluation import metrics
+  from scripts.studies import judges
   # pylint: enable=g-import-not-at-top
-  run_dir, out = pathlib.Path(args.run), pathlib.Path(args.out)
+  base, out = pathlib.Path(args.base), pathlib.Path(args.out)
+  study = judges.Judges(base, arm_config(
+      "ar", base, steps=1, seed=0, variant=args.variant).image_size)
   out.mkdir(parents=True, exist_ok=True)
-  images, _ = input_pipeline.load_animal_mnist()
-  test = images[input_pipeline.animal_mnist_split("test")]
-  demo_judge = classifier_lib.Classifier.load(run_dir / "classifier.npz")
-
-  def judge(x):
-    judged = demo_judge.outputs(x)
-    return judged["logits"], judged["pool"]
-  dev = DevJudge(run_dir / "perceptual.npz").outputs
-  ref = metrics.Statistics.of(judge(test)[1])
-  dev_ref = metrics.Statistics.of(dev(test)[1])
-  results_path = out / "results.json"
-  results = json.loads(results_path.read_text()) if results_path.exists() \
-      else {"rows": [], "tuning": {}}
-  done = {(r["budget"], r["model"]) for r in results["rows"]}
+  path = out / "results.json"
+  results = json.loads(path.read_text()) if path.exists() else {}
+  for key in ("learning_rate", "tuning", "rows"):
+    results.setdefault(key, {} if key != "rows" else [])
+  save = lambda: path.write_text(json.dumps(results, indent=1) + "\n")  # pylint: disable=unnecessary-lambda-assignment
+  arms = args.arms.split(",")
+  budgets = [int(b) for b in args.budgets.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
-  labels = np.arange(args.samples) % 10
-  for budget in (int(b) for b in args.budgets.split(",")):
-    for kind in ("maskgit", "ar"):
-      workdir = out / f"{kind}_{budget}"
-      minutes = _train(kind, budget, run_dir, workdir)
-      gen = sampling.load(workdir, batch_size=64)
-      variants = ([(f"MaskGIT T={t}", dict(num_iter=t)) for t in (8, 16)]
-                  if kind == "maskgit" else [("autoregressive", {})])
-      for name, fixed in variants:
-        if (budget, name) in done:
+  rates = [float(r) for r in args.learning_rates.split(",")]
+
+  def workdir(arm, budget, seed, rate):
+    return out / f"{arm}_lr{rate:g}_{budget}_s{seed}"
+
+  for arm in arms:  # 1. the learning-rate screen
+    if arm in results["learning_rate"]:
+      continue
+    tried = {}
+    for rate in rates:
+      config = arm_config(arm, base, steps=budgets[0], seed=0,
+                          learning_rate=rate, variant=args.variant)
+      wd = workdir(arm, budgets[0], 0, rate)
+      train(config, wd)
+      gen = sampling.load(wd, batch_size=64)
+      tried[str(rate)] = develop(gen, study, start_settings(arm, config))
+      print(json.dumps(dict(arm=arm, learning_rate=rate,
+                            dev_fd=tried[str(rate)])), flush=True)
+    results["learning_rate"][arm] = dict(
+        tried=tried, picked=float(min(tried, key=tried.get)))
+    save()
+  for budget in budgets:
+    for arm in arms:
+      rate = results["learning_rate"][arm]["picked"]
+      key = f"{arm} {budget}"
+      configs = {s: arm_config(arm, base, steps=budget, seed=s,
+                               learning_rate=rate, variant=args.variant)
+                 for s in seeds}
+      minutes = {s: train(configs[s], workdir(arm, budget, s, rate))
+                 for s in seeds}
+      if key not in results["tuning"]:  # 3. decode tuning on seed 0
+        gen = sampling.load(workdir(arm, budget, seeds[0], rate),
+                            batch_size=64)
+        search = tuning.coordinate_search(
+            lambda s, gen=gen: develop(gen, study, s),
+            AXES[ARMS[arm][0]],
+            start_settings(arm, configs[seeds[0]]))
+        results["tuning"][key] = dict(best=search.best, score=search.score,
+                                      edges=search.edges, tried=search.tried)
+        save()
+      settings = results["tuning"][key]["best"]
+      for seed in seeds:  # 4. scoring on test
+        if any((r["budget"], r["arm"], r["seed"]) == (budget, arm, seed)
+               for r in results["rows"]):
           continue
-        grid = [dict(g, **fixed) for g in
-                (MASKGIT_GRID if kind == "maskgit" else PRIOR_GRID)]
-        settings, tried = _pick(gen, grid, dev, dev_ref, args.tune_seed)
-        results["tuning"][f"{budget} {name}"] = tried
-        cells = [_scores(gen, judge, ref, labels, s, settings) for s in seeds]
-        acc, fid = (np.array(c) for c in zip(*cells))
-        row = dict(budget=budget, model=name, minutes=minutes,
-                   settings=settings, seeds=seeds, samples=args.samples,
-                   accuracy=float(acc.mean()),
-                   accuracy_std=float(acc.std(ddof=1)),
-                   fid=float(fid.mean()), fid_std=float(fid.std(ddof=1)),
-                   per_seed=[dict(seed=s, accuracy=float(a), fid=float(f))
-                             for s, a, f in zip(seeds, acc, fid)])
-        if not args.skip_timing:
-          for batch in (1, 64):  # batch 1 on one device: 8 images in turn
-            timed = sampling.load(
-                workdir, batch_size=batch,
-                devices=jax.local_devices()[:1] if batch == 1 else None)
-            row[f"ms_batch{batch}"] = _ms_per_image(
-                timed, 8 if batch == 1 else batch, settings)
-        print(json.dumps(row), flush=True)
-        results["rows"].append(row)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-  (out / "ar_vs_maskgit.md").write_text(markdown(results["rows"]))
-  last = max(int(b) for b in args.budgets.split(","))
-  picked = {r["model"]: r["settings"] for r in results["rows"]
-            if r["budget"] == last}
-  _grid_picture(
-      [(sampling.load(out / f"maskgit_{last}"),
-        picked["MaskGIT T=8"]),
-       (sampling.load(out / f"ar_{last}"),
-        picked["autoregressive"])], out / "samples.png")
-  print(markdown(results["rows"]))
+        gen = sampling.load(workdir(arm, budget, seed, rate), batch_size=64)
+        labels = np.arange(args.samples) % 10
+        start = time.perf_counter()
+        images = gen.generate(labels, seed=0, **settings)
+        seconds = time.perf_counter() - start
+        accuracy, fid = study.report(images, labels)
+        dev_accuracy, dev_fd = study.develop(images, labels)
+        results["rows"].append(dict(
+            budget=budget, arm=arm, seed=seed, learning_rate=rate,
+            minutes=minutes[seed], settings=settings, accuracy=accuracy,
+            fid=fid, dev_accuracy=dev_accuracy, dev_fd=dev_fd,
+            ms_per_image=1e3 * seconds / args.samples))
+        print(json.dumps(results["rows"][-1]), flush=True)
+        save()
+  table = summary(results["rows"], args.samples)
+  results["summary"] = table
+  save()
+  (out / "ar_vs_maskgit.md").write_text(markdown(table))
+  print(markdown(table))
   return 0
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--run", required=True, help="a finished make demo")
+  parser.add_argument("--base", required=True,
+                      help="a base run (scripts/studies/judges.py)")
   parser.add_argument("--out", required=True)
-  parser.add_argument("--budgets", default="725,1450")
+  parser.add_argument("--arms", default=",".join(ARMS))
+  parser.add_argument("--budgets", default="725,1450,2900,5800")
   parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--learning_rates", default="1e-3,3e-3,6e-3")
   parser.add_argument("--samples", type=int, default=1000)
-  parser.add_argument("--tune_seed", type=int, default=100)
-  parser.add_argument("--skip_timing", action="store_true")
+  parser.add_argument("--variant", default="default",
+                      help="the presets' variant (tiny: the tests' base run)")
   args = parser.parse_args(argv)
-  run_dir = pathlib.Path(args.run)
-  for name in ("tokenizer", "tokens_train.npz", "classifier.npz",
-               "perceptual.npz"):
-    if not (run_dir / name).exists():
-      parser.error(f"--run {run_dir} has no {name}: a finished make demo "
-                   "is needed")
+  unknown = sorted(set(args.arms.split(",")) - set(ARMS))
+  if unknown:
+    parser.error(f"unknown arms {unknown}; expected some of {list(ARMS)}")
+  from scripts.studies import judges  # pylint: disable=g-import-not-at-top
+  try:
+    judges.check_base(pathlib.Path(args.base))
+  except ValueError as e:
+    parser.error(str(e))
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   sharding.split_host_cpu()  # as make demo trains; before JAX starts
   return run(args)
 

@@ -74,18 +74,22 @@ def check_base(run: pathlib.Path) -> None:
 class Judges:
   """Both judges of a base run with their reference statistics.
 
-  ``develop`` and ``report`` take uint8 samples ``[n, H, W, 3]`` and the
+  ``develop`` and ``report`` take uint8 samples ``[n, S, S, 3]`` (``S`` the
+  ``image_size`` the references are resized to) and the
   labels they were drawn for ``[n]``; each returns ``(class accuracy,
   Frechet distance)``: against validation in the development judge, and
   against test in the reporting judge.
   """
 
-  def __init__(self, run: pathlib.Path):
+  def __init__(self, run: pathlib.Path, image_size: int = 32):
     run = pathlib.Path(run)
     check_base(run)
     images, _ = input_pipeline.load_animal_mnist()
-    validation = images[input_pipeline.animal_mnist_split("validation")]
-    test = images[input_pipeline.animal_mnist_split("test")]
+
+    def split(name):  # at the samples' size (the tiny variant's 16 px)
+      return np.stack([input_pipeline.center_crop(im, image_size) for im in
+                       images[input_pipeline.animal_mnist_split(name)]])
+    validation, test = split("validation"), split("test")
     self.dev = DevJudge(run / "perceptual.npz")
     self.judge = classifier_lib.Classifier.load(run / "classifier.npz")
     self.dev_reference = metrics.Statistics.of(self.dev.outputs(validation)[1])

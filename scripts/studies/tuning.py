@@ -53,8 +53,8 @@ def scaled(factor: float, lowest: float | None = None,
 @dataclasses.dataclass
 class Search:
   """The result: ``best`` settings, every ``tried`` row (settings and
-  score, in order), and ``edges``: axes whose pick is an end value that
-  cannot grow (a bound), with that value."""
+  score, in order), and ``edges``: numeric axes whose pick is an end value
+  (one that cannot grow: a bound, or the ``max_grow`` limit), with it."""
 
   best: dict
   score: float
@@ -112,10 +112,11 @@ def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
     if not changed:
       break
   edges = {}
-  for axis in axes:
-    vals = values[axis.name]
-    if len(vals) > 1 and best[axis.name] in (vals[0], vals[-1]):
-      edges[axis.name] = best[axis.name]
+  for axis in axes:  # numbers only: a named choice has no edge
+    vals, pick = values[axis.name], best[axis.name]
+    if (len(vals) > 1 and pick in (vals[0], vals[-1]) and
+        isinstance(pick, (int, float)) and not isinstance(pick, bool)):
+      edges[axis.name] = pick
   return Search(best, score(best), tried, edges)
 
 

@@ -52,3 +52,11 @@ def test_scaled_keeps_integers_and_bounds():
 def test_start_must_name_every_axis():
   with pytest.raises(ValueError, match=r"\['t'\]"):
     tuning.coordinate_search(lambda s: 0.0, AXES, {"w": 1.0}, log=None)
+
+
+def test_named_choices_have_no_edge():
+  axes = (tuning.Axis("schedule", ("cosine", "linear")),)
+  search = tuning.coordinate_search(
+      lambda s: 0.0 if s["schedule"] == "linear" else 1.0, axes,
+      {"schedule": "cosine"}, log=None)
+  assert search.best == {"schedule": "linear"} and search.edges == {}

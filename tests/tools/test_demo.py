@@ -44,13 +44,14 @@ def test_demo_writes_pictures_and_metrics(tiny_demo):
 def test_the_training_split_and_seed_reach_every_trained_stage(tiny_demo):
   from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from maskgit_jax.presets import maskgit_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   out, _ = tiny_demo
   fit = input_pipeline.animal_mnist_split("train_minus_validation")
   with np.load(out / "tokens_train.npz") as tokens:
-    assert len(tokens["labels"]) == 2 * len(fit)  # each image and its mirror
-  saved = json.loads((out / "maskgit" / "config.json").read_text())
+    assert len(tokens["labels"]) == len(fit)  # (tokens: [N, 2, h, w], with the mirror)
+  saved = checkpointing.read_config(out / "maskgit")
   assert saved["seed"] == maskgit_animal_mnist.get_config("tiny").seed + 1
-  saved = json.loads((out / "tokenizer" / "config.json").read_text())
+  saved = checkpointing.read_config(out / "tokenizer")
   assert saved["data"]["split"] == "train_minus_validation"
 
 
@@ -99,6 +100,41 @@ def test_schedule_study_writes_table_and_plot(tiny_demo, tmp_path):
   schedule_study.write(seeded, tmp_path / "seeds", "test")
   table = (tmp_path / "seeds" / "schedule_study.md").read_text()
   assert "mean over 2 seeds" in table and " +- " in table
+
+
+def test_ar_vs_maskgit_screens_tunes_on_validation_and_scores_seeds(
+    tiny_demo, tmp_path, monkeypatch):
+  """The issue-28 study end to end on the tiny base run: two arms, one
+  budget, two training seeds, a short tuning grid."""
+  from scripts.studies import ar_vs_maskgit as study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import tuning  # pylint: disable=g-import-not-at-top
+  base, _ = tiny_demo
+  small = (tuning.Axis("temperature", (0.8, 1.0)),)
+  monkeypatch.setattr(study, "AXES", {"maskgit": small + (
+      tuning.Axis("num_iter", (2, 4), tuning.scaled(2, 2, 8)),), "ar": small})
+  monkeypatch.setattr(study, "TUNE_SAMPLES", 20)
+  out = tmp_path / "study"
+  args = ["--base", str(base), "--out", str(out), "--variant", "tiny",
+          "--arms", "maskgit_matched,ar", "--budgets", "4", "--seeds", "0,1",
+          "--learning_rates", "1e-3", "--samples", "20"]
+  assert study.main(args) == 0
+  results = json.loads((out / "results.json").read_text())
+  assert {r["arm"] for r in results["rows"]} == {"maskgit_matched", "ar"}
+  assert sorted(r["seed"] for r in results["rows"]) == [0, 0, 1, 1]
+  assert results["learning_rate"]["ar"]["picked"] == 1e-3
+  tuned = results["tuning"]["maskgit_matched 4"]
+  assert set(tuned["best"]) >= {"temperature", "num_iter", "cfg_scale"}
+  assert min(r["score"] for r in tuned["tried"]) == tuned["score"]
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  saved = checkpointing.read_config(out / "maskgit_matched_lr0.001_4_s1")
+  assert saved["model"]["norm"] == "pre" and saved["seed"] == 1
+  verdict = [r for r in results["summary"] if r["arm"] ==
+             "maskgit_matched vs ar"]
+  assert len(verdict) == 1 and "fid" in verdict[0]
+  assert "maskgit_matched vs ar" in (out / "ar_vs_maskgit.md").read_text()
+  rows = len(results["rows"])
+  assert study.main(args) == 0  # a re-run keeps every finished piece
+  assert len(json.loads((out / "results.json").read_text())["rows"]) == rows
 
 
 def test_schedule_study_averages_seeds_per_cell():
