@@ -112,6 +112,14 @@ def start_settings(arm: str, config) -> dict:
               top_p=d.top_p, num_iter=d.num_iter, schedule=d.schedule)
 
 
+def as_options(settings: dict, codebook_size: int) -> dict:
+  """Settings as sampling options: top-k at the codebook size is off (0),
+  so that it runs the unfiltered program."""
+  if settings.get("top_k", 0) >= codebook_size:
+    settings = dict(settings, top_k=0)
+  return settings
+
+
 def train(config, workdir: pathlib.Path) -> float:
   """Trains ``config`` into ``workdir`` (kept when finished); minutes."""
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
@@ -126,11 +134,13 @@ def train(config, workdir: pathlib.Path) -> float:
   return minutes
 
 
-def develop(gen, study, settings: dict, samples: int = TUNE_SAMPLES) -> float:
-  """The development distance of ``settings`` (lower is better)."""
-  labels = np.arange(samples) % 10
-  return study.develop(gen.generate(labels, seed=TUNE_SEED, **settings),
-                       labels)[1]
+def develop(gen, study, settings: dict, codebook_size: int) -> float:
+  """The development distance of ``settings`` (lower is better) from
+  ``TUNE_SAMPLES`` class-balanced samples."""
+  labels = np.arange(TUNE_SAMPLES) % 10
+  images = gen.generate(labels, seed=TUNE_SEED,
+                        **as_options(settings, codebook_size))
+  return study.develop(images, labels)[1]
 
 
 def summary(rows: list[dict], samples: int) -> list[dict]:
@@ -214,7 +224,8 @@ def run(args) -> int:
       wd = workdir(arm, budgets[0], 0, rate)
       train(config, wd)
       gen = sampling.load(wd, batch_size=64)
-      tried[str(rate)] = develop(gen, study, start_settings(arm, config))
+      tried[str(rate)] = develop(gen, study, start_settings(arm, config),
+                                 config.model.codebook_size)
       print(json.dumps(dict(arm=arm, learning_rate=rate,
                             dev_fd=tried[str(rate)])), flush=True)
     results["learning_rate"][arm] = dict(
@@ -227,13 +238,14 @@ def run(args) -> int:
       configs = {s: arm_config(arm, base, steps=budget, seed=s,
                                learning_rate=rate, variant=args.variant)
                  for s in seeds}
+      codes = configs[seeds[0]].model.codebook_size
       minutes = {s: train(configs[s], workdir(arm, budget, s, rate))
                  for s in seeds}
       if key not in results["tuning"]:  # 3. decode tuning on seed 0
         gen = sampling.load(workdir(arm, budget, seeds[0], rate),
                             batch_size=64)
         search = tuning.coordinate_search(
-            lambda s, gen=gen: develop(gen, study, s),
+            lambda s, gen=gen: develop(gen, study, s, codes),
             AXES[ARMS[arm][0]],
             start_settings(arm, configs[seeds[0]]))
         results["tuning"][key] = dict(best=search.best, score=search.score,
@@ -247,7 +259,7 @@ def run(args) -> int:
         gen = sampling.load(workdir(arm, budget, seed, rate), batch_size=64)
         labels = np.arange(args.samples) % 10
         start = time.perf_counter()
-        images = gen.generate(labels, seed=0, **settings)
+        images = gen.generate(labels, seed=0, **as_options(settings, codes))
         seconds = time.perf_counter() - start
         accuracy, fid = study.report(images, labels)
         dev_accuracy, dev_fd = study.develop(images, labels)
