@@ -192,6 +192,9 @@ def run(out: pathlib.Path, variant: str = "default", *, seed: int = 0,
   from maskgit_jax.evaluation import metrics as metrics_lib
   # pylint: enable=g-import-not-at-top
   tiny = variant == "tiny"
+  from maskgit_jax.runtime import machine  # pylint: disable=g-import-not-at-top
+  # Runs on different CPUs compare by this (one device, before training).
+  matmul_rate = machine.matmul_gflops(256 if tiny else 1024)
   stages = _Stages()
   images, labels = input_pipeline.load_animal_mnist()
   train_idx = input_pipeline.animal_mnist_split("train")
@@ -287,6 +290,7 @@ def run(out: pathlib.Path, variant: str = "default", *, seed: int = 0,
       "seed": seed,
       "train_split": train_split,
       "wall_seconds": time.time() - start,
+      "matmul_f32_gflops": matmul_rate,
       "stage_minutes": stages.minutes,
   }
   (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -323,7 +327,9 @@ def main(argv=None) -> int:
          "present)")
     result = run(pathlib.Path(args.out), args.variant, seed=args.seed,
                  train_split=args.train_split)
-    _log(f"done in {result['wall_seconds'] / 60:.1f} min; wrote {args.out}/"
+    _log(f"done in {result['wall_seconds'] / 60:.1f} min on a machine "
+         f"measured at {result['matmul_f32_gflops']:.0f} GFLOP/s (float32 "
+         f"matmul, one device); wrote {args.out}/"
          "{samples,inpaint,reconstructions}.png and metrics.json")
     for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
                 "reconstruction_fid", "tokenizer_psnr", "codebook_usage",

@@ -33,7 +33,7 @@ def test_demo_writes_pictures_and_metrics(tiny_demo):
   for key in ("sample_class_accuracy", "classifier_fid", "real_fid_floor",
               "reconstruction_fid", "tokenizer_psnr", "codebook_usage",
               "classifier_test_accuracy", "num_iter", "choice_temperature",
-              "wall_seconds"):
+              "wall_seconds", "matmul_f32_gflops"):
     assert np.isfinite(saved[key]), key
   assert 0 <= saved["sample_class_accuracy"] <= 1
   assert 0 < saved["codebook_usage"] <= 1
