@@ -106,7 +106,13 @@ def new_state(params, optimizer: optax.GradientTransformation) -> TokenState:
 def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
                  tokenizer_params) -> jax.Array:
   """int32 ``[b, h * w]`` image tokens of a batch: its cached ``tokens``, or
-  its ``images`` tokenized by the frozen ``tokenizer``."""
+  its ``images`` tokenized by the frozen ``tokenizer``; or float ``[b, h *
+  w, C]``: its cached (scaled) ``latents [b, h, w, C]``, for the
+  continuous stage."""
+  if "latents" in batch:
+    latents = batch["latents"]
+    return jax.lax.stop_gradient(
+        latents.reshape(latents.shape[0], -1, latents.shape[-1]))
   if "tokens" in batch:
     tokens = batch["tokens"]
   else:

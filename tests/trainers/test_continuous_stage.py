@@ -1,0 +1,92 @@
+"""The continuous stage's body and objective (issue 29)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from maskgit_jax.models import continuous_transformer as ct
+from maskgit_jax.trainers import continuous_objectives as co
+from maskgit_jax.trainers import token_trainer
+from tests import train_helpers as th
+
+BODY = ct.ContinuousTransformer(channels=3, num_classes=5, num_tokens=16,
+                                hidden_size=32, num_layers=2, num_heads=2,
+                                mlp_dim=64, dropout_rate=0.0,
+                                attention_dropout_rate=0.0)
+
+
+def _latents(seed=1, batch=8):
+  return {"latents": jax.random.normal(jax.random.PRNGKey(seed),
+                                       (batch, 4, 4, 3)),
+          "labels": jnp.arange(batch) % 4}
+
+
+def test_the_body_ignores_masked_tokens_and_sees_every_known_one():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 3))
+  mask = jnp.zeros((2, 16), bool).at[:, 5].set(True)
+  labels = jnp.array([1, 2])
+  params = jax.jit(BODY.init)(jax.random.PRNGKey(0), x, mask, labels)
+  apply = jax.jit(BODY.apply)
+  z = apply(params, x, mask, labels)
+  assert z.shape == (2, 16, 32)
+  np.testing.assert_array_equal(  # what sits under the mask is never read
+      z, apply(params, x.at[:, 5].add(10.0), mask, labels))
+  moved = apply(params, x.at[:, 9].add(1.0), mask, labels)
+  assert not np.allclose(moved[:, 0], z[:, 0])  # bidirectional
+  assert not np.allclose(apply(params, x, mask, labels + 1), z)
+  with pytest.raises(ValueError, match=r"\(16, 4\).*\(16, 3\)"):
+    BODY.apply(params, jnp.zeros((2, 16, 4)), mask, labels)
+
+
+@pytest.mark.parametrize("head", co.HEADS)
+def test_the_loss_is_the_heads_mean_over_the_masked_tokens(head, monkeypatch):
+  objective = co.ContinuousMVTM(BODY, head=head, head_width=16, head_depth=1,
+                                num_mixtures=2)
+  params = jax.tree.map(lambda x: getattr(x, "value", x),
+                        objective.init_params(jax.random.PRNGKey(0)),
+                        is_leaf=lambda x: hasattr(x, "value"))
+  tokens = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 3))
+  labels = jnp.arange(4)
+  mask = jnp.zeros((4, 16), bool).at[:, :5].set(True).at[0, 9].set(True)
+  monkeypatch.setattr(co.mvtm, "sample_mask", lambda *a, **k: mask)
+  rng = jax.random.PRNGKey(2)
+  value, metrics = objective.loss(params, tokens, labels, rng)
+  _, _, _, head_rng = jax.random.split(rng, 4)
+  z = BODY.apply({"params": params["body"]}, tokens, mask, labels)
+  per_token = objective.head_loss(params["head"], tokens, z, head_rng)
+  want = float(jnp.sum(per_token * mask) / mask.sum())
+  assert float(value) == pytest.approx(want, rel=1e-5)
+  assert float(metrics["masked_per_row"]) == pytest.approx(21 / 4)
+  if head == "diffusion":  # the zero-initialised head predicts epsilon = 0
+    # E[noise^2] = 1; the mean of 21 x 4 x 3 squared normals has sd 0.09.
+    assert want == pytest.approx(1.0, abs=0.3)
+
+
+def test_bad_objective_settings_are_named():
+  with pytest.raises(ValueError, match="head 'flow'"):
+    co.ContinuousMVTM(BODY, head="flow")
+  with pytest.raises(ValueError, match="mask_ratio 'beta'"):
+    co.ContinuousMVTM(BODY, mask_ratio="beta")
+  with pytest.raises(ValueError, match="null_label"):
+    co.ContinuousMVTM(BODY, label_dropout=0.1)
+
+
+@pytest.mark.slow  # compiles sharded training steps
+@pytest.mark.parametrize("head", co.HEADS)
+def test_the_sharded_step_equals_one_device(head):
+  objective = co.ContinuousMVTM(BODY, head=head, head_width=16, head_depth=1,
+                                num_mixtures=2, label_dropout=0.25,
+                                null_label=4)
+  trainer = token_trainer.TokenTrainer(
+      objective, optimizer=token_trainer.make_optimizer(
+          learning_rate=1e-3, warmup_steps=1, total_steps=10))
+  devices = jax.devices()
+  reference, ref_metrics = th.sharded_step(trainer, (1, 1, 1), devices[:1],
+                                           _latents())
+  state, metrics = th.sharded_step(trainer, (2, 2, 2), devices, _latents())
+  np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+      jax.device_get(state.params), jax.device_get(reference.params))
+  assert ref_metrics["grad_norm"] > 0
