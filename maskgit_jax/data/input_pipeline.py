@@ -13,6 +13,9 @@ Sources (``config.data.name``):
 * ``"tokens:<file.npz>"``: stage-2 tokens cached by
   ``python -m maskgit_jax.tools.pretokenize`` (batches carry ``tokens`` instead of
   ``images``; the flip augmentation picks the mirrored tokens).
+* ``"latents:<file.npz>"``: a VAE tokenizer's latents cached the same way,
+  times their ``latent_scale`` (batches carry ``latents``; the continuous
+  stage).
 
 Order is a pure function of ``(seed, batch index)``: epoch ``e`` is a
 permutation of the split drawn from ``(seed, e)``; global batch ``b`` is a
@@ -129,6 +132,34 @@ class TokenSource:
     return self.tokens[index], int(self.labels[index])
 
 
+class LatentSource(TokenSource):
+  """Cached continuous latents (a VAE tokenizer's, ``pretokenize``):
+  records are ``(latents [2, h, w, C] float32, label)``, already multiplied
+  by the file's ``latent_scale`` (1 / std: unit-scale tokens, as MAR).
+
+  Index 1 of the pair is the mirror image's latents.
+  """
+
+  def __init__(self, path: str):  # pylint: disable=super-init-not-called
+    if not storage.path(path).exists():
+      raise FileNotFoundError(
+          f"latent file {path} does not exist; make it with "
+          "python -m maskgit_jax.tools.pretokenize on a VAE tokenizer")
+    data = storage.load_npz(path)
+    if "latents" not in data:
+      raise ValueError(f"{path} holds token ids, not continuous latents; "
+                       "the continuous stage reads a VAE tokenizer's "
+                       "(python -m maskgit_jax.tools.pretokenize)")
+    self.latent_scale = float(data["latent_scale"])
+    self.tokens = np.asarray(data["latents"], np.float32) * self.latent_scale
+    self.labels = np.asarray(data["labels"], np.int32)
+    self.num_classes = int(data["num_classes"])
+
+  @property
+  def grid(self) -> tuple[int, int]:
+    return self.tokens.shape[2:4]
+
+
 def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
   """The source named by ``config.data.name`` (see the module docstring)."""
   if name == "animal_mnist":
@@ -142,12 +173,18 @@ def make_source(name: str, split: str, data_dir: str | None = None) -> Source:
     return FolderSource(name[len("folder:"):])
   if name.startswith("tokens:"):
     return TokenSource(name[len("tokens:"):])
+  if name.startswith("latents:"):
+    return LatentSource(name[len("latents:"):])
   raise ValueError(f"unknown dataset {name!r}; expected 'animal_mnist', "
-                   "'tfds:<name>', 'folder:<path>' or 'tokens:<file.npz>'")
+                   "'tfds:<name>', 'folder:<path>', 'tokens:<file.npz>' or "
+                   "'latents:<file.npz>'")
 
 
 def batch_key(source: Source) -> str:
-  """The batch entry a source fills: "images" or (cached) "tokens"."""
+  """The batch entry a source fills: "images", or (cached) "tokens" or
+  "latents"."""
+  if isinstance(source, LatentSource):
+    return "latents"
   return "tokens" if isinstance(source, TokenSource) else "images"
 
 

@@ -21,7 +21,10 @@ experiment configs that ``train.py --config=...`` loads, built on these.
   ``vit_large``, ``tiny``; ``default``, ``tiny``).
 * :mod:`~maskgit_jax.presets.vae_imagenet`,
   :mod:`~maskgit_jax.presets.vae_animal_mnist`: stage 1 as a VAE
-  (continuous latents; ``256``, ``tiny``; ``default``, ``tiny``).
+  (continuous latents; ``256``, ``tiny``; ``default``, ``tiny``);
+  :mod:`~maskgit_jax.presets.continuous_animal_mnist`: masked generation
+  over the VAE's latents (MAR's diffusion head or GIVT's mixture head;
+  ``default``, ``tiny``).
 
     from maskgit_jax import presets
     config = presets.get_config("maskgit_imagenet", "tiny")
@@ -36,7 +39,8 @@ import ml_collections
 NAMES = ("vqgan_imagenet", "maskgit_imagenet",
          "vqgan_animal_mnist", "maskgit_animal_mnist",
          "critic_animal_mnist", "ar_animal_mnist", "mage_imagenet",
-         "mage_animal_mnist", "vae_imagenet", "vae_animal_mnist")
+         "mage_animal_mnist", "vae_imagenet", "vae_animal_mnist",
+         "continuous_animal_mnist")
 
 
 def get_config(name: str, variant: str | None = None

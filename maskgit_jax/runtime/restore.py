@@ -18,6 +18,7 @@ from maskgit_jax.runtime import checkpointing
 from maskgit_jax.runtime import storage
 from maskgit_jax.runtime import supervised
 from maskgit_jax.models import causal_transformer as causal_lib
+from maskgit_jax.models import continuous_transformer as continuous_lib
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import perceptual as perceptual_lib
@@ -62,6 +63,17 @@ def prior_from_config(config: Mapping[str, Any]
   null_label = _null_class(
       kwargs, (config.get("ar") or {}).get("label_dropout", 0.0))
   return causal_lib.CausalTransformer(**kwargs), null_label
+
+
+def continuous_from_config(config: Mapping[str, Any]
+                           ) -> tuple[continuous_lib.ContinuousTransformer,
+                                      int | None]:
+  """The body of a ``continuous``-stage config and its null label
+  (``continuous.label_dropout > 0`` adds the null class, as for stage 2)."""
+  kwargs = module_kwargs(config["model"])
+  null_label = _null_class(
+      kwargs, (config.get("continuous") or {}).get("label_dropout", 0.0))
+  return continuous_lib.ContinuousTransformer(**kwargs), null_label
 
 
 def mage_from_config(config: Mapping[str, Any]

@@ -105,15 +105,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   source = input_pipeline.make_source(config.data.name, config.data.split,
                                       config.data.get("data_dir"))
   tokens = isinstance(source, input_pipeline.TokenSource)
+  latents = isinstance(source, input_pipeline.LatentSource)
   if tokens and config.get("token_factor"):
     grid = config.image_size // config.token_factor
     if tuple(source.grid) != (grid, grid):
       raise ValueError(f"token file grid {tuple(source.grid)} does not match "
                        f"the config's {grid}x{grid} (image_size / token_factor)")
   task = tasks.make_task(config)
-  if tokens and not task.reads_tokens:
+  if latents != task.reads_latents:
+    raise ValueError(
+        f"config.stage {config.stage!r} reads cached latents "
+        "(data.name 'latents:...')" if task.reads_latents else
+        "cached latents (data.name 'latents:...') feed the continuous stage "
+        f"only, not config.stage {config.stage!r}")
+  if tokens and not latents and not task.reads_tokens:
     raise ValueError("cached tokens (data.name 'tokens:...') only feed the "
                      f"token stages, not config.stage {config.stage!r}")
+  if latents:  # saved with every checkpoint: the samplers undo it
+    config.latent_scale = source.latent_scale
   if task.num_classes is not None and source.num_classes > task.num_classes:
     raise ValueError(
         f"dataset {config.data.name} has {source.num_classes} classes but the "

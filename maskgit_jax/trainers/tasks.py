@@ -22,15 +22,18 @@ import ml_collections
 import numpy as np
 
 from maskgit_jax.decoding import ar_decode
+from maskgit_jax.decoding import continuous_decode
 from maskgit_jax.decoding import decode_options
 from maskgit_jax.decoding import parallel_decode
 from maskgit_jax.runtime import restore
+from maskgit_jax.models import continuous_sampling
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import discriminator as discriminator_lib
 from maskgit_jax.models import lpips as lpips_lib
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.models import vqgan as vqgan_lib
+from maskgit_jax.trainers import continuous_objectives
 from maskgit_jax.trainers import token_objectives
 from maskgit_jax.trainers import token_trainer
 from maskgit_jax.trainers import tokenizer_step
@@ -54,6 +57,7 @@ class Task:
   # cached tokens ("tokens:..." data), the class tokens its model has (None:
   # labels unchecked) and its codebook size (None: no token vocabulary).
   reads_tokens: bool = False
+  reads_latents: bool = False  # cached continuous latents: the only data
   num_classes: int | None = None
   codebook_size: int | None = None
 
@@ -79,7 +83,7 @@ def _token_task(config: ml_collections.ConfigDict, objective, tokenizer,
                               extras.get("frozen"))
 
   return Task(init=trainer.init, step=step, preview=preview, extras=extras,
-              reads_tokens=True, **checks)
+              **{"reads_tokens": True, **checks})
 
 
 def _render(tokenizer, params, ids: jax.Array, grid: int) -> jax.Array:
@@ -315,8 +319,70 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
                      codebook_size=model.codebook_size)
 
 
+def continuous_draw(objective, sampling) -> Any:
+  """The head's draw of ``objective`` (a ContinuousMVTM) with the
+  ``sampling`` section's settings (``steps``, ``temperature``,
+  ``cfg_scale``, ``clip_x0``)."""
+  if objective.head == "mixture":
+    return continuous_sampling.MixtureDraw(objective.head_module,
+                                           float(sampling["temperature"]))
+  return continuous_sampling.DiffusionDraw(
+      objective.head_module, int(sampling["steps"]),
+      objective.num_levels, float(sampling["temperature"]),
+      float(sampling["cfg_scale"]), sampling.get("clip_x0"))
+
+
+def continuous_task(config: ml_collections.ConfigDict) -> Task:
+  """Masked generation over a VAE tokenizer's cached latents (MAR; GIVT's
+  masked model): ``config.model`` is the body, ``config.continuous`` the
+  objective (:class:`~.continuous_objectives.ContinuousMVTM`),
+  ``config.sampling`` the previews' decode; the loop records the cache's
+  ``latent_scale`` in the config."""
+  model, null_label = restore.continuous_from_config(config)
+  if not config.get("tokenizer_checkpoint"):
+    raise ValueError("config.tokenizer_checkpoint must name the VAE "
+                     "workdir whose latents the stage trains on")
+  tokenizer, tokenizer_params = restore.load_tokenizer(
+      config.tokenizer_checkpoint)
+  if not tokenizer.continuous or tokenizer.embedding_dim != model.channels:
+    raise ValueError(
+        f"the tokenizer ({tokenizer.quantizer_type!r}, {tokenizer.embedding_dim}"
+        f" channels) must be a VAE with config.model.channels = "
+        f"{model.channels} channels (model.quantizer_type 'kl')")
+  grid = check_grid(config.image_size, tokenizer.factor, model.num_tokens,
+                    "config.model.num_tokens")
+  objective = continuous_objectives.ContinuousMVTM(
+      model=model, null_label=null_label, **_kwargs(config.continuous))
+  sampling = config.sampling
+  guided = null_label is not None and objective.head == "diffusion" and (
+      sampling.cfg_scale != 0)
+
+  def preview(state, batch, extras):
+    labels = batch["labels"][:PREVIEW_IMAGES]
+    x, unknown = continuous_sampling.initial(labels, model.num_tokens,
+                                             model.channels)
+    latents, _ = continuous_decode.decode(
+        state.ema_params, x, unknown, labels, jax.random.PRNGKey(0),
+        predict=continuous_sampling.Predict(
+            model, null_label if guided else None),
+        draw=continuous_draw(objective, sampling),
+        num_iter=int(sampling.num_iter), schedule=sampling.schedule,
+        order=sampling.order, choice_temperature=sampling.choice_temperature)
+    latents = latents.reshape(-1, grid, grid, model.channels)
+    images = tokenizer.apply({"params": extras["tokenizer"]},
+                             latents / config.latent_scale,
+                             method=tokenizer.decode)
+    return jnp.clip(images, 0.0, 1.0)
+
+  return _token_task(config, objective, None,
+                     {"tokenizer": tokenizer_params}, preview,
+                     reads_tokens=False, reads_latents=True,
+                     num_classes=config.model.num_classes)
+
+
 STAGES = {"tokenizer": tokenizer_task, "transformer": transformer_task,
-          "critic": critic_task, "ar": ar_task, "mage": mage_task}
+          "critic": critic_task, "ar": ar_task, "mage": mage_task,
+          "continuous": continuous_task}
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:

@@ -3,6 +3,7 @@
 import importlib
 import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
@@ -55,7 +56,27 @@ def _models_and_inputs(config):
     assert config.model.num_tokens == grid * grid
     return [(mage.MAGE(**config.model),
              jnp.zeros((2, grid * grid + 1), jnp.int32))]
+  if config.stage == "continuous":  # the body, called as the decode does
+    from maskgit_jax.models import continuous_transformer  # pylint: disable=g-import-not-at-top
+    from maskgit_jax.trainers import continuous_objectives  # pylint: disable=g-import-not-at-top
+    grid = config.image_size // config.token_factor
+    assert config.model.num_tokens == grid * grid
+    body = continuous_transformer.ContinuousTransformer(**config.model)
+    continuous_objectives.ContinuousMVTM(  # the objective's fields validate
+        body, null_label=config.model.num_classes, **config.continuous)
+    return [(_Unmasked(body),
+             jnp.zeros((2, grid * grid, config.model.channels)))]
   raise AssertionError(f"unknown stage {config.stage!r}")
+
+
+class _Unmasked(nn.Module):
+  """A continuous body with nothing masked and class 0, on ``x`` alone."""
+
+  body: nn.Module
+
+  def __call__(self, x):
+    return self.body(x, jnp.zeros(x.shape[:2], bool),
+                     jnp.zeros(x.shape[:1], jnp.int32))
 
 
 @pytest.mark.parametrize("name, variant", CASES)

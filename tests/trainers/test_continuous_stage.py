@@ -157,3 +157,57 @@ def test_a_guided_diffusion_inpaint_keeps_the_known_tokens():
   with pytest.raises(ValueError, match="without guidance"):
     cs.MixtureDraw(co.ContinuousMVTM(BODY, head="mixture").head_module)(
         params, jax.random.PRNGKey(0), jnp.zeros((1, 16, 2, 32)))
+
+
+@pytest.fixture(scope="module")
+def vae_latents(tmp_path_factory):
+  """A tiny VAE (2 steps) and its cached latents of the test split."""
+  from maskgit_jax.presets import vae_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("vae")
+  config = vae_animal_mnist.get_config("tiny")
+  config.update(num_train_steps=2, checkpoint_every_steps=2,
+                preview_every_steps=0)
+  loop.train_and_evaluate(config, root / "vae")
+  latents = pretokenize.pretokenize(str(root / "vae"), "animal_mnist", "test",
+                                    16, str(root / "latents.npz"),
+                                    progress=lambda _: None)
+  return root, latents
+
+
+@pytest.mark.slow  # trains a tokenizer and the stage
+def test_the_loop_trains_the_continuous_stage_and_records_the_scale(
+    vae_latents):
+  from maskgit_jax.presets import continuous_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  root, latents = vae_latents
+  config = continuous_animal_mnist.get_config("tiny")
+  config.update(tokenizer_checkpoint=str(root / "vae"), num_train_steps=4,
+                checkpoint_every_steps=4, preview_every_steps=2)
+  config.data.name = f"latents:{latents}"
+  metrics = loop.train_and_evaluate(config, root / "continuous")
+  assert np.isfinite(metrics["loss"]) and metrics["masked_per_row"] > 40
+  saved = checkpointing.read_config(root / "continuous")
+  assert saved["stage"] == "continuous"
+  with np.load(latents) as data:
+    assert saved["latent_scale"] == pytest.approx(float(data["latent_scale"]))
+  previews = sorted(p.name for p in (root / "continuous" / "previews").iterdir())
+  assert previews == ["step_00000002.png", "step_00000004.png"]
+
+
+@pytest.mark.slow  # trains a tokenizer
+def test_latents_feed_the_continuous_stage_only(vae_latents, tmp_path):
+  from maskgit_jax.presets import continuous_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  root, latents = vae_latents
+  config = th.transformer_config(root / "vae", num_train_steps=1)
+  config.data.name = f"latents:{latents}"
+  with pytest.raises(ValueError, match="feed the continuous stage only"):
+    loop.train_and_evaluate(config, tmp_path / "a")
+  config = continuous_animal_mnist.get_config("tiny")
+  config.update(tokenizer_checkpoint=str(root / "vae"), num_train_steps=1)
+  config.data.name = "animal_mnist"
+  with pytest.raises(ValueError, match="reads cached latents"):
+    loop.train_and_evaluate(config, tmp_path / "b")
