@@ -11,7 +11,9 @@ validation split held out of everything trained):
 
 1. **learning-rate screen** per arm at the first budget, training seed 0:
    the rate whose model has the lowest development distance (500 samples at
-   the arm's preset decode settings) is used for every later run;
+   the arm's preset decode settings) is used for every later run; a best
+   rate at an end of ``--learning_rates`` is followed past it (a third
+   below, twice above) until the best is inside;
 2. **training**: every arm x budget x training seed (``config.seed``),
    resumable (a workdir with ``minutes.json`` is kept);
 3. **decode tuning** per arm and budget on the seed-0 model: a coordinate
@@ -110,6 +112,18 @@ def start_settings(arm: str, config) -> dict:
               choice_temperature=d.choice_temperature,
               temperature=d.temperature, top_k=d.top_k or codebook_size,
               top_p=d.top_p, num_iter=d.num_iter, schedule=d.schedule)
+
+
+def next_rate(tried: dict[str, float]) -> float | None:
+  """The learning rate past the end of the screen where the best one lies
+  (a third below the lowest, twice the highest), or None when the best is
+  inside or the next would leave [1e-4, 2e-2]."""
+  rates = sorted(float(r) for r in tried)
+  best = float(min(tried, key=tried.get))
+  if len(rates) < 2 or rates[0] < best < rates[-1]:
+    return None
+  nxt = round(best / 3, 10) if best == rates[0] else best * 2
+  return nxt if 1e-4 <= nxt <= 2e-2 else None
 
 
 def as_options(settings: dict, codebook_size: int) -> dict:
@@ -215,21 +229,23 @@ def run(args) -> int:
     return out / f"{arm}_lr{rate:g}_{budget}_s{seed}"
 
   for arm in arms:  # 1. the learning-rate screen
-    if arm in results["learning_rate"]:
-      continue
-    tried = {}
-    for rate in rates:
+    screen = results["learning_rate"].setdefault(arm, {"tried": {}})
+    grow = lambda: [r for r in [next_rate(screen["tried"])] if r is not None]  # pylint: disable=unnecessary-lambda-assignment,cell-var-from-loop
+    queue = [r for r in rates if str(r) not in screen["tried"]] or grow()
+    while queue:
+      rate = queue.pop(0)
       config = arm_config(arm, base, steps=budgets[0], seed=0,
                           learning_rate=rate, variant=args.variant)
       wd = workdir(arm, budgets[0], 0, rate)
       train(config, wd)
       gen = sampling.load(wd, batch_size=64)
-      tried[str(rate)] = develop(gen, study, start_settings(arm, config),
-                                 config.model.codebook_size)
+      screen["tried"][str(rate)] = develop(
+          gen, study, start_settings(arm, config), config.model.codebook_size)
       print(json.dumps(dict(arm=arm, learning_rate=rate,
-                            dev_fd=tried[str(rate)])), flush=True)
-    results["learning_rate"][arm] = dict(
-        tried=tried, picked=float(min(tried, key=tried.get)))
+                            dev_fd=screen["tried"][str(rate)])), flush=True)
+      save()
+      queue = queue or grow()  # an optimum at an end: try past it
+    screen["picked"] = float(min(screen["tried"], key=screen["tried"].get))
     save()
   for budget in budgets:
     for arm in arms:

@@ -60,3 +60,13 @@ def test_named_choices_have_no_edge():
       lambda s: 0.0 if s["schedule"] == "linear" else 1.0, axes,
       {"schedule": "cosine"}, log=None)
   assert search.best == {"schedule": "linear"} and search.edges == {}
+
+
+def test_the_learning_rate_screen_goes_past_an_edge_optimum():
+  from scripts.studies import ar_vs_maskgit  # pylint: disable=g-import-not-at-top
+  grow = ar_vs_maskgit.next_rate
+  assert grow({"0.001": 1.0, "0.003": 2.0, "0.006": 3.0}) == pytest.approx(
+      1e-3 / 3)
+  assert grow({"0.001": 3.0, "0.003": 2.0, "0.006": 1.0}) == 0.012
+  assert grow({"0.001": 2.0, "0.003": 1.0, "0.006": 3.0}) is None
+  assert grow({"0.0001": 1.0, "0.001": 2.0}) is None  # 3.3e-5: out of range
