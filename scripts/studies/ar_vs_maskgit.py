@@ -206,6 +206,22 @@ def markdown(table: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def screen_markdown(screen: dict) -> str:
+  """The learning-rate screen: one row per arm, the development distance
+  of every rate tried (the picked one in bold)."""
+  rates = sorted({float(r) for e in screen.values() for r in e["tried"]})
+  lines = ["| arm | " + " | ".join(f"lr {r:g}" for r in rates) + " |",
+           "|---|" + "---|" * len(rates)]
+  for arm, entry in screen.items():
+    tried = {float(r): v for r, v in entry["tried"].items()}
+    best = min(tried, key=tried.get)
+    cells = ["" if r not in tried else
+             (f"**{tried[r]:.2f}**" if r == best else f"{tried[r]:.2f}")
+             for r in rates]
+    lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def run(args) -> int:
   # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling
@@ -286,6 +302,7 @@ def run(args) -> int:
             ms_per_image=1e3 * seconds / args.samples))
         print(json.dumps(results["rows"][-1]), flush=True)
         save()
+  (out / "screen.md").write_text(screen_markdown(results["learning_rate"]))
   table = summary(results["rows"], args.samples)
   results["summary"] = table
   save()

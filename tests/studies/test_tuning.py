@@ -70,3 +70,13 @@ def test_the_learning_rate_screen_goes_past_an_edge_optimum():
   assert grow({"0.001": 3.0, "0.003": 2.0, "0.006": 1.0}) == 0.012
   assert grow({"0.001": 2.0, "0.003": 1.0, "0.006": 3.0}) is None
   assert grow({"0.0001": 1.0, "0.001": 2.0}) is None  # 3.3e-5: out of range
+
+
+def test_the_screen_table_marks_each_arms_pick():
+  from scripts.studies import ar_vs_maskgit  # pylint: disable=g-import-not-at-top
+  table = ar_vs_maskgit.screen_markdown({
+      "maskgit": {"tried": {"0.001": 2.5, "0.003": 2.0}},
+      "ar": {"tried": {"0.003": 1.5}}}).splitlines()
+  assert table[0] == "| arm | lr 0.001 | lr 0.003 |"
+  assert table[2] == "| maskgit | 2.50 | **2.00** |"
+  assert table[3] == "| ar |  | **1.50** |"
