@@ -100,6 +100,15 @@ class FolderSource:
       return np.asarray(image.convert("RGB")), label
 
 
+def _load_cache(path: str, what: str, hint: str) -> dict:
+  """The arrays of a ``pretokenize`` file, or a FileNotFoundError that says
+  how to make it."""
+  if not storage.path(path).exists():
+    raise FileNotFoundError(f"{what} file {path} does not exist; make it with "
+                            f"python -m maskgit_jax.tools.pretokenize{hint}")
+  return storage.load_npz(path)
+
+
 class TokenSource:
   """Cached tokens: records are ``(tokens [2, h, w] int32, label)``.
 
@@ -107,11 +116,7 @@ class TokenSource:
   """
 
   def __init__(self, path: str):
-    if not storage.path(path).exists():
-      raise FileNotFoundError(
-          f"token file {path} does not exist; make it with "
-          "python -m maskgit_jax.tools.pretokenize")
-    data = storage.load_npz(path)
+    data = _load_cache(path, "token", "")
     if "tokens" not in data:
       what = ("continuous latents (a VAE tokenizer's)" if "latents" in data
               else "no 'tokens'")
@@ -141,11 +146,7 @@ class LatentSource(TokenSource):
   """
 
   def __init__(self, path: str):  # pylint: disable=super-init-not-called
-    if not storage.path(path).exists():
-      raise FileNotFoundError(
-          f"latent file {path} does not exist; make it with "
-          "python -m maskgit_jax.tools.pretokenize on a VAE tokenizer")
-    data = storage.load_npz(path)
+    data = _load_cache(path, "latent", " on a VAE tokenizer")
     if "latents" not in data:
       raise ValueError(f"{path} holds token ids, not continuous latents; "
                        "the continuous stage reads a VAE tokenizer's "
