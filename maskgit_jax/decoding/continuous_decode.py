@@ -76,15 +76,13 @@ def decode(params: Any, x: jax.Array, unknown: jax.Array, labels: jax.Array,
     ratio = (t + 1.0) / num_iter
     z = predict(params, x, still, labels)
     candidates, log_density = draw(params, step_rng, z)
-    if order == "random":
-      score = random_scores
-    else:
-      score = log_density + choice_temperature * (1.0 - ratio) * (
-          jax.random.gumbel(choice_rng, log_density.shape))
-    score = jnp.where(still, score, jnp.inf)  # known: never re-masked
     mask_len = reveal_policies.num_to_mask(initial, jnp.sum(still, -1), ratio,
                                            schedule)
-    keep = reveal_policies.mask_lowest(mask_len, score) & still
+    score = random_scores if order == "random" else log_density
+    keep = reveal_policies.mask_by_random_topk(
+        choice_rng, mask_len, jnp.where(still, score, jnp.inf),  # known stay
+        0.0 if order == "random" else choice_temperature * (1.0 - ratio))
+    keep &= still
     keep = jnp.where(t == num_iter - 1, False, keep)
     reveal = still & ~keep
     x = jnp.where(reveal[..., None], candidates.astype(jnp.float32), x)

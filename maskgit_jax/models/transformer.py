@@ -187,7 +187,26 @@ class Transformer(nn.Module):
           f"attention_impl={self.attention_impl!r}, dtype={self.dtype}, "
           f"matmul_dtype={self.matmul_dtype}")
 
+  def _post_ln_blocks(self, x: jax.Array, deterministic: bool,
+                      init) -> jax.Array:
+    """The official blocks (``TransformerLayer_i``)."""
+    block = TransformerLayer
+    if self.remat:
+      # Argument 2 (counting self) is `deterministic`, a Python bool.
+      block = nn.remat(TransformerLayer, static_argnums=(2,))
+    for i in range(self.num_layers):
+      x = block(
+          num_heads=self.num_heads, mlp_dim=self.mlp_dim,
+          hidden_dropout_rate=self.dropout_rate,
+          attention_dropout_rate=self.attention_dropout_rate,
+          kernel_init=init, attention_impl=self.attention_impl,
+          dtype=self.dtype, param_dtype=self.param_dtype,
+          matmul_dtype=self.matmul_dtype,
+          name=f"TransformerLayer_{i}")(x, deterministic)
+    return x
+
   def _pre_ln_blocks(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    """The prior's blocks run bidirectionally (``block_i``, ``final_ln``)."""
     block = layers.PreLNBlock
     if self.remat:  # counting self, argument 4 is `deterministic`
       block = nn.remat(layers.PreLNBlock, static_argnums=(4,))
@@ -233,19 +252,8 @@ class Transformer(nn.Module):
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     if self.norm == "pre":
       x = self._pre_ln_blocks(x, deterministic)
-    block = TransformerLayer
-    if self.remat:
-      # Argument 2 (counting self) is `deterministic`, a Python bool.
-      block = nn.remat(TransformerLayer, static_argnums=(2,))
-    for i in range(self.num_layers if self.norm == "post" else 0):
-      x = block(
-          num_heads=self.num_heads, mlp_dim=self.mlp_dim,
-          hidden_dropout_rate=self.dropout_rate,
-          attention_dropout_rate=self.attention_dropout_rate,
-          kernel_init=init, attention_impl=self.attention_impl,
-          dtype=self.dtype, param_dtype=self.param_dtype,
-          matmul_dtype=self.matmul_dtype,
-          name=f"TransformerLayer_{i}")(x, deterministic)
+    else:
+      x = self._post_ln_blocks(x, deterministic, init)
     if hidden_only:
       return x
     return MlmLayer(

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from maskgit_jax.objectives import mage_corruption
+
 SCHEDULES = ("cosine", "arccos", "linear", "square", "cubic", "sqrt", "log",
              "exp")
 """Named schedules; any ``"pow<k>"`` (e.g. ``"pow2.5"``) works as well."""
@@ -92,8 +94,8 @@ def mask_ratio(rng: jax.Array, batch: int, length: int, *,
     r = jax.random.uniform(rng, (batch,), minval=0.0, maxval=1.0)
     return schedule(r, length, method)
   if distribution == "mar":
-    z = jax.random.truncated_normal(rng, -1.2, 0.0, (batch,), jnp.float32)
-    return 1.0 + 0.25 * z
+    return mage_corruption.mask_ratio(rng, (batch,), mean=1.0, std=0.25,
+                                      low=0.7, high=1.0)
   if distribution == "emigm":
     t = jax.random.uniform(rng, (batch,), minval=0.2, maxval=1.0)
     return 1.0 - jnp.exp(-5.0 * t)

@@ -93,7 +93,7 @@ def _perceptual(out: pathlib.Path, images, labels, train_idx, tiny: bool,
     _log(f"perceptual network: cached at {path}")
     return path
   steps = 10 if tiny else PERCEPTUAL_STEPS
-  _log(f"perceptual network: {steps} steps on the train split (for the "
+  _log(f"perceptual network: {steps} steps on the training split (for the "
        "tokenizer's perceptual loss; seeded and built apart from the judge)")
   params = perceptual_lib.train(images[train_idx], labels[train_idx], 10,
                                 steps=steps, seed=perceptual_lib.SEED + seed,
@@ -190,9 +190,9 @@ def run(out: pathlib.Path, variant: str = "default", *, seed: int = 0,
   from maskgit_jax.data import input_pipeline
   from maskgit_jax import sampling
   from maskgit_jax.evaluation import metrics as metrics_lib
+  from maskgit_jax.runtime import machine
   # pylint: enable=g-import-not-at-top
   tiny = variant == "tiny"
-  from maskgit_jax.runtime import machine  # pylint: disable=g-import-not-at-top
   # Runs on different CPUs compare by this (one device, before training).
   matmul_rate = machine.matmul_gflops(256 if tiny else 1024)
   stages = _Stages()

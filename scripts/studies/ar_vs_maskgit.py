@@ -192,8 +192,8 @@ def summary(rows: list[dict], samples: int) -> list[dict]:
 def markdown(table: list[dict]) -> str:
   lines = ["| budget | arm | seeds | minutes | class accuracy | classifier "
            "FID | settings / verdict |", "|---|---|---|---|---|---|---|"]
-  fmt = lambda e, d: (f"{e['mean']:.{d}f}" if np.isnan(e["se"]) else  # pylint: disable=unnecessary-lambda-assignment
-                      f"{e['mean']:.{d}f} ± {e['se']:.{d}f}")
+  from maskgit_jax.evaluation import uncertainty  # pylint: disable=g-import-not-at-top
+  fmt = lambda e, d: uncertainty.Estimate(**e).format(d)  # pylint: disable=unnecessary-lambda-assignment
   for r in table:
     if "seeds" in r:
       settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
