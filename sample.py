@@ -21,10 +21,15 @@
 An autoregressive prior's checkpoint (``config.stage = "ar"``) takes
 ``--temperature``, ``--top_k``, ``--top_p`` and ``--cfg_scale``; its only
 edits are ``--task=complete`` and an ``inpaint`` mask over the bottom rows.
+A continuous-token checkpoint (``config.stage = "continuous"``: MAR's
+diffusion head, GIVT's mixture head) takes every task but ``complete`` and
+its own options (``--steps``, ``--clip_x0``, ``--order=random|density``, ...;
+maskgit_jax.decoding.continuous_options); ``tokens`` are then its float32
+latents [N, h, w, C].
 
 Files are in ADM's layout, what the standard FID evaluator reads:
 ``arr_0`` uint8 images [N, H, W, 3] and ``arr_1`` int32 labels [N] (plus
-``tokens`` int32 [N, h, w] when generating ``--labels``).
+``tokens`` [N, h, w] when generating ``--labels``).
 
 ``--num_samples`` (class-balanced: sample i has label i % classes) streams:
 each batch is decoded and written as it comes into shards of
@@ -40,11 +45,10 @@ import sys
 from absl import flags
 
 from maskgit_jax.runtime import cli
+from maskgit_jax.decoding.continuous_options import ContinuousOptions
 from maskgit_jax.decoding.decode_options import DecodeOptions
 
 TASKS = ("generate", "inpaint", "outpaint", "edit", "panorama", "complete")
-# The options an autoregressive prior takes (the rest are MaskGIT's).
-AR_OPTIONS = ("temperature", "top_k", "top_p", "cfg_scale")
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Stage-2 workdir or imported checkpoint directory.")
@@ -58,19 +62,35 @@ _LABELS = flags.DEFINE_list("labels", None, "Classes to generate: 3,7 (for "
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples", None, "Number of class-balanced samples (instead of "
     "--labels).")
-# One flag per decode option (maskgit_jax.decoding.decode_options), unset by default:
-# an unset flag keeps the checkpoint's config.decode value.
+# One flag per decode option of MaskGIT (maskgit_jax.decoding.decode_options)
+# and of a continuous-token model (maskgit_jax.decoding.continuous_options),
+# unset by default: an unset flag keeps the checkpoint's value. A name both
+# declare is one flag (its choices the union).
 _DECODE_FLAGS = {}
-for _field in DecodeOptions.fields():
-  _help = _field.metadata["help"] + " (default: the checkpoint's)."
-  if _field.metadata["choices"]:
-    _DECODE_FLAGS[_field.name] = flags.DEFINE_enum(
-        _field.name, None, _field.metadata["choices"], _help)
-  else:
-    _DECODE_FLAGS[_field.name] = {
-        "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
-        "bool": flags.DEFINE_boolean, "str": flags.DEFINE_string,
-    }[_field.type](_field.name, None, _help)
+
+
+def _define_option_flags(*option_classes):
+  fields = {}
+  for option_class in option_classes:
+    for field in option_class.fields():
+      fields.setdefault(field.name, []).append(field)
+  for name, same in fields.items():
+    meta = same[0].metadata
+    helps = " / ".join(dict.fromkeys(f.metadata["help"] for f in same))
+    help_text = f"{helps} (default: the checkpoint's)."
+    if meta["choices"]:
+      choices = list(dict.fromkeys(c for f in same
+                                   for c in f.metadata["choices"]))
+      _DECODE_FLAGS[name] = flags.DEFINE_enum(name, None, choices, help_text)
+    else:
+      kind = same[0].type.split(" |")[0]
+      _DECODE_FLAGS[name] = {
+          "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+          "bool": flags.DEFINE_boolean, "str": flags.DEFINE_string,
+      }[kind](name, None, help_text)
+
+
+_define_option_flags(DecodeOptions, ContinuousOptions)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the "
                              "latest).")
@@ -136,19 +156,27 @@ def _options() -> dict:
 
 
 def _generator_options(generator) -> dict:
-  """The command line's options for this generator (MaskGIT's or a
-  prior's; the other kind's refused)."""
+  """The command line's options that this generator takes (its
+  ``defaults``' fields); a set flag it does not take is refused."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
   from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
   if isinstance(generator, sampling.ARGenerator):
     if _TASK.value in ("edit", "outpaint", "panorama"):
-      raise ValueError(f"--task={_TASK.value} needs the bidirectional "
-                       "MaskGIT; an autoregressive prior completes the end of "
-                       "a sequence (--task=complete, or inpaint a bottom mask)")
-    return _prior_options(_options())
-  if _TASK.value == "complete":
+      raise ValueError(f"--task={_TASK.value} needs a bidirectional model; "
+                       "an autoregressive prior completes the end of a "
+                       "sequence (--task=complete, or inpaint a bottom mask)")
+  elif _TASK.value == "complete":
     raise ValueError("--task=complete is for autoregressive priors; MaskGIT "
                      "fills any mask (--task=inpaint)")
-  return _options()
+  taken = [f.name for f in dataclasses.fields(generator.defaults)]
+  given = _options()
+  extra = sorted(k for k, v in given.items() if v is not None
+                 and k not in taken)
+  if extra:
+    raise ValueError(f"--{extra[0]} is not an option of this checkpoint's "
+                     f"{type(generator).__name__}; it takes --"
+                     + ", --".join(taken))
+  return {k: given[k] for k in taken}
 
 
 def _run(generator, options, progress):
@@ -241,16 +269,6 @@ def _check_outputs():
   if many and not (_OUTPUT_NPZ.value or _OUTPUT_DIR.value):
     raise ValueError("--num_samples writes --output_dir and/or --output_npz")
   return many
-
-
-def _prior_options(options: dict) -> dict:
-  """The sampling options of an autoregressive prior (MaskGIT's refused)."""
-  extra = sorted(k for k, v in options.items()
-                 if v is not None and k not in AR_OPTIONS)
-  if extra:
-    raise ValueError(f"--{extra[0]} is a MaskGIT decode option; an "
-                     "autoregressive prior takes --" + ", --".join(AR_OPTIONS))
-  return {k: options[k] for k in AR_OPTIONS}
 
 
 def main(argv):

@@ -10,17 +10,22 @@
 ``sampling.load(path)`` takes any sampling workdir and returns the class
 its checkpoint needs: a Generator, or for an autoregressive prior
 (``config.stage = "ar"``) an :class:`ARGenerator` (generation, and
-completing the bottom of images).
+completing the bottom of images), for continuous latents
+(``config.stage = "continuous"``) a :class:`ContinuousGenerator` (the
+Generator's methods).
 
 The public names of :mod:`maskgit_jax.inference`, where the code lives
 (options, the Generator, editing tasks, rejection sampling).
 """
 
-from maskgit_jax.inference import (ARGenerator, ARSampleOptions, DecodeOptions,
-                                   Generator, GuidedLogits, Samples)
+from maskgit_jax.inference import (ARGenerator, ARSampleOptions,
+                                   ContinuousGenerator, ContinuousOptions,
+                                   DecodeOptions, Generator, GuidedLogits,
+                                   Samples)
 from maskgit_jax.decoding.guidance import CFG_SCHEDULES
 from maskgit_jax.inference.loader import load
 from maskgit_jax.inference.rejection import Classifier
 
 __all__ = ["ARGenerator", "ARSampleOptions", "CFG_SCHEDULES", "Classifier",
-           "DecodeOptions", "Generator", "GuidedLogits", "Samples", "load"]
+           "ContinuousGenerator", "ContinuousOptions", "DecodeOptions",
+           "Generator", "GuidedLogits", "Samples", "load"]

@@ -212,6 +212,7 @@ def test_sample_cli_on_a_prior(ar_run, tmp_path):
   assert imageio.read_image(tmp_path / "out.png").shape == (16, 16, 3)
   refused = cli("--labels=1", "--num_iter=8", f"--output={tmp_path / 'x.png'}")
   assert refused.returncode != 0
-  assert "--num_iter is a MaskGIT decode option" in refused.stderr
+  assert "--num_iter is not an option of this checkpoint's ARGenerator" \
+      in refused.stderr
   assert "Traceback" not in refused.stderr
   assert not (tmp_path / "x.png").exists()

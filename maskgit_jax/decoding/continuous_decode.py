@@ -90,3 +90,25 @@ def decode(params: Any, x: jax.Array, unknown: jax.Array, labels: jax.Array,
   x, _, counts = jax.lax.fori_loop(
       0, num_iter, body, (x.astype(jnp.float32), unknown, counts))
   return x, counts
+
+
+def decode_rows(params: Any, x: jax.Array, unknown: jax.Array,
+                labels: jax.Array, keys: jax.Array, options, *,
+                predict: Callable, draw: Callable) -> jax.Array:
+  """float32 ``[n, L, C]``: each row decoded alone with its own key.
+
+  What the :class:`~maskgit_jax.inference.continuous_generator.
+  ContinuousGenerator` and the training previews both run, so that the same
+  options, keys and params give the same samples whatever the batch:
+  ``keys`` uint32 ``[n, 2]``
+  (:func:`~maskgit_jax.decoding.parallel_decode.row_keys`), ``options`` a
+  :class:`~maskgit_jax.decoding.continuous_options.ContinuousOptions`
+  (``predict`` guided and ``draw`` built to match it).
+  """
+  def one(row_x, row_unknown, label, key):
+    out, _ = decode(params, row_x[None], row_unknown[None], label[None], key,
+                    predict=predict, draw=draw, num_iter=options.num_iter,
+                    schedule=options.schedule, order=options.order,
+                    choice_temperature=options.choice_temperature)
+    return out[0]
+  return jax.vmap(one)(x, unknown, labels, keys)

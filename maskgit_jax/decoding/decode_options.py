@@ -37,7 +37,7 @@ ORDERS = reveal_order.ORDERS + ("mdlm", "critic")
 posterior (:mod:`maskgit_jax.decoding.remasking`) and a token critic's choice."""
 
 
-def _option(default, help_text: str, *, static: bool, choices=None,
+def option(default, help_text: str, *, static: bool, choices=None,
             minimum=None, off=None, check=None):
   """A field of :class:`DecodeOptions`.
 
@@ -55,71 +55,13 @@ def _option(default, help_text: str, *, static: bool, choices=None,
       off=off, check=check))
 
 
-@dataclasses.dataclass(frozen=True)
-class DecodeOptions:
-  """How tokens are decoded (paper Section 3.2); see each field's help.
-
-  Guidance ``cfg_*`` applies where the Generator (or a preview) wraps the
-  model in :class:`maskgit_jax.decoding.guidance.GuidedLogits`; ``decode`` itself
-  sees only the logits.
-  """
-
-  num_iter: int = _option(8, "T, the number of decoding iterations",
-                          static=True, minimum=1)
-  schedule: str = _option(
-      "cosine", "mask schedule: " + ", ".join(mvtm.SCHEDULES) + " or "
-      "pow<k>", static=True, check=mvtm.validate_schedule)
-  greedy: bool = _option(False, "take the most likely token instead of "
-                         "sampling", static=True)
-  sampler: str = _option(
-      "gumbel", "token draw: gumbel (official, one number per token and "
-      "code) or cdf (the same distribution, one number per token)",
-      static=True, choices=SAMPLERS)
-  order: str = _option(
-      "confidence", "reveal policy: confidence (official), halton, random, "
-      "mdlm (masked-diffusion posterior) or critic (Token-Critic)",
-      static=True, choices=ORDERS)
-  roll_order: bool = _option(False, "roll the Halton order by a random "
-                             "offset per sample", static=True)
-  temperature_schedule: str = _option(
-      "constant", "constant, or linear from temperature to "
-      "final_temperature", static=True,
-      choices=logit_filters.TEMPERATURE_SCHEDULES)
-  remask: str = _option(
-      "none", "with order=mdlm: none (MDLM) or ReMDM's cap, rescale, conf",
-      static=True, choices=remasking.REMASK_STRATEGIES)
-  cfg_schedule: str = _option(
-      "constant", "guidance over the steps (maskgit_jax.decoding.guidance)",
-      static=True, choices=guidance.CFG_SCHEDULES)
-  unroll: bool = _option(False, "unroll the T iterations (for "
-                         "accelerators; bit-identical)", static=True)
-  start_iter: int = _option(0, "first iteration to run (the official box "
-                            "edit starts at 2 of 12)", static=False,
-                            minimum=0)
-  choice_temperature: float = _option(
-      4.5, "Gumbel temperature of the confidence ranking (0: "
-      "deterministic)", static=False, minimum=0.0)
-  temperature: float = _option(1.0, "sampling temperature of the tokens",
-                               static=False)
-  final_temperature: float = _option(
-      0.0, "the last step's temperature of temperature_schedule=linear (0: "
-      "argmax)", static=False, minimum=0.0)
-  top_k: int = _option(0, "sample among the top_k most likely codes (0: "
-                       "all)", static=False, off=0,
-                       check=lambda v: logit_filters.check_filters(v, 1.0))
-  top_p: float = _option(1.0, "sample among the smallest set of codes with "
-                         "mass >= top_p (1: all)", static=False, off=1.0,
-                         check=lambda v: logit_filters.check_filters(0, v))
-  min_p: float = _option(0.0, "sample among the codes with probability >= "
-                         "min_p times the most likely one's (0: all)",
-                         static=False, off=0.0, minimum=0.0)
-  remask_eta: float = _option(0.05, "ReMDM's eta", static=False,
-                              minimum=0.0)
-  cfg_scale: float = _option(
-      0.0, "classifier-free guidance w in cond + w (cond - uncond); 0: off",
-      static=False, off=0.0)
-  cfg_power: float = _option(3.0, "the p of cfg_schedule=power_cosine",
-                             static=False)
+class OptionSet:
+  """What an options dataclass of :func:`option` fields derives from them:
+  construction from a config section, validated copies, and the split into
+  static values (which select a compiled program) and traced ones (its
+  arguments). :class:`DecodeOptions` (MaskGIT) and
+  :class:`~maskgit_jax.decoding.continuous_options.ContinuousOptions` are
+  the two; a subclass adds cross-field checks in ``_validate_together``."""
 
   @classmethod
   def fields(cls) -> tuple[dataclasses.Field, ...]:
@@ -127,7 +69,7 @@ class DecodeOptions:
 
   @classmethod
   def from_config(cls, decode: dict | None, *, guided: bool = True
-                  ) -> "DecodeOptions":
+                  ) -> "OptionSet":
     """The options a saved ``config.decode`` section asks for (fields it
     lacks keep their defaults; guidance only for a ``guided`` model)."""
     names = {f.name for f in cls.fields()}
@@ -137,7 +79,7 @@ class DecodeOptions:
       values["cfg_scale"] = 0.0
     return cls(**values).validate()
 
-  def replace(self, **overrides) -> "DecodeOptions":
+  def replace(self, **overrides) -> "OptionSet":
     """A validated copy with ``overrides`` (None values ignored).
 
     Raises:
@@ -146,7 +88,7 @@ class DecodeOptions:
     """
     return self.with_values(**overrides).validate()
 
-  def with_values(self, **overrides) -> "DecodeOptions":
+  def with_values(self, **overrides) -> "OptionSet":
     """A copy with ``overrides`` (None ignored), not validated: traced
     values (inside ``jit``) are allowed."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -156,7 +98,7 @@ class DecodeOptions:
                       f"{[f.name for f in self.fields()]}")
     return dataclasses.replace(self, **overrides)
 
-  def validate(self) -> "DecodeOptions":
+  def validate(self) -> "OptionSet":
     """Returns self; raises ValueError naming the first bad option (traced
     values are skipped)."""
     for f in self.fields():
@@ -179,31 +121,12 @@ class DecodeOptions:
                          f"{value}")
     return self._validate_together()
 
-  def _validate_together(self) -> "DecodeOptions":
-    concrete = lambda v: not isinstance(v, jax.core.Tracer)  # pylint: disable=unnecessary-lambda-assignment
-    if concrete(self.start_iter) and not self.start_iter < self.num_iter:
-      raise ValueError(f"start_iter must lie in [0, num_iter={self.num_iter})"
-                       f", got {self.start_iter}")
-    if (not self.greedy and concrete(self.temperature)
-        and not self.temperature > 0):
-      raise ValueError(f"temperature must be > 0 (or use greedy), got "
-                       f"{self.temperature}")
-    if self.remask != "none" and self.order != "mdlm":
-      raise ValueError(f"remask={self.remask!r} needs order='mdlm', got "
-                       f"{self.order!r}")
-    return self
-
-  @property
-  def guided(self) -> bool:
-    """Whether guidance is on (a second, unconditional forward pass)."""
-    return self.filter_on("cfg_scale")
-
   def static(self) -> tuple:
     """The values that select a compiled program (with :attr:`guided`)."""
     return tuple(getattr(self, f.name) for f in self.fields()
                  if f.metadata["static"]) + (self.guided,)
 
-  def split(self) -> tuple["DecodeOptions", dict[str, Any]]:
+  def split(self) -> tuple["OptionSet", dict[str, Any]]:
     """``(static, traced)``: these options with every traced field at its
     default (hashable: it selects a compiled program), and the traced
     values by name, None for a filter that is off (a program's arguments;
@@ -222,7 +145,7 @@ class DecodeOptions:
             (np.int32(value) if types[name] == "int" else np.float32(value))
             for name, value in self.split()[1].items()}
 
-  def with_traced(self, traced: dict[str, Any]) -> "DecodeOptions":
+  def with_traced(self, traced: dict[str, Any]) -> "OptionSet":
     """These options with ``traced`` (:meth:`traced`'s dict, inside a
     program) in place of the traced fields; None keeps a filter off."""
     return dataclasses.replace(self, **{
@@ -239,6 +162,95 @@ class DecodeOptions:
     value, off = getattr(self, name), self._off(name)
     return (off is None or isinstance(value, jax.core.Tracer)
             or value != off)
+
+  def _validate_together(self):
+    return self
+
+  @property
+  def guided(self) -> bool:
+    """Whether guidance is on (a second, unconditional forward pass)."""
+    return self.filter_on("cfg_scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions(OptionSet):
+  """How tokens are decoded (paper Section 3.2); see each field's help.
+
+  Guidance ``cfg_*`` applies where the Generator (or a preview) wraps the
+  model in :class:`maskgit_jax.decoding.guidance.GuidedLogits`; ``decode`` itself
+  sees only the logits.
+  """
+
+  num_iter: int = option(8, "T, the number of decoding iterations",
+                          static=True, minimum=1)
+  schedule: str = option(
+      "cosine", "mask schedule: " + ", ".join(mvtm.SCHEDULES) + " or "
+      "pow<k>", static=True, check=mvtm.validate_schedule)
+  greedy: bool = option(False, "take the most likely token instead of "
+                         "sampling", static=True)
+  sampler: str = option(
+      "gumbel", "token draw: gumbel (official, one number per token and "
+      "code) or cdf (the same distribution, one number per token)",
+      static=True, choices=SAMPLERS)
+  order: str = option(
+      "confidence", "reveal policy: confidence (official), halton, random, "
+      "mdlm (masked-diffusion posterior) or critic (Token-Critic)",
+      static=True, choices=ORDERS)
+  roll_order: bool = option(False, "roll the Halton order by a random "
+                             "offset per sample", static=True)
+  temperature_schedule: str = option(
+      "constant", "constant, or linear from temperature to "
+      "final_temperature", static=True,
+      choices=logit_filters.TEMPERATURE_SCHEDULES)
+  remask: str = option(
+      "none", "with order=mdlm: none (MDLM) or ReMDM's cap, rescale, conf",
+      static=True, choices=remasking.REMASK_STRATEGIES)
+  cfg_schedule: str = option(
+      "constant", "guidance over the steps (maskgit_jax.decoding.guidance)",
+      static=True, choices=guidance.CFG_SCHEDULES)
+  unroll: bool = option(False, "unroll the T iterations (for "
+                         "accelerators; bit-identical)", static=True)
+  start_iter: int = option(0, "first iteration to run (the official box "
+                            "edit starts at 2 of 12)", static=False,
+                            minimum=0)
+  choice_temperature: float = option(
+      4.5, "Gumbel temperature of the confidence ranking (0: "
+      "deterministic)", static=False, minimum=0.0)
+  temperature: float = option(1.0, "sampling temperature of the tokens",
+                               static=False)
+  final_temperature: float = option(
+      0.0, "the last step's temperature of temperature_schedule=linear (0: "
+      "argmax)", static=False, minimum=0.0)
+  top_k: int = option(0, "sample among the top_k most likely codes (0: "
+                       "all)", static=False, off=0,
+                       check=lambda v: logit_filters.check_filters(v, 1.0))
+  top_p: float = option(1.0, "sample among the smallest set of codes with "
+                         "mass >= top_p (1: all)", static=False, off=1.0,
+                         check=lambda v: logit_filters.check_filters(0, v))
+  min_p: float = option(0.0, "sample among the codes with probability >= "
+                         "min_p times the most likely one's (0: all)",
+                         static=False, off=0.0, minimum=0.0)
+  remask_eta: float = option(0.05, "ReMDM's eta", static=False,
+                              minimum=0.0)
+  cfg_scale: float = option(
+      0.0, "classifier-free guidance w in cond + w (cond - uncond); 0: off",
+      static=False, off=0.0)
+  cfg_power: float = option(3.0, "the p of cfg_schedule=power_cosine",
+                             static=False)
+
+  def _validate_together(self) -> "DecodeOptions":
+    concrete = lambda v: not isinstance(v, jax.core.Tracer)  # pylint: disable=unnecessary-lambda-assignment
+    if concrete(self.start_iter) and not self.start_iter < self.num_iter:
+      raise ValueError(f"start_iter must lie in [0, num_iter={self.num_iter})"
+                       f", got {self.start_iter}")
+    if (not self.greedy and concrete(self.temperature)
+        and not self.temperature > 0):
+      raise ValueError(f"temperature must be > 0 (or use greedy), got "
+                       f"{self.temperature}")
+    if self.remask != "none" and self.order != "mdlm":
+      raise ValueError(f"remask={self.remask!r} needs order='mdlm', got "
+                       f"{self.order!r}")
+    return self
 
 
 def config_section(**overrides):

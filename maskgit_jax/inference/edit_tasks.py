@@ -14,7 +14,7 @@ import numpy as np
 from maskgit_jax.decoding import editing
 from maskgit_jax.data import imageio
 from maskgit_jax.inference.token_images import TokenImages
-from maskgit_jax.inference.options import DecodeOptions, label_array
+from maskgit_jax.inference.options import label_array
 
 
 def inpaint(gen: TokenImages, image, mask, *, label=None, seed: int = 0,
@@ -57,7 +57,8 @@ def edit(gen: TokenImages, image, box, *, label, seed: int = 0,
   """Class-conditional box editing (the official Colab's recipe).
 
   The box ``(top, left, height, width)`` in pixels is widened by one token;
-  decoding defaults to 12 iterations starting at iteration 2, as officially.
+  options the call leaves out come from ``gen.edit_defaults`` (MaskGIT: 12
+  iterations starting at iteration 2, as officially).
 
   Returns:
     uint8 like ``image``.
@@ -67,10 +68,8 @@ def edit(gen: TokenImages, image, box, *, label, seed: int = 0,
                                          widen=1)
   given = {k for k, v in options.items() if v is not None}
   opts = gen.checked_options(**options)
-  if "num_iter" not in given:
-    opts = opts.replace(num_iter=12)
-  if "start_iter" not in given:
-    opts = opts.replace(start_iter=editing.OFFICIAL_EDIT_START_ITER)
+  opts = opts.replace(**{k: v for k, v in gen.edit_defaults.items()
+                         if k not in given})
   token_masks = np.broadcast_to(token_mask, (len(images),) + token_mask.shape)
   out = _edit(gen, images, token_masks, label, seed, opts, sigma=sigma)
   return out[0] if single else out
@@ -155,20 +154,17 @@ def _model_size_images(gen: TokenImages, image) -> tuple[np.ndarray, bool]:
 
 
 def _edit(gen: TokenImages, images, token_masks, label, seed,
-          opts: DecodeOptions, *, sigma, index_offset: int = 0) -> np.ndarray:
+          opts, *, sigma, index_offset: int = 0) -> np.ndarray:
   """Regenerates ``token_masks`` of model-size uint8 images; composites."""
   labels = _edit_labels(gen, label, len(images))
-  tokens = gen.encode(images)
-  sequences = np.asarray(gen.layout.make_sequence(
-      labels, tokens, mask=token_masks))
-  drawn = gen.decode_sequences(sequences, labels, seed, opts,
-                               index_offset=index_offset)
+  drawn = gen.regenerate(images, token_masks, labels, seed, opts,
+                         index_offset=index_offset)
   out = np.empty_like(images)
   original = imageio.to_float(images)
   for i, token_mask in enumerate(token_masks):
     region = editing.token_mask_to_pixels(token_mask, gen.factor)
     blend = editing.feathered_composite(
-        original[i], np.clip(drawn.float_images[i], 0.0, 1.0), region,
+        original[i], np.clip(drawn[i], 0.0, 1.0), region,
         sigma=sigma)
     out[i] = np.where(region[..., None], imageio.to_uint8(blend), images[i])
   return out

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from maskgit_jax.runtime import official
+from maskgit_jax.decoding import editing
 from maskgit_jax.decoding import parallel_decode
 from maskgit_jax.runtime import restore
 from maskgit_jax.runtime import storage
@@ -172,6 +173,11 @@ class Generator(token_images.TokenImages):
                                    seed, opts, progress)
     return rejection.rejection_sample(self, labels, seed, opts, progress,
                                       classifier, acceptance_rate)
+
+  edit_defaults = {"num_iter": 12,
+                   "start_iter": editing.OFFICIAL_EDIT_START_ITER}
+  """:meth:`edit`'s options where a call leaves them out (the official
+  Colab's box edit)."""
 
   inpaint = edit_tasks.inpaint
   edit = edit_tasks.edit

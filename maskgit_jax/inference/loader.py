@@ -3,7 +3,8 @@
 ``load(path)`` reads the checkpoint's ``stage`` and returns a
 :class:`~maskgit_jax.inference.generator.Generator` (``"transformer"``,
 ``"mage"``) or an :class:`~maskgit_jax.inference.ar_generator.ARGenerator`
-(``"ar"``); both share the :class:`~maskgit_jax.inference.token_images.
+(``"ar"``) or a :class:`~maskgit_jax.inference.continuous_generator.
+ContinuousGenerator` (``"continuous"``); all share the :class:`~maskgit_jax.inference.token_images.
 TokenImages` base (``generate``, ``sample``, ``inpaint``, ``decode_sequences``).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from maskgit_jax.runtime import restore
 from maskgit_jax.runtime import storage
 from maskgit_jax.inference import ar_generator
+from maskgit_jax.inference import continuous_generator
 from maskgit_jax.inference import generator
 from maskgit_jax.inference import token_images
 
@@ -26,7 +28,14 @@ def load(path: storage.PathLike, *, critic: storage.PathLike | None = None,
     ValueError: a checkpoint that does not sample (a tokenizer, a critic),
       or options the prior does not take (a critic, a lower precision).
   """
-  if restore.checkpoint_stage(path) != "ar":
+  stage = restore.checkpoint_stage(path)
+  if stage == "continuous":
+    if critic is not None or precision != "float32":
+      raise ValueError("a continuous-token model samples in float32 without "
+                       "a token critic (both are MaskGIT's)")
+    return continuous_generator.ContinuousGenerator.from_checkpoint(
+        path, **kwargs)
+  if stage != "ar":
     return generator.Generator.from_checkpoint(
         path, critic=critic, precision=precision, **kwargs)
   if critic is not None:

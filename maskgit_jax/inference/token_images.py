@@ -159,6 +159,17 @@ class TokenImages:
                    tokens=tokens.astype(np.int32),
                    labels=np.asarray(labels, np.int32), float_images=images)
 
+  def regenerate(self, images: np.ndarray, token_masks: np.ndarray,
+                 labels: np.ndarray, seed: int, opts, *,
+                 index_offset: int = 0) -> np.ndarray:
+    """float32 ``[n, H, W, 3]`` (unclipped): uint8 ``images`` with the
+    True tokens of bool ``token_masks [n, h, w]`` decoded afresh (the
+    editing tasks composite them; :mod:`.edit_tasks`)."""
+    sequences = np.asarray(self.layout.make_sequence(
+        labels, self.encode(images), mask=token_masks))
+    return self.decode_sequences(sequences, labels, seed, opts,
+                                 index_offset=index_offset).float_images
+
   def _checked_sequences(self, sequences: np.ndarray) -> np.ndarray:
     """Refuses sequences this model cannot fill (a prior: masks not at the
     end); returns them."""

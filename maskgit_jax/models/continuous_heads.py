@@ -110,3 +110,17 @@ class MixtureHead(nn.Module):
                  ("embed", "code_dim"), "output")(z)
     return gaussian_mixture.split(raw.astype(jnp.float32), self.num_mixtures,
                                   self.channels)
+
+
+HEADS = ("diffusion", "mixture")
+
+
+def make_head(head: str, channels: int, *, head_width: int = 256,
+              head_depth: int = 3, num_mixtures: int = 16):
+  """The head a ``config.continuous`` section names: ``"diffusion"``
+  (:class:`DiffusionHead`) or ``"mixture"`` (:class:`MixtureHead`)."""
+  if head == "diffusion":
+    return DiffusionHead(channels, head_width, head_depth)
+  if head == "mixture":
+    return MixtureHead(channels, num_mixtures)
+  raise ValueError(f"head {head!r}; expected one of {HEADS}")

@@ -100,3 +100,22 @@ def initial(labels: np.ndarray, num_tokens: int, channels: int
   b = len(labels)
   return (np.zeros((b, num_tokens, channels), np.float32),
           np.ones((b, num_tokens), bool))
+
+
+def draw_for(head, num_levels: int, options) -> DiffusionDraw | MixtureDraw:
+  """The draw of ``head`` (a :class:`~maskgit_jax.models.continuous_heads.
+  DiffusionHead` of ``num_levels`` levels, or a ``MixtureHead``) with a
+  :class:`~maskgit_jax.decoding.continuous_options.ContinuousOptions`'
+  settings; the mixture head refuses the diffusion-only ones."""
+  if isinstance(head, continuous_heads.MixtureHead):
+    if options.cfg_scale:
+      raise ValueError(f"cfg_scale {options.cfg_scale}: the mixture head "
+                       "samples without guidance (GIVT guides by rejection)")
+    return MixtureDraw(head, float(options.temperature))
+  if options.order == "density":
+    raise ValueError("order='density' ranks by the head's log-density, "
+                     "which the diffusion head does not give: use "
+                     "order='random'")
+  return DiffusionDraw(head, int(options.steps), int(num_levels),
+                       float(options.temperature), float(options.cfg_scale),
+                       options.clip_x0)

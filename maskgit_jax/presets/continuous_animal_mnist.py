@@ -18,6 +18,7 @@ objective's; ``config.sampling`` the decode's (previews, Generator).
 
 import ml_collections
 
+from maskgit_jax.decoding import continuous_options
 from maskgit_jax.presets import common
 from maskgit_jax.presets import maskgit_animal_mnist
 from maskgit_jax.presets import vae_animal_mnist
@@ -42,10 +43,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       label_dropout=config.masking.label_dropout))
   del config.masking
   del config.decode
-  config.sampling = ml_collections.ConfigDict(dict(
-      num_iter=16, schedule="cosine", order="random", choice_temperature=0.0,
-      temperature=1.0, steps=100, cfg_scale=0.0,
-      clip_x0=ml_collections.config_dict.placeholder(float)))
+  config.sampling = continuous_options.config_section(num_iter=16,
+                                                    steps=100)
   config.data.name = "latents:demo_out/latents_train.npz"
   # 1 / std of the cached latents: the loop records the file's.
   config.latent_scale = ml_collections.config_dict.placeholder(float)

@@ -18,6 +18,7 @@ from maskgit_jax.runtime import checkpointing
 from maskgit_jax.runtime import storage
 from maskgit_jax.runtime import supervised
 from maskgit_jax.models import causal_transformer as causal_lib
+from maskgit_jax.models import continuous_heads
 from maskgit_jax.models import continuous_transformer as continuous_lib
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import mage as mage_lib
@@ -74,6 +75,17 @@ def continuous_from_config(config: Mapping[str, Any]
   null_label = _null_class(
       kwargs, (config.get("continuous") or {}).get("label_dropout", 0.0))
   return continuous_lib.ContinuousTransformer(**kwargs), null_label
+
+
+def continuous_head_from_config(config: Mapping[str, Any]) -> tuple[Any, int]:
+  """``(head module, diffusion levels)`` of a ``continuous``-stage config
+  (:func:`maskgit_jax.models.continuous_heads.make_head`)."""
+  section = dict(config["continuous"])
+  head = continuous_heads.make_head(
+      section.get("head", "diffusion"), int(config["model"]["channels"]),
+      **{k: int(section[k]) for k in ("head_width", "head_depth",
+                                      "num_mixtures") if k in section})
+  return head, int(section.get("num_levels", 1000))
 
 
 def mage_from_config(config: Mapping[str, Any]
@@ -172,6 +184,17 @@ def load_mage(workdir: storage.PathLike, *, step: int | None = None,
                        use_ema)
 
 
+def load_continuous(workdir: storage.PathLike, *, step: int | None = None,
+                    use_ema: bool = True) -> RestoredTransformer:
+  """A continuous-token workdir (``config.stage = "continuous"``), as
+  :func:`load_transformer`: ``model`` the body, ``params`` ``{"body",
+  "head"}``, ``decode`` its ``sampling`` section, ``tokenizer`` the VAE
+  (the head: :func:`continuous_head_from_config`; the latents' scale:
+  ``config["latent_scale"]``)."""
+  return _load_sampler(workdir, "continuous", "sampling",
+                       continuous_from_config, step, use_ema)
+
+
 def chosen_params(state: Mapping[str, Any], use_ema: bool) -> Any:
   """A restored state's EMA params when ``use_ema`` and it has them, else
   its params."""
@@ -193,7 +216,8 @@ def _load_sampler(workdir, stage: str, defaults: str, build, step, use_ema
   config = checkpointing.read_config(directory, step)
   _check_stage(config, stage, workdir,
                f"expected a {stage!r} workdir (stage-2 transformer or "
-               "'mage': Generator; autoregressive prior 'ar': ARGenerator)")
+               "'mage': Generator; autoregressive prior 'ar': ARGenerator; "
+               "'continuous': ContinuousGenerator)")
   model, null_label = build(config)
   tokenizer, tokenizer_params = load_tokenizer(
       resolve_tokenizer(config.get("tokenizer_checkpoint"), directory))

@@ -33,7 +33,7 @@ from maskgit_jax.objectives import gaussian_mixture
 from maskgit_jax.objectives import mvtm
 from maskgit_jax.trainers import token_objectives
 
-HEADS = ("diffusion", "mixture")
+HEADS = continuous_heads.HEADS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +63,9 @@ class ContinuousMVTM:
 
   @property
   def head_module(self):
-    if self.head == "diffusion":
-      return continuous_heads.DiffusionHead(
-          self.model.channels, self.head_width, self.head_depth)
-    return continuous_heads.MixtureHead(self.model.channels,
-                                        self.num_mixtures)
+    return continuous_heads.make_head(
+        self.head, self.model.channels, head_width=self.head_width,
+        head_depth=self.head_depth, num_mixtures=self.num_mixtures)
 
   def init_params(self, rng):
     body_rng, head_rng = jax.random.split(rng)

@@ -23,6 +23,7 @@ import numpy as np
 
 from maskgit_jax.decoding import ar_decode
 from maskgit_jax.decoding import continuous_decode
+from maskgit_jax.decoding import continuous_options
 from maskgit_jax.decoding import decode_options
 from maskgit_jax.decoding import parallel_decode
 from maskgit_jax.runtime import restore
@@ -319,19 +320,6 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
                      codebook_size=model.codebook_size)
 
 
-def continuous_draw(objective, sampling) -> Any:
-  """The head's draw of ``objective`` (a ContinuousMVTM) with the
-  ``sampling`` section's settings (``steps``, ``temperature``,
-  ``cfg_scale``, ``clip_x0``)."""
-  if objective.head == "mixture":
-    return continuous_sampling.MixtureDraw(objective.head_module,
-                                           float(sampling["temperature"]))
-  return continuous_sampling.DiffusionDraw(
-      objective.head_module, int(sampling["steps"]),
-      objective.num_levels, float(sampling["temperature"]),
-      float(sampling["cfg_scale"]), sampling.get("clip_x0"))
-
-
 def continuous_task(config: ml_collections.ConfigDict) -> Task:
   """Masked generation over a VAE tokenizer's cached latents (MAR; GIVT's
   masked model): ``config.model`` is the body, ``config.continuous`` the
@@ -353,21 +341,21 @@ def continuous_task(config: ml_collections.ConfigDict) -> Task:
                     "config.model.num_tokens")
   objective = continuous_objectives.ContinuousMVTM(
       model=model, null_label=null_label, **_kwargs(config.continuous))
-  sampling = config.sampling
-  guided = null_label is not None and objective.head == "diffusion" and (
-      sampling.cfg_scale != 0)
+  opts = continuous_options.ContinuousOptions.from_config(
+      config.sampling, guided=null_label is not None)
+  draw = continuous_sampling.draw_for(objective.head_module,
+                                      objective.num_levels, opts)
+  predict = continuous_sampling.Predict(model,
+                                        null_label if opts.guided else None)
 
   def preview(state, batch, extras):
     labels = batch["labels"][:PREVIEW_IMAGES]
     x, unknown = continuous_sampling.initial(labels, model.num_tokens,
                                              model.channels)
-    latents, _ = continuous_decode.decode(
-        state.ema_params, x, unknown, labels, jax.random.PRNGKey(0),
-        predict=continuous_sampling.Predict(
-            model, null_label if guided else None),
-        draw=continuous_draw(objective, sampling),
-        num_iter=int(sampling.num_iter), schedule=sampling.schedule,
-        order=sampling.order, choice_temperature=sampling.choice_temperature)
+    latents = continuous_decode.decode_rows(
+        state.ema_params, x, unknown, labels,
+        parallel_decode.row_keys(0, np.arange(len(labels), dtype=np.uint32)),
+        opts, predict=predict, draw=draw)
     latents = latents.reshape(-1, grid, grid, model.channels)
     images = tokenizer.apply({"params": extras["tokenizer"]},
                              latents / config.latent_scale,

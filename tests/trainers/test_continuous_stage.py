@@ -176,25 +176,105 @@ def vae_latents(tmp_path_factory):
   return root, latents
 
 
-@pytest.mark.slow  # trains a tokenizer and the stage
-def test_the_loop_trains_the_continuous_stage_and_records_the_scale(
-    vae_latents):
+@pytest.fixture(scope="module")
+def continuous_runs(vae_latents):
+  """Both heads trained 4 steps on the tiny VAE's latents: the diffusion
+  head through ``train.py``, the mixture head (density order) through the
+  loop in this process."""
   from maskgit_jax.presets import continuous_animal_mnist  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
   root, latents = vae_latents
+  done = th.run_tool(
+      "train.py", "--config=configs/continuous_animal_mnist.py:tiny",
+      f"--workdir={root / 'diffusion'}",
+      f"--config.tokenizer_checkpoint={root / 'vae'}",
+      "--config.num_train_steps=4", "--config.checkpoint_every_steps=4",
+      "--config.preview_every_steps=2", f"--config.data.name=latents:{latents}")
+  assert done.returncode == 0, done.stderr[-3000:]
   config = continuous_animal_mnist.get_config("tiny")
   config.update(tokenizer_checkpoint=str(root / "vae"), num_train_steps=4,
-                checkpoint_every_steps=4, preview_every_steps=2)
+                checkpoint_every_steps=4, preview_every_steps=4)
+  config.continuous.head = "mixture"
+  config.sampling.update(cfg_scale=0.0, order="density",
+                         choice_temperature=1.0)
   config.data.name = f"latents:{latents}"
-  metrics = loop.train_and_evaluate(config, root / "continuous")
-  assert np.isfinite(metrics["loss"]) and metrics["masked_per_row"] > 40
-  saved = checkpointing.read_config(root / "continuous")
+  loop.train_and_evaluate(config, root / "mixture")
+  return {"diffusion": root / "diffusion", "mixture": root / "mixture"}
+
+
+@pytest.mark.slow  # trains a tokenizer and the stage
+def test_train_py_trains_the_continuous_stage_and_records_the_scale(
+    vae_latents, continuous_runs):
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  _, latents = vae_latents
+  run = continuous_runs["diffusion"]
+  saved = checkpointing.read_config(run)
   assert saved["stage"] == "continuous"
   with np.load(latents) as data:
     assert saved["latent_scale"] == pytest.approx(float(data["latent_scale"]))
-  previews = sorted(p.name for p in (root / "continuous" / "previews").iterdir())
+  previews = sorted(p.name for p in (run / "previews").iterdir())
   assert previews == ["step_00000002.png", "step_00000004.png"]
+
+
+@pytest.mark.slow  # trains a tokenizer and the stage
+@pytest.mark.parametrize("head", ["diffusion", "mixture"])
+def test_the_generator_samples_and_edits_with_either_head(continuous_runs,
+                                                          head):
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  gen = sampling.load(continuous_runs[head], batch_size=4)
+  assert isinstance(gen, sampling.ContinuousGenerator)
+  samples = gen.sample([0, 1, 2], seed=3)
+  size = gen.image_size
+  assert samples.images.shape == (3, size, size, 3)
+  assert samples.images.dtype == np.uint8
+  assert samples.tokens.shape == (3, *gen.grid, gen.model.channels)
+  # Row i depends on (seed, i), not on the batch it was decoded in.
+  one_by_one = sampling.load(continuous_runs[head], batch_size=1).sample(
+      [0, 1, 2], seed=3)
+  np.testing.assert_allclose(one_by_one.tokens, samples.tokens, atol=1e-4)
+  assert not np.allclose(samples.tokens[0], samples.tokens[1])
+  image = samples.images[0]
+  mask = np.zeros((size, size), bool)
+  mask[:, : size // 2] = True
+  filled = gen.inpaint(image, mask, label=1, seed=0)
+  assert filled.shape == image.shape
+  np.testing.assert_array_equal(filled[:, size // 2:], image[:, size // 2:])
+  assert not np.array_equal(filled, image)
+  edited = gen.edit(image, (0, 0, gen.factor, gen.factor), label=2)
+  assert edited.shape == image.shape
+  with pytest.raises(ValueError, match="density" if head == "diffusion"
+                     else "without guidance"):
+    gen.sample([0], **({"order": "density"} if head == "diffusion"
+                       else {"cfg_scale": 1.0}))
+  with pytest.raises(ValueError, match="label 99 is out of range"):
+    gen.sample([99])
+
+
+@pytest.mark.slow  # trains a tokenizer and the stage; two processes
+def test_sample_py_edits_with_a_continuous_checkpoint(continuous_runs,
+                                                      tmp_path):
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
+  run = continuous_runs["diffusion"]
+  image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)
+  mask = np.zeros((16, 16), bool)
+  mask[8:] = True
+  imageio.write_image(tmp_path / "in.png", image)
+  imageio.write_image(tmp_path / "mask.png",
+                      np.repeat(mask[..., None], 3, -1).astype(np.uint8) * 255)
+  done = th.run_tool(
+      "sample.py", f"--checkpoint={run}", "--task=inpaint", "--label=1",
+      f"--image={tmp_path / 'in.png'}", f"--mask={tmp_path / 'mask.png'}",
+      "--steps=3", "--num_iter=2", f"--output={tmp_path / 'out.png'}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  out = imageio.read_image(tmp_path / "out.png")
+  np.testing.assert_array_equal(out[:8], image[:8])
+  refused = th.run_tool("sample.py", f"--checkpoint={run}", "--labels=1",
+                        "--top_k=5", f"--output={tmp_path / 'x.png'}")
+  assert refused.returncode != 0
+  assert ("--top_k is not an option of this checkpoint's "
+          "ContinuousGenerator") in refused.stderr
+  assert "Traceback" not in refused.stderr
+  assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.slow  # trains a tokenizer
