@@ -22,9 +22,10 @@ experiment configs that ``train.py --config=...`` loads, built on these.
 * :mod:`~maskgit_jax.presets.vae_imagenet`,
   :mod:`~maskgit_jax.presets.vae_animal_mnist`: stage 1 as a VAE
   (continuous latents; ``256``, ``tiny``; ``default``, ``tiny``);
+  :mod:`~maskgit_jax.presets.continuous_imagenet`,
   :mod:`~maskgit_jax.presets.continuous_animal_mnist`: masked generation
   over the VAE's latents (MAR's diffusion head or GIVT's mixture head;
-  ``default``, ``tiny``).
+  ``mar_base``, ``tiny``; ``default``, ``tiny``).
 
     from maskgit_jax import presets
     config = presets.get_config("maskgit_imagenet", "tiny")
@@ -40,7 +41,7 @@ NAMES = ("vqgan_imagenet", "maskgit_imagenet",
          "vqgan_animal_mnist", "maskgit_animal_mnist",
          "critic_animal_mnist", "ar_animal_mnist", "mage_imagenet",
          "mage_animal_mnist", "vae_imagenet", "vae_animal_mnist",
-         "continuous_animal_mnist")
+         "continuous_imagenet", "continuous_animal_mnist")
 
 
 def get_config(name: str, variant: str | None = None

@@ -4,9 +4,9 @@ released VQGAN's encoder and decoder.
 Variants: ``256`` (default: 256x256 images, factor 16, 16 latent channels,
 KL weight 1e-6 as latent diffusion's KL autoencoders) and ``tiny`` (tests).
 Everything else (losses, optimizers, discriminator) is
-:mod:`maskgit_jax.presets.vqgan_imagenet`'s. The latents are continuous: a
-generator over them (MAR's diffusion head, GIVT's mixture head) is not
-built yet.
+:mod:`maskgit_jax.presets.vqgan_imagenet`'s. The latents are continuous:
+:mod:`maskgit_jax.presets.continuous_imagenet` generates over them (MAR-B's
+sizes).
 """
 
 import ml_collections

@@ -48,9 +48,12 @@ from maskgit_jax.models import vqgan as vqgan_lib
 from maskgit_jax.trainers import tasks
 
 
-def _abstract_tokenizer(image_size: int):
-  from maskgit_jax.presets import vqgan_imagenet
-  model = vqgan_lib.VQGAN(**vqgan_imagenet.get_config("256").model)
+def _abstract_tokenizer(image_size: int, continuous: bool = False):
+  """The ImageNet tokenizer (the VQGAN, or the KL-16 VAE) with abstract
+  params."""
+  from maskgit_jax.presets import vae_imagenet, vqgan_imagenet
+  preset = vae_imagenet if continuous else vqgan_imagenet
+  model = vqgan_lib.VQGAN(**preset.get_config("256").model)
   params = jax.eval_shape(
       model.init, jax.random.PRNGKey(0),
       jnp.zeros((1, image_size, image_size, 3)))["params"]
@@ -70,6 +73,9 @@ def compile_train_step(config: ml_collections.ConfigDict) -> dict:
   if config.stage == "transformer":
     task = tasks.transformer_task(
         config, tokenizer=_abstract_tokenizer(config.image_size))
+  elif config.stage == "continuous":
+    task = tasks.continuous_task(
+        config, tokenizer=_abstract_tokenizer(config.image_size, True))
   else:
     task = tasks.make_task(config)
   rng = jax.random.PRNGKey(0)
@@ -84,14 +90,20 @@ def compile_train_step(config: ml_collections.ConfigDict) -> dict:
                                      sharding=batch_sharding),
       "labels": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
   }
+  if config.stage == "continuous":  # cached latents instead of images
+    grid = size // config.token_factor
+    batch["latents"] = jax.ShapeDtypeStruct(
+        (b, grid, grid, config.model.channels), jnp.float32,
+        sharding=batch_sharding)
+    del batch["images"]
   extras = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
       task.extras)
   key = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=replicated)
   step = jax.jit(
       task.step,
-      in_shardings=(state_shardings, {"images": batch_sharding,
-                                      "labels": batch_sharding}, replicated,
+      in_shardings=(state_shardings,
+                    {name: batch_sharding for name in batch}, replicated,
                     jax.tree_util.tree_map(lambda _: replicated, task.extras)),
       out_shardings=(state_shardings, replicated), donate_argnums=(0,))
   start = time.perf_counter()

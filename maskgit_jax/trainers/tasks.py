@@ -320,18 +320,23 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
                      codebook_size=model.codebook_size)
 
 
-def continuous_task(config: ml_collections.ConfigDict) -> Task:
+def continuous_task(config: ml_collections.ConfigDict,
+                    tokenizer: tuple[vqgan_lib.VQGAN, Any] | None = None
+                    ) -> Task:
   """Masked generation over a VAE tokenizer's cached latents (MAR; GIVT's
   masked model): ``config.model`` is the body, ``config.continuous`` the
   objective (:class:`~.continuous_objectives.ContinuousMVTM`),
   ``config.sampling`` the previews' decode; the loop records the cache's
-  ``latent_scale`` in the config."""
+  ``latent_scale`` in the config. ``tokenizer``: ``(model, params)``
+  instead of loading ``config.tokenizer_checkpoint`` (as
+  :func:`transformer_task`)."""
   model, null_label = restore.continuous_from_config(config)
-  if not config.get("tokenizer_checkpoint"):
-    raise ValueError("config.tokenizer_checkpoint must name the VAE "
-                     "workdir whose latents the stage trains on")
-  tokenizer, tokenizer_params = restore.load_tokenizer(
-      config.tokenizer_checkpoint)
+  if tokenizer is None:
+    if not config.get("tokenizer_checkpoint"):
+      raise ValueError("config.tokenizer_checkpoint must name the VAE "
+                       "workdir whose latents the stage trains on")
+    tokenizer = restore.load_tokenizer(config.tokenizer_checkpoint)
+  tokenizer, tokenizer_params = tokenizer
   if not tokenizer.continuous or tokenizer.embedding_dim != model.channels:
     raise ValueError(
         f"the tokenizer ({tokenizer.quantizer_type!r}, {tokenizer.embedding_dim}"

@@ -28,3 +28,21 @@ def test_imagenet256_train_step_compiles_for_16_devices(parity):
   # Params + EMA + two Adam moments (f32) are replicated on every device.
   assert memory["argument"] >= 4 * 4 * report["num_params"]
   assert 0 < memory["peak_estimate"] < 32 * 2**30  # fits a 32 GiB chip
+
+
+@pytest.mark.slow
+def test_mar_base_train_step_compiles_for_16_devices():
+  """MAR-B's sizes over the KL-16 latents (presets/continuous_imagenet)."""
+  result = subprocess.run(
+      [sys.executable, "-m", "maskgit_jax.tools.aot",
+       "--config=configs/continuous_imagenet.py", "--fake_devices=16"],
+      env=th.subprocess_env(1), cwd=th.REPO, capture_output=True, text=True,
+      timeout=600, check=True)
+  report = json.loads(result.stdout[result.stdout.index("{"):])
+  print(json.dumps(report["gib_per_device"]))  # shown with pytest -s
+  assert report["devices"] == 16 and report["batch_size"] == 256
+  # MAR-B: 208M parameters with its head (ours: one 24-block stack).
+  assert 200e6 < report["num_params"] < 215e6
+  memory = report["bytes_per_device"]
+  assert memory["argument"] >= 4 * 4 * report["num_params"]
+  assert 0 < memory["peak_estimate"] < 32 * 2**30  # fits a 32 GiB chip
