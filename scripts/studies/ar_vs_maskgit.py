@@ -16,7 +16,9 @@ validation split held out of everything trained):
    below, twice above) until the best is inside;
 2. **training**: every arm x budget x training seed (``config.seed``),
    resumable (a workdir with ``minutes.json`` is kept);
-3. **decode tuning** per arm and budget on the seed-0 model: a coordinate
+3. **decode tuning** per arm and budget on the seed-0 model (every
+   evaluation appended to ``OUT/search_ARM_BUDGET.jsonl``; an interrupted
+   search resumes from it): a coordinate
    search (``scripts/studies/tuning.py``) over guidance and its schedule,
    choice temperature, temperature, top-k, top-p, T up to 64 and the mask
    schedule (the prior: guidance, temperature, top-k, top-p), minimising the
@@ -276,10 +278,18 @@ def run(args) -> int:
       if key not in results["tuning"]:  # 3. decode tuning on seed 0
         gen = sampling.load(workdir(arm, budget, seeds[0], rate),
                             batch_size=64)
+        log_path = out / f"search_{arm}_{budget}.jsonl"
+        known = ([json.loads(line) for line in log_path.read_text().split(
+            "\n") if line.strip()] if log_path.exists() else [])
+
+        def log(line, log_path=log_path):
+          print(line, flush=True)
+          with log_path.open("a") as f:
+            f.write(line + "\n")
         search = tuning.coordinate_search(
             lambda s, gen=gen: develop(gen, study, s, codes),
             AXES[ARMS[arm][0]],
-            start_settings(arm, configs[seeds[0]]))
+            start_settings(arm, configs[seeds[0]]), log=log, known=known)
         results["tuning"][key] = dict(best=search.best, score=search.score,
                                       edges=search.edges, tried=search.tried)
         save()

@@ -65,7 +65,8 @@ class Search:
 def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
                       start: dict, *, rounds: int = 3,
                       max_grow: int = 3,
-                      log: Callable[[str], None] | None = print) -> Search:
+                      log: Callable[[str], None] | None = print,
+                      known: Sequence[dict] = ()) -> Search:
   """Minimises ``evaluate(settings)`` one axis at a time.
 
   Args:
@@ -76,7 +77,11 @@ def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
     rounds: at most this many full sweeps (stops early when one changes
       nothing).
     max_grow: at most this many values added to an axis in all.
-    log: one line per evaluation (None: silent).
+    log: one line per evaluation, the settings with their ``score`` as
+      JSON (None: silent).
+    known: such rows of an earlier, interrupted search of the same
+      ``evaluate``: used instead of evaluating again (a resumed search
+      retraces the same path).
 
   Returns:
     A :class:`Search`.
@@ -86,11 +91,14 @@ def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
     raise ValueError(f"start lacks the axes {missing}")
   cache: dict[str, float] = {}
   tried: list[dict] = []
+  earlier = {json.dumps({k: v for k, v in row.items() if k != "score"},
+                        sort_keys=True): float(row["score"]) for row in known}
 
   def score(settings: dict) -> float:
     key = json.dumps(settings, sort_keys=True)
     if key not in cache:
-      cache[key] = float(evaluate(dict(settings)))
+      cache[key] = (earlier[key] if key in earlier
+                    else float(evaluate(dict(settings))))
       tried.append(dict(settings, score=cache[key]))
       if log:
         log(json.dumps(tried[-1]))

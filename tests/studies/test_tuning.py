@@ -80,3 +80,23 @@ def test_the_screen_table_marks_each_arms_pick():
   assert table[0] == "| arm | lr 0.001 | lr 0.003 |"
   assert table[2] == "| maskgit | 2.50 | **2.00** |"
   assert table[3] == "| ar |  | **1.50** |"
+
+
+def test_an_interrupted_search_resumes_from_its_log_without_re_evaluating():
+  import json  # pylint: disable=g-import-not-at-top
+
+  def bowl(s):
+    return (s["w"] - 6.0) ** 2 + (s["t"] - 9.0) ** 2
+  lines = []
+  full = tuning.coordinate_search(bowl, AXES, {"w": 2.0, "t": 4.5},
+                                  log=lines.append)
+  cut = [json.loads(line) for line in lines[: len(lines) // 2]]
+  calls = []
+
+  def counted(s):
+    calls.append(s)
+    return bowl(s)
+  resumed = tuning.coordinate_search(counted, AXES, {"w": 2.0, "t": 4.5},
+                                     log=None, known=cut)
+  assert resumed.best == full.best and resumed.tried == full.tried
+  assert len(calls) == len(lines) - len(cut)  # only the rest evaluated
