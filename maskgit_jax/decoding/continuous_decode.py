@@ -16,9 +16,12 @@ iteration ``t`` (``r = (t + 1) / T``):
    unknown). Known positions are never re-masked and never change; the last
    iteration reveals everything.
 
-Drawing every position and keeping some costs up to ``L / revealed`` more
-head work than MAR, which draws only the revealed tokens; the shapes stay
-static (one compiled program for every step).
+In the random order the tokens to reveal are known before the draw, so
+the head draws only those (as MAR): the ``K`` positions of
+:func:`max_revealed` per iteration, a static bound on any iteration's count
+(shapes stay static: one compiled program for every step). The density
+order needs every candidate's log-density: it draws every unknown position
+(the mixture head's draw is one linear layer).
 """
 
 from __future__ import annotations
@@ -33,6 +36,29 @@ from maskgit_jax.decoding import reveal_policies
 from maskgit_jax.objectives import mvtm
 
 ORDERS = ("random", "density")
+
+
+def max_revealed(length: int, num_iter: int, schedule: str) -> int:
+  """The most tokens any iteration reveals, over every initial unknown
+  count ``1..length`` (a static bound for the random order's draw)."""
+  with jax.ensure_compile_time_eval():
+    initial = jnp.arange(1, length + 1, dtype=jnp.float32)
+    still, most = initial, 0
+    for t in range(num_iter):
+      if t == num_iter - 1:
+        mask_len = jnp.zeros_like(still)
+      else:
+        mask_len = reveal_policies.num_to_mask(initial, still, (t + 1.0) /
+                                               num_iter, schedule)[:, 0]
+        mask_len = jnp.where(still > 0, mask_len, 0.0)
+      most = max(most, int(jnp.max(still - jnp.minimum(mask_len, still))))
+      still = jnp.minimum(mask_len, still)
+  return min(max(most, 1), length)
+
+
+def _gather(values: jax.Array, positions: jax.Array) -> jax.Array:
+  """``values [b, L, ...]`` at ``positions [b, K]`` -> ``[b, K, ...]``."""
+  return jax.vmap(lambda v, p: v[p])(values, positions)
 
 
 @functools.partial(jax.jit, static_argnames=(
@@ -70,22 +96,35 @@ def decode(params: Any, x: jax.Array, unknown: jax.Array, labels: jax.Array,
   random_scores = jax.random.uniform(order_rng, unknown.shape)
   counts = jnp.zeros((num_iter,) + unknown.shape[:1], jnp.int32)
 
+  revealed_most = max_revealed(unknown.shape[1], num_iter, schedule)
+
   def body(t, carry):
     x, still, counts = carry
     step_rng, choice_rng = jax.random.split(jax.random.fold_in(rng, t))
     ratio = (t + 1.0) / num_iter
     z = predict(params, x, still, labels)
-    candidates, log_density = draw(params, step_rng, z)
     mask_len = reveal_policies.num_to_mask(initial, jnp.sum(still, -1), ratio,
                                            schedule)
-    score = random_scores if order == "random" else log_density
-    keep = reveal_policies.mask_by_random_topk(
-        choice_rng, mask_len, jnp.where(still, score, jnp.inf),  # known stay
-        0.0 if order == "random" else choice_temperature * (1.0 - ratio))
-    keep &= still
-    keep = jnp.where(t == num_iter - 1, False, keep)
-    reveal = still & ~keep
-    x = jnp.where(reveal[..., None], candidates.astype(jnp.float32), x)
+    if order == "random":  # the order alone decides: draw the revealed only
+      keep = reveal_policies.mask_by_random_topk(
+          choice_rng, mask_len, jnp.where(still, random_scores, jnp.inf), 0.0)
+      keep = jnp.where(t == num_iter - 1, False, keep & still)
+      reveal = still & ~keep
+      _, positions = jax.lax.top_k(  # revealed first, then the lowest index
+          reveal.astype(jnp.float32), revealed_most)
+      drawn, _ = draw(params, step_rng, _gather(z, positions))
+      chosen = _gather(reveal, positions)[..., None]
+      x = jax.vmap(lambda row, p, new: row.at[p].set(new))(
+          x, positions, jnp.where(chosen, drawn.astype(jnp.float32),
+                                  _gather(x, positions)))
+    else:
+      candidates, log_density = draw(params, step_rng, z)
+      keep = reveal_policies.mask_by_random_topk(
+          choice_rng, mask_len, jnp.where(still, log_density, jnp.inf),
+          choice_temperature * (1.0 - ratio))
+      keep = jnp.where(t == num_iter - 1, False, keep & still)
+      reveal = still & ~keep
+      x = jnp.where(reveal[..., None], candidates.astype(jnp.float32), x)
     return x, keep, counts.at[t].set(jnp.sum(keep, -1).astype(jnp.int32))
   x, _, counts = jax.lax.fori_loop(
       0, num_iter, body, (x.astype(jnp.float32), unknown, counts))

@@ -18,25 +18,28 @@ L, C = 8, 3
 
 @dataclasses.dataclass(frozen=True)
 class Predict:
-  """``z``: the number of unknown tokens of the row, at every position."""
+  """``z = (unknown tokens of the row, position)`` at every position."""
 
   def __call__(self, params, x, unknown, labels):
     del params, x, labels
-    return jnp.broadcast_to(jnp.sum(unknown, -1, keepdims=True)[..., None],
-                            unknown.shape + (1,)).astype(jnp.float32)
+    count = jnp.broadcast_to(jnp.sum(unknown, -1, keepdims=True),
+                             unknown.shape).astype(jnp.float32)
+    position = jnp.broadcast_to(jnp.arange(L, dtype=jnp.float32),
+                                unknown.shape)
+    return jnp.stack([count, position], -1)
 
 
 @dataclasses.dataclass(frozen=True)
 class Draw:
-  """Candidates ``100 + position + 1000 * z`` (the step shows in the value);
-  the log-density ``params[position]``."""
+  """Candidates ``100 + position + 1000 * count`` (the step shows in the
+  value); the log-density ``params[position]``. It may be given any subset
+  of the positions (the random order draws only the revealed ones)."""
 
   def __call__(self, params, rng, z):
     del rng
-    position = jnp.arange(L, dtype=jnp.float32)[None, :, None]
-    candidates = jnp.broadcast_to(100.0 + position + 1000.0 * z,
-                                  z.shape[:2] + (C,))
-    return candidates, jnp.broadcast_to(params, z.shape[:2])
+    value = 100.0 + z[..., 1] + 1000.0 * z[..., 0]
+    return (jnp.broadcast_to(value[..., None], z.shape[:2] + (C,)),
+            params[z[..., 1].astype(jnp.int32)])
 
 
 def _decode(unknown, order="random", num_iter=4, schedule="cosine",
@@ -91,3 +94,23 @@ def test_bad_orders_and_schedules_are_named():
     _decode(np.ones((1, L), bool), "raster")
   with pytest.raises(ValueError, match="unknown mask schedule 'zigzag'"):
     _decode(np.ones((1, L), bool), schedule="zigzag")
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "pow3"])
+@pytest.mark.parametrize("num_iter", [1, 3, 8, 16])
+def test_the_random_orders_draw_bound_is_the_most_any_iteration_reveals(
+    schedule, num_iter):
+  length = 16
+  most = continuous_decode.max_revealed(length, num_iter, schedule)
+  seen = 0
+  for n0 in range(1, length + 1):  # every count a row may start with
+    still = n0
+    for t in range(num_iter):
+      keep = 0 if t == num_iter - 1 else int(np.asarray(
+          reveal_policies.num_to_mask(jnp.asarray([n0], jnp.float32),
+                                      jnp.asarray([still]),
+                                      (t + 1) / num_iter, schedule))[0, 0])
+      keep = min(keep, still)
+      seen = max(seen, still - keep)
+      still = keep
+  assert most == max(seen, 1)
