@@ -137,6 +137,68 @@ def test_ar_vs_maskgit_screens_tunes_on_validation_and_scores_seeds(
   assert len(json.loads((out / "results.json").read_text())["rows"]) == rows
 
 
+def test_continuous_latents_trains_at_equal_minutes_and_scores_seeds(
+    tiny_demo, tmp_path, monkeypatch):
+  """The issue-29 study end to end on the tiny base run: the VAE, the
+  calibration, every arm at one training seed, a short search (the seed
+  summary: the test below)."""
+  from scripts.studies import continuous_latents as study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import tuning  # pylint: disable=g-import-not-at-top
+  base, _ = tiny_demo
+  few = tuning.Axis("num_iter", (2, 4), tuning.scaled(2, 2, 8))
+  monkeypatch.setattr(study, "AXES", {
+      "maskgit": (few,), "diffusion": (few, tuning.Axis("steps", (3, 5))),
+      "mixture": (few, tuning.Axis("order", ("random", "density")))})
+  monkeypatch.setattr(study, "START", {
+      "diffusion": {"num_iter": 2, "steps": 3},
+      "mixture": {"num_iter": 2, "order": "density"}})
+  monkeypatch.setattr(study, "TUNE_SAMPLES", 20)
+  monkeypatch.setattr(study, "CALIBRATION_STEPS", 6)
+  out = tmp_path / "study"
+  args = ["--base", str(base), "--out", str(out), "--variant", "tiny",
+          "--seeds", "0", "--samples", "20"]
+  assert study.main(args) == 0
+  results = json.loads((out / "results.json").read_text())
+  assert set(results["ceiling"]) == {"VQGAN (base run)", "VAE"}
+  assert set(results["rates"]) == set(study.ARMS)
+  assert sorted((r["arm"], r["seed"]) for r in results["rows"]) == sorted(
+      (arm, 0) for arm in study.ARMS)
+  for arm in ("diffusion", "mixture"):  # its steps take MaskGIT's minutes
+    want = results["steps"]["maskgit"] * results["rates"][arm] / results[
+        "rates"]["maskgit"]
+    assert abs(results["steps"][arm] - want) <= 0.5 + 1e-9 or (
+        results["steps"][arm] == 1 and want < 1)
+  tuned = results["tuning"]["mixture"]
+  assert min(r["score"] for r in tuned["tried"]) == tuned["score"]
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  saved = checkpointing.read_config(out / "diffusion_s0")
+  assert saved["stage"] == "continuous" and saved["continuous"]["head"] == (
+      "diffusion")
+  table = (out / "continuous_latents.md").read_text()
+  assert "| VAE |" in table and "| mixture | 1 |" in table
+  rows = len(results["rows"])
+  assert study.main(args) == 0  # a re-run keeps every finished piece
+  assert len(json.loads((out / "results.json").read_text())["rows"]) == rows
+
+
+def test_continuous_latents_summary_compares_each_head_with_maskgit():
+  from scripts.studies import continuous_latents as study  # pylint: disable=g-import-not-at-top
+  rows = [dict(arm=arm, seed=seed, steps=10, minutes=1.0, ms_per_image=2.0,
+               accuracy=acc + 0.01 * seed, fid=fid + seed)
+          for arm, acc, fid in (("maskgit", 0.6, 40.0),
+                                ("diffusion", 0.9, 10.0),
+                                ("mixture", 0.6, 40.0))
+          for seed in range(3)]
+  table = {e["arm"]: e for e in study.summary(rows, 1000)}
+  assert "fid_verdict" not in table["maskgit"]
+  assert table["diffusion"]["fid"]["mean"] == pytest.approx(11.0)
+  assert table["diffusion"]["fid_minus_maskgit"]["mean"] == pytest.approx(
+      -30.0)
+  assert table["diffusion"]["fid_verdict"].startswith("diffusion better")
+  assert table["diffusion"]["accuracy_verdict"].startswith("diffusion better")
+  assert table["mixture"]["fid_verdict"].startswith("not resolved")
+
+
 def test_schedule_study_averages_seeds_per_cell():
   from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   fids, accs = [10.0, 12.0, 17.0], [0.5, 0.6, 0.7]
