@@ -7,7 +7,7 @@ PYTEST_ARGS ?= -n 2 --dist worksteal
 DEMO ?= default
 DEMO_OUT ?= demo_out
 
-.PHONY: install test test-fast demo bench study tokenizer-study notebook clean
+.PHONY: install test test-fast test-studies demo bench study tokenizer-study notebook clean
 
 install: $(VENV)/.installed
 
@@ -20,12 +20,17 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
 	touch $@
 
+# The library's tests; the study scripts' end-to-end runs are test-studies.
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(PYTEST_ARGS) -m "not study" tests
 
 # The edit-test loop: everything but the end-to-end tests marked slow.
 test-fast: install
-	$(PY) -m pytest -q $(PYTEST_ARGS) -m "not slow" tests
+	$(PY) -m pytest -q $(PYTEST_ARGS) -m "not slow and not study" tests
+
+# Every study script end to end on tiny runs (CI runs it after make test).
+test-studies: install
+	$(PY) -m pytest -q $(PYTEST_ARGS) -m study tests
 
 # Both stages on animal-MNIST, then samples, edits and metrics in $(DEMO_OUT)/.
 # Re-running resumes. DEMO=long (about 44 min) trains longer for better samples.

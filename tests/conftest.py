@@ -111,6 +111,9 @@ def pytest_configure(config):
   config.addinivalue_line(
       "markers", "slow: an end-to-end test (subprocesses, several processes,"
       " whole runs); make test runs it, make test-fast leaves it out")
+  config.addinivalue_line(
+      "markers", "study: a study script end to end on tiny runs; make "
+      "test-studies (and CI) runs it, make test leaves it out")
 
 
 def pytest_unconfigure(config):

@@ -142,3 +142,13 @@ def objective_step(objective, mesh_shape, devices):
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 4, 4), 0, 24),
       "labels": jnp.arange(8) % 4}
   return sharded_step(trainer, mesh_shape, devices, batch)
+
+
+def tiny_demo_run(tmp_path_factory):
+  """``make demo``'s tiny variant as a study's base run (another training
+  seed, the validation split held out): ``(out, metrics)``. Test modules
+  wrap it as their module fixture ``tiny_demo``."""
+  from maskgit_jax.tools import demo  # pylint: disable=g-import-not-at-top
+  out = tmp_path_factory.mktemp("demo")
+  result = demo.run(out, "tiny", seed=1, train_split="train_minus_validation")
+  return out, result

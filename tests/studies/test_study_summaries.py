@@ -1,0 +1,49 @@
+"""The studies' tables and verdicts from given rows (no training)."""
+
+import numpy as np
+import pytest
+
+
+def test_continuous_latents_summary_compares_each_head_with_maskgit():
+  from scripts.studies import continuous_latents as study  # pylint: disable=g-import-not-at-top
+  rows = [dict(arm=arm, seed=seed, steps=10, minutes=1.0, ms_per_image=2.0,
+               accuracy=acc + 0.01 * seed, fid=fid + seed)
+          for arm, acc, fid in (("maskgit", 0.6, 40.0),
+                                ("diffusion", 0.9, 10.0),
+                                ("mixture", 0.6, 40.0))
+          for seed in range(3)]
+  table = {e["arm"]: e for e in study.summary(rows, 1000)}
+  assert "fid_verdict" not in table["maskgit"]
+  assert table["diffusion"]["fid"]["mean"] == pytest.approx(11.0)
+  assert table["diffusion"]["fid_minus_maskgit"]["mean"] == pytest.approx(
+      -30.0)
+  assert table["diffusion"]["fid_verdict"].startswith("diffusion better")
+  assert table["diffusion"]["accuracy_verdict"].startswith("diffusion better")
+  assert table["mixture"]["fid_verdict"].startswith("not resolved")
+
+
+def test_schedule_study_averages_seeds_per_cell():
+  from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
+  fids, accs = [10.0, 12.0, 17.0], [0.5, 0.6, 0.7]
+  rows = [dict(schedule="cosine", steps=8, seed=i, classifier_fid=f,
+               class_accuracy=a) for i, (f, a) in enumerate(zip(fids, accs))]
+  rows.append(dict(schedule="linear", steps=8, seed=0, classifier_fid=3.0,
+                   class_accuracy=0.1))
+  cells = schedule_study._cells(rows)  # pylint: disable=protected-access
+  np.testing.assert_allclose(cells["cosine", 8]["classifier_fid"], 13.0)
+  np.testing.assert_allclose(cells["cosine", 8]["fid_std"],
+                             np.std(fids, ddof=1))
+  np.testing.assert_allclose(cells["cosine", 8]["class_accuracy"], 0.6)
+  assert cells["linear", 8]["fid_std"] == 0.0
+  assert cells["linear", 8]["num_seeds"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "4,x"], "--steps must be comma-separated integers"),
+    (["--steps", "0"], "--steps must be positive"),
+    (["--schedules", "cosine,zigzag"], "unknown zigzag"),
+])
+def test_schedule_study_rejects_bad_flags(args, message, capsys):
+  from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
+  assert schedule_study.main(["--run", "nowhere"] + args) == 2
+  assert message in capsys.readouterr().err
