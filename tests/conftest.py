@@ -20,6 +20,7 @@ else:
 
 import json  # pylint: disable=g-import-not-at-top
 import pathlib
+import time
 
 import flax
 import jax
@@ -121,3 +122,37 @@ def pytest_unconfigure(config):
   if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):
     import shutil  # pylint: disable=g-import-not-at-top
     shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+# CPU seconds per test phase (this process's threads and finished child
+# processes), written when MASKGIT_TEST_CPU_TIMES names a file: a ranking of
+# the suite's costs that holds whatever else the machine runs (wall time
+# does not). One line per phase: seconds, phase, test id.
+_CPU_TIMES = os.environ.get("MASKGIT_TEST_CPU_TIMES")
+
+
+def _cpu_seconds() -> float:
+  import resource  # pylint: disable=g-import-not-at-top
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+  yield from _timed(item, "setup")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+  yield from _timed(item, "call")
+
+
+def _timed(item, phase):
+  if not _CPU_TIMES:
+    yield
+    return
+  start = _cpu_seconds()
+  yield
+  worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+  with open(f"{_CPU_TIMES}.{worker}", "a", encoding="utf-8") as f:
+    f.write(f"{_cpu_seconds() - start:.2f} {phase} {item.nodeid}\n")
