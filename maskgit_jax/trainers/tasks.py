@@ -160,6 +160,16 @@ def tokenizer_task(config: ml_collections.ConfigDict) -> Task:
               preview=preview, extras=extras, phase=trainer.phase)
 
 
+def _given_or_loaded_tokenizer(config, tokenizer, what: str):
+  """``tokenizer`` (``(model, params)``) or ``config.tokenizer_checkpoint``'s
+  (``what`` it must name, for the error)."""
+  if tokenizer is not None:
+    return tokenizer
+  if not config.get("tokenizer_checkpoint"):
+    raise ValueError(f"config.tokenizer_checkpoint must name {what}")
+  return restore.load_tokenizer(config.tokenizer_checkpoint)
+
+
 def transformer_task(config: ml_collections.ConfigDict,
                      tokenizer: tuple[vqgan_lib.VQGAN, Any] | None = None
                      ) -> Task:
@@ -171,12 +181,9 @@ def transformer_task(config: ml_collections.ConfigDict,
       ``config.tokenizer_checkpoint`` (params may be abstract, e.g. for
       ahead-of-time compilation).
   """
-  if tokenizer is None:
-    if not config.get("tokenizer_checkpoint"):
-      raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
-                       "workdir whose tokenizer makes the training tokens")
-    tokenizer = restore.load_tokenizer(config.tokenizer_checkpoint)
-  tokenizer, tokenizer_params = tokenizer
+  tokenizer, tokenizer_params = _given_or_loaded_tokenizer(
+      config, tokenizer, "the stage-1 workdir whose tokenizer makes the "
+      "training tokens")
   model, null_label = restore.transformer_from_config(config)
   if tokenizer.codebook_size != model.codebook_size:
     raise ValueError(
@@ -258,11 +265,9 @@ def check_grid(image_size: int, factor: int, positions: int, field: str
 def _frozen_tokenizer(config: ml_collections.ConfigDict, model):
   """``(tokenizer, params, grid)`` of ``config.tokenizer_checkpoint``,
   checked against a model with ``codebook_size`` and ``num_tokens``."""
-  if not config.get("tokenizer_checkpoint"):
-    raise ValueError("config.tokenizer_checkpoint must name the stage-1 "
-                     "workdir whose tokenizer makes the training tokens")
-  tokenizer, tokenizer_params = restore.load_tokenizer(
-      config.tokenizer_checkpoint)
+  tokenizer, tokenizer_params = _given_or_loaded_tokenizer(
+      config, None, "the stage-1 workdir whose tokenizer makes the training "
+      "tokens")
   if tokenizer.codebook_size != model.codebook_size:
     raise ValueError(
         f"the tokenizer has {tokenizer.codebook_size} codes; config.model "
@@ -331,12 +336,8 @@ def continuous_task(config: ml_collections.ConfigDict,
   instead of loading ``config.tokenizer_checkpoint`` (as
   :func:`transformer_task`)."""
   model, null_label = restore.continuous_from_config(config)
-  if tokenizer is None:
-    if not config.get("tokenizer_checkpoint"):
-      raise ValueError("config.tokenizer_checkpoint must name the VAE "
-                       "workdir whose latents the stage trains on")
-    tokenizer = restore.load_tokenizer(config.tokenizer_checkpoint)
-  tokenizer, tokenizer_params = tokenizer
+  tokenizer, tokenizer_params = _given_or_loaded_tokenizer(
+      config, tokenizer, "the VAE workdir whose latents the stage trains on")
   if not tokenizer.continuous or tokenizer.embedding_dim != model.channels:
     raise ValueError(
         f"the tokenizer ({tokenizer.quantizer_type!r}, {tokenizer.embedding_dim}"

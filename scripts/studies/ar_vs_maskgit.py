@@ -39,7 +39,6 @@ Results: ``OUT/results.json`` (every run, tuning row and score) and
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -278,18 +277,10 @@ def run(args) -> int:
       if key not in results["tuning"]:  # 3. decode tuning on seed 0
         gen = sampling.load(workdir(arm, budget, seeds[0], rate),
                             batch_size=64)
-        log_path = out / f"search_{arm}_{budget}.jsonl"
-        known = ([json.loads(line) for line in log_path.read_text().split(
-            "\n") if line.strip()] if log_path.exists() else [])
-
-        def log(line, log_path=log_path):
-          print(line, flush=True)
-          with log_path.open("a") as f:
-            f.write(line + "\n")
-        search = tuning.coordinate_search(
+        search = tuning.logged_search(
             lambda s, gen=gen: develop(gen, study, s, codes),
-            AXES[ARMS[arm][0]],
-            start_settings(arm, configs[seeds[0]]), log=log, known=known)
+            AXES[ARMS[arm][0]], start_settings(arm, configs[seeds[0]]),
+            out / f"search_{arm}_{budget}.jsonl")
         results["tuning"][key] = dict(best=search.best, score=search.score,
                                       edges=search.edges, tried=search.tried)
         save()
@@ -322,29 +313,11 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--base", required=True,
-                      help="a base run (scripts/studies/judges.py)")
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--arms", default=",".join(ARMS))
-  parser.add_argument("--budgets", default="725,1450,2900,5800")
-  parser.add_argument("--seeds", default="0,1,2")
-  parser.add_argument("--learning_rates", default="1e-3,3e-3,6e-3")
-  parser.add_argument("--samples", type=int, default=1000)
-  parser.add_argument("--variant", default="default",
-                      help="the presets' variant (tiny: the tests' base run)")
-  args = parser.parse_args(argv)
-  unknown = sorted(set(args.arms.split(",")) - set(ARMS))
-  if unknown:
-    parser.error(f"unknown arms {unknown}; expected some of {list(ARMS)}")
   from scripts.studies import judges  # pylint: disable=g-import-not-at-top
-  try:
-    judges.check_base(pathlib.Path(args.base))
-  except ValueError as e:
-    parser.error(str(e))
-  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
-  sharding.split_host_cpu()  # as make demo trains; before JAX starts
-  return run(args)
+  parser = judges.study_parser(__doc__, ARMS)
+  parser.add_argument("--budgets", default="725,1450,2900,5800")
+  parser.add_argument("--learning_rates", default="1e-3,3e-3,6e-3")
+  return run(judges.parse_study_args(parser, ARMS, argv))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ Results: ``OUT/results.json`` and ``OUT/continuous_latents.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -285,23 +284,14 @@ def run(args) -> int:
                      variant=args.variant), wd)
     if arm not in results["tuning"]:  # 4. decode choice on validation
       gen = sampling.load(workdir(arm, seeds[0]), batch_size=64)
-      log_path = out / f"search_{arm}.jsonl"
-      known = ([json.loads(line) for line in log_path.read_text().split(
-          "\n") if line.strip()] if log_path.exists() else [])
-
-      def log(line, log_path=log_path):
-        print(line, flush=True)
-        with log_path.open("a") as f:
-          f.write(line + "\n")
-
       def develop(settings, gen=gen, arm=arm):
         labels = np.arange(TUNE_SAMPLES) % 10
         images = gen.generate(labels, seed=TUNE_SEED,
                               **as_options(settings))
         return study.develop(images, labels)[1]
-      search = tuning.coordinate_search(
-          develop, AXES[arm], start_settings(arm, gen), log=log, known=known,
-          rounds=2)
+      search = tuning.logged_search(
+          develop, AXES[arm], start_settings(arm, gen),
+          out / f"search_{arm}.jsonl", rounds=2)
       results["tuning"][arm] = dict(best=search.best, score=search.score,
                                     edges=search.edges, tried=search.tried)
       save()
@@ -353,27 +343,9 @@ class _VAECodec:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--base", required=True,
-                      help="a base run (scripts/studies/judges.py)")
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--arms", default=",".join(ARMS))
-  parser.add_argument("--seeds", default="0,1,2")
-  parser.add_argument("--samples", type=int, default=1000)
-  parser.add_argument("--variant", default="default",
-                      help="the presets' variant (tiny: the tests' base run)")
-  args = parser.parse_args(argv)
-  unknown = sorted(set(args.arms.split(",")) - set(ARMS))
-  if unknown:
-    parser.error(f"unknown arms {unknown}; expected some of {list(ARMS)}")
   from scripts.studies import judges  # pylint: disable=g-import-not-at-top
-  try:
-    judges.check_base(pathlib.Path(args.base))
-  except ValueError as e:
-    parser.error(str(e))
-  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
-  sharding.split_host_cpu()  # as make demo trains; before JAX starts
-  return run(args)
+  parser = judges.study_parser(__doc__, ARMS)
+  return run(judges.parse_study_args(parser, ARMS, argv))
 
 
 if __name__ == "__main__":

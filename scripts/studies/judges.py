@@ -18,8 +18,10 @@ without its validation part::
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +107,36 @@ class Judges:
     judged = self.judge.outputs(images)
     return metrics.class_scores(judged["logits"], judged["pool"], labels,
                                 self.reference)
+
+
+def study_parser(doc: str, arms: Sequence[str]) -> argparse.ArgumentParser:
+  """The flags every base-run study takes: ``--base``, ``--out``,
+  ``--arms`` (some of ``arms``), ``--seeds``, ``--samples``, ``--variant``."""
+  parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+  parser.add_argument("--base", required=True,
+                      help="a base run (scripts/studies/judges.py)")
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--arms", default=",".join(arms))
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--samples", type=int, default=1000)
+  parser.add_argument("--variant", default="default",
+                      help="the presets' variant (tiny: the tests' base run)")
+  return parser
+
+
+def parse_study_args(parser: argparse.ArgumentParser, arms: Sequence[str],
+                     argv) -> argparse.Namespace:
+  """Parses ``argv``; exits with the parser's error for unknown arms or a
+  base run the study cannot use; splits the host CPU as make demo trains
+  (before JAX starts)."""
+  args = parser.parse_args(argv)
+  unknown = sorted(set(args.arms.split(",")) - set(arms))
+  if unknown:
+    parser.error(f"unknown arms {unknown}; expected some of {list(arms)}")
+  try:
+    check_base(pathlib.Path(args.base))
+  except ValueError as e:
+    parser.error(str(e))
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
+  sharding.split_host_cpu()
+  return args

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pathlib
 from typing import Any, Callable, Sequence
 
 
@@ -146,3 +147,20 @@ def _sweep(axis: Axis, vals: list, best: dict, score, max_grow: int):
       break
     pick = nxt
   return pick
+
+
+def logged_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
+                  start: dict, path, **kwargs) -> Search:
+  """:func:`coordinate_search` that appends every evaluation to the JSON
+  lines file ``path`` (and prints it), resuming from the rows already
+  there; ``kwargs`` as for :func:`coordinate_search`."""
+  path = pathlib.Path(path)
+  known = ([json.loads(line) for line in path.read_text().splitlines()
+            if line.strip()] if path.exists() else [])
+
+  def log(line):
+    print(line, flush=True)
+    with path.open("a", encoding="utf-8") as f:
+      f.write(line + "\n")
+  return coordinate_search(evaluate, axes, start, log=log, known=known,
+                           **kwargs)

@@ -10,15 +10,20 @@ import pytest
 from tests import train_helpers as th
 
 
-@pytest.mark.slow
-def test_imagenet256_train_step_compiles_for_16_devices(parity):
+def _aot_report(config: str) -> dict:
+  """``tools.aot``'s report for ``config`` on 16 simulated devices."""
   result = subprocess.run(
-      [sys.executable, "-m", "maskgit_jax.tools.aot",
-       "--config=configs/maskgit_imagenet.py:256", "--fake_devices=16"],
-      env=th.subprocess_env(1), cwd=th.REPO, capture_output=True, text=True,
-      timeout=600, check=True)
+      [sys.executable, "-m", "maskgit_jax.tools.aot", f"--config={config}",
+       "--fake_devices=16"], env=th.subprocess_env(1), cwd=th.REPO,
+      capture_output=True, text=True, timeout=600, check=True)
   report = json.loads(result.stdout[result.stdout.index("{"):])
   print(json.dumps(report["gib_per_device"]))  # shown with pytest -s
+  return report
+
+
+@pytest.mark.slow
+def test_imagenet256_train_step_compiles_for_16_devices(parity):
+  report = _aot_report("configs/maskgit_imagenet.py:256")
   assert report["devices"] == 16 and report["batch_size"] == 256
   assert report["mesh"] == {"data": 16, "fsdp": 1, "model": 1}
   released = parity.json("full_size_param_shapes.json")[
@@ -33,13 +38,7 @@ def test_imagenet256_train_step_compiles_for_16_devices(parity):
 @pytest.mark.slow
 def test_mar_base_train_step_compiles_for_16_devices():
   """MAR-B's sizes over the KL-16 latents (presets/continuous_imagenet)."""
-  result = subprocess.run(
-      [sys.executable, "-m", "maskgit_jax.tools.aot",
-       "--config=configs/continuous_imagenet.py", "--fake_devices=16"],
-      env=th.subprocess_env(1), cwd=th.REPO, capture_output=True, text=True,
-      timeout=600, check=True)
-  report = json.loads(result.stdout[result.stdout.index("{"):])
-  print(json.dumps(report["gib_per_device"]))  # shown with pytest -s
+  report = _aot_report("configs/continuous_imagenet.py")
   assert report["devices"] == 16 and report["batch_size"] == 256
   # MAR-B: 208M parameters with its head (ours: one 24-block stack).
   assert 200e6 < report["num_params"] < 215e6
