@@ -108,6 +108,26 @@ def tiny_tokenizer(tmp_path_factory) -> pathlib.Path:
   return workdir
 
 
+@pytest.fixture(scope="session")
+def tiny_vae(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+  """``(workdir, latents)``: the tiny VAE (``configs/vae_animal_mnist.py``
+  tiny, 3 steps, trained by ``train.py``) and its cached latents of the test
+  split, made once per test process and shared: read them, never train
+  into them."""
+  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+  from tests import train_helpers  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tiny_vae")
+  done = train_helpers.run_tool(
+      "train.py", "--config=configs/vae_animal_mnist.py:tiny",
+      f"--workdir={root / 'vae'}", "--config.num_train_steps=3",
+      "--config.checkpoint_every_steps=3", "--config.preview_every_steps=0")
+  assert done.returncode == 0, done.stderr[-3000:]
+  latents = pretokenize.pretokenize(str(root / "vae"), "animal_mnist", "test",
+                                    16, str(root / "latents.npz"),
+                                    progress=lambda _: None)
+  return root / "vae", pathlib.Path(latents)
+
+
 def pytest_configure(config):
   config.addinivalue_line(
       "markers", "slow: an end-to-end test (subprocesses, several processes,"

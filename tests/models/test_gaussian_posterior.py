@@ -108,16 +108,18 @@ def test_the_tokenizer_step_trains_a_vae():
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
-def test_the_loop_trains_a_vae_tokenizer_that_restores(tmp_path):
+def test_the_loop_trains_a_vae_tokenizer_that_restores(tiny_vae):
+  import json  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import vae_animal_mnist  # pylint: disable=g-import-not-at-top
   from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  config = th.tokenizer_config(num_train_steps=3, checkpoint_every_steps=3)
-  config.model.update(quantizer_type="kl", kl_weight=1e-4)
-  config.losses.dead_code_restart = False
-  metrics = loop.train_and_evaluate(config, tmp_path)
-  assert metrics["kl_loss"] > 0 and np.isfinite(metrics["generator_loss"])
-  model, params = restore.load_tokenizer(tmp_path)
-  assert model.continuous and model.kl_weight == 1e-4
+  workdir, _ = tiny_vae
+  logged = [json.loads(line) for line in
+            (workdir / "metrics.jsonl").read_text().splitlines()]
+  last = [row for row in logged if "kl_loss" in row][-1]
+  assert last["kl_loss"] > 0 and np.isfinite(last["generator_loss"])
+  model, params = restore.load_tokenizer(workdir)
+  preset = vae_animal_mnist.get_config("tiny").model
+  assert model.continuous and model.kl_weight == preset.kl_weight
   images = jnp.full((1, 16, 16, 3), 0.5)
   latents = model.apply({"params": params}, images,
                         method=model.encode_to_latents)
@@ -126,23 +128,15 @@ def test_the_loop_trains_a_vae_tokenizer_that_restores(tmp_path):
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
-def test_pretokenizing_a_vae_caches_latents_and_their_scale(tmp_path):
+def test_pretokenizing_a_vae_caches_latents_and_their_scale(tiny_vae):
   """Posterior means of each image and its mirror, ``1 / std`` beside them;
   the token stages refuse the file in one line."""
   from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
-  config = th.tokenizer_config(num_train_steps=2, checkpoint_every_steps=2)
-  config.model.update(quantizer_type="kl")
-  config.losses.dead_code_restart = False
-  loop.train_and_evaluate(config, tmp_path / "vae")
-  out = pretokenize.pretokenize(str(tmp_path / "vae"), "animal_mnist", "test",
-                                16, str(tmp_path / "latents.npz"),
-                                progress=lambda _: None)
+  workdir, out = tiny_vae
   data = np.load(out)
   assert "tokens" not in data
-  model, params = restore.load_tokenizer(tmp_path / "vae")
+  model, params = restore.load_tokenizer(workdir)
   side = 16 // model.factor
   assert data["latents"].shape == (2000, 2, side, side, model.embedding_dim)
   np.testing.assert_allclose(data["latent_scale"],

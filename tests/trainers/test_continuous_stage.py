@@ -160,19 +160,12 @@ def test_a_guided_diffusion_inpaint_keeps_the_known_tokens():
 
 
 @pytest.fixture(scope="module")
-def vae_latents(tmp_path_factory):
-  """A tiny VAE (2 steps) and its cached latents of the test split."""
-  from maskgit_jax.presets import vae_animal_mnist  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
-  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp("vae")
-  config = vae_animal_mnist.get_config("tiny")
-  config.update(num_train_steps=2, checkpoint_every_steps=2,
-                preview_every_steps=0)
-  loop.train_and_evaluate(config, root / "vae")
-  latents = pretokenize.pretokenize(str(root / "vae"), "animal_mnist", "test",
-                                    16, str(root / "latents.npz"),
-                                    progress=lambda _: None)
+def vae_latents(tiny_vae, tmp_path_factory):
+  """``(root, latents)``: a folder for this module's runs holding the
+  shared tiny VAE (``root / "vae"``) and its cached latents."""
+  workdir, latents = tiny_vae
+  root = tmp_path_factory.mktemp("continuous")
+  (root / "vae").symlink_to(workdir, target_is_directory=True)
   return root, latents
 
 
