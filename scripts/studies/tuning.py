@@ -78,8 +78,8 @@ def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
     rounds: at most this many full sweeps (stops early when one changes
       nothing).
     max_grow: at most this many values added to an axis in all.
-    log: one line per evaluation, the settings with their ``score`` as
-      JSON (None: silent).
+    log: one line per new evaluation, the settings with their ``score`` as
+      JSON (None: silent); ``known`` rows are not logged again.
     known: such rows of an earlier, interrupted search of the same
       ``evaluate``: used instead of evaluating again (a resumed search
       retraces the same path).
@@ -101,7 +101,7 @@ def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
       cache[key] = (earlier[key] if key in earlier
                     else float(evaluate(dict(settings))))
       tried.append(dict(settings, score=cache[key]))
-      if log:
+      if log and key not in earlier:  # a resumed row is in the log already
         log(json.dumps(tried[-1]))
     return cache[key]
 

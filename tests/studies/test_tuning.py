@@ -96,7 +96,9 @@ def test_an_interrupted_search_resumes_from_its_log_without_re_evaluating():
   def counted(s):
     calls.append(s)
     return bowl(s)
+  logged = []
   resumed = tuning.coordinate_search(counted, AXES, {"w": 2.0, "t": 4.5},
-                                     log=None, known=cut)
+                                     log=logged.append, known=cut)
   assert resumed.best == full.best and resumed.tried == full.tried
   assert len(calls) == len(lines) - len(cut)  # only the rest evaluated
+  assert logged == lines[len(cut):]  # the log gets only the new rows
