@@ -105,11 +105,17 @@ def decode(params: Any, x: jax.Array, unknown: jax.Array, labels: jax.Array,
     z = predict(params, x, still, labels)
     mask_len = reveal_policies.num_to_mask(initial, jnp.sum(still, -1), ratio,
                                            schedule)
-    if order == "random":  # the order alone decides: draw the revealed only
+
+    def keep_and_reveal(score, temperature):
+      """Which unknown tokens stay masked (none at the last step), and the
+      rest, revealed now; known tokens are never chosen."""
       keep = reveal_policies.mask_by_random_topk(
-          choice_rng, mask_len, jnp.where(still, random_scores, jnp.inf), 0.0)
+          choice_rng, mask_len, jnp.where(still, score, jnp.inf), temperature)
       keep = jnp.where(t == num_iter - 1, False, keep & still)
-      reveal = still & ~keep
+      return keep, still & ~keep
+
+    if order == "random":  # the order alone decides: draw the revealed only
+      keep, reveal = keep_and_reveal(random_scores, 0.0)
       _, positions = jax.lax.top_k(  # revealed first, then the lowest index
           reveal.astype(jnp.float32), revealed_most)
       drawn, _ = draw(params, step_rng, _gather(z, positions))
@@ -119,11 +125,8 @@ def decode(params: Any, x: jax.Array, unknown: jax.Array, labels: jax.Array,
                                   _gather(x, positions)))
     else:
       candidates, log_density = draw(params, step_rng, z)
-      keep = reveal_policies.mask_by_random_topk(
-          choice_rng, mask_len, jnp.where(still, log_density, jnp.inf),
-          choice_temperature * (1.0 - ratio))
-      keep = jnp.where(t == num_iter - 1, False, keep & still)
-      reveal = still & ~keep
+      keep, reveal = keep_and_reveal(log_density,
+                                     choice_temperature * (1.0 - ratio))
       x = jnp.where(reveal[..., None], candidates.astype(jnp.float32), x)
     return x, keep, counts.at[t].set(jnp.sum(keep, -1).astype(jnp.int32))
   x, _, counts = jax.lax.fori_loop(

@@ -20,10 +20,14 @@ from maskgit_jax.decoding.decode_options import OptionSet, option
 from maskgit_jax.objectives import mvtm
 
 
-def _positive_or_none(name: str):
+def _positive(name: str, *, unset_ok: bool = False):
+  """A check that ``name`` is > 0 (or None, where ``unset_ok``)."""
   def check(value):
-    if value is not None and not value > 0:
-      raise ValueError(f"{name} must be > 0 (or unset), got {value}")
+    if value is None and unset_ok:
+      return
+    if value is None or not value > 0:
+      raise ValueError(f"{name} must be > 0{' (or unset)' if unset_ok else ''}"
+                       f", got {value}")
   return check
 
 
@@ -46,7 +50,7 @@ class ContinuousOptions(OptionSet):
       static=True, minimum=0.0)
   temperature: float = option(
       1.0, "the head's temperature (MAR's tau on the diffusion noise; the "
-      "mixture's spread)", static=True, check=_positive_or_none("temperature"))
+      "mixture's spread)", static=True, check=_positive("temperature"))
   steps: int = option(100, "diffusion head: sampler steps (respaced)",
                       static=True, minimum=1)
   cfg_scale: float = option(
@@ -54,12 +58,8 @@ class ContinuousOptions(OptionSet):
       static=True, off=0.0)
   clip_x0: float | None = option(
       None, "diffusion head: clip the predicted clean token to [-c, c] "
-      "(unset: no clip)", static=True, check=_positive_or_none("clip_x0"))
-
-  def _validate_together(self) -> "ContinuousOptions":
-    if self.temperature is None:
-      raise ValueError("temperature must be > 0, got None")
-    return self
+      "(unset: no clip)", static=True,
+      check=_positive("clip_x0", unset_ok=True))
 
 
 def config_section(**overrides):

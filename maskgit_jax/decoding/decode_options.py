@@ -39,7 +39,8 @@ posterior (:mod:`maskgit_jax.decoding.remasking`) and a token critic's choice.""
 
 def option(default, help_text: str, *, static: bool, choices=None,
             minimum=None, off=None, check=None):
-  """A field of :class:`DecodeOptions`.
+  """A field of an :class:`OptionSet` (:class:`DecodeOptions`,
+  ``ContinuousOptions``).
 
   Args:
     default: the official value.

@@ -85,17 +85,15 @@ def compile_train_step(config: ml_collections.ConfigDict) -> dict:
   replicated = sharding_lib.replicated(mesh)
   batch_sharding = sharding_lib.batch_sharding(mesh)
   size, b = config.image_size, config.batch_size
-  batch = {
-      "images": jax.ShapeDtypeStruct((b, size, size, 3), jnp.float32,
-                                     sharding=batch_sharding),
-      "labels": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
-  }
   if config.stage == "continuous":  # cached latents instead of images
     grid = size // config.token_factor
-    batch["latents"] = jax.ShapeDtypeStruct(
-        (b, grid, grid, config.model.channels), jnp.float32,
-        sharding=batch_sharding)
-    del batch["images"]
+    name, shape = "latents", (b, grid, grid, config.model.channels)
+  else:
+    name, shape = "images", (b, size, size, 3)
+  batch = {
+      name: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=batch_sharding),
+      "labels": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
+  }
   extras = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
       task.extras)
