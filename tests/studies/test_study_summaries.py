@@ -22,6 +22,26 @@ def test_continuous_latents_summary_compares_each_head_with_maskgit():
   assert table["mixture"]["fid_verdict"].startswith("not resolved")
 
 
+def test_a_pick_from_a_smaller_search_space_is_superseded_not_lost():
+  from scripts.studies import continuous_latents as study  # pylint: disable=g-import-not-at-top
+  current = {a.name: 1 for a in study.AXES["diffusion"]}
+  older = {k: v for k, v in current.items() if k != "clip_x0"}
+  rows = [dict(arm="diffusion", seed=0), dict(arm="maskgit", seed=0)]
+  results = {"tuning": {"diffusion": {"best": older},
+                        "maskgit": {"best": {"cfg_scale": 1.0}}},
+             "rows": list(rows)}
+  study.supersede(results, "diffusion")
+  assert "diffusion" not in results["tuning"]
+  assert results["rows"] == rows[1:]
+  assert results["superseded"] == [dict(
+      arm="diffusion", tuning={"best": older}, rows=rows[:1])]
+  results["tuning"]["diffusion"] = {"best": current}
+  results["rows"].append(rows[0])
+  study.supersede(results, "diffusion")  # the current space: untouched
+  assert results["tuning"]["diffusion"] == {"best": current}
+  assert len(results["rows"]) == 2 and len(results["superseded"]) == 1
+
+
 def test_schedule_study_averages_seeds_per_cell():
   from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   fids, accs = [10.0, 12.0, 17.0], [0.5, 0.6, 0.7]
