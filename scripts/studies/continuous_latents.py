@@ -76,8 +76,11 @@ AXES = {
         tuning.Axis("num_iter", (8, 16), tuning.scaled(2, 2, 64))),
 }
 START = {
-    "diffusion": {"cfg_scale": 1.0, "clip_x0": 3.0, "temperature": 1.0,
-                  "num_iter": 16, "steps": 50},
+    # The search without the clip axis picked guidance 6.75, tau 0.8, T 8,
+    # 12 head steps (its rows: search_diffusion_unclipped.jsonl); the
+    # search with it starts there, at clip 3.
+    "diffusion": {"cfg_scale": 6.75, "clip_x0": 3.0, "temperature": 0.8,
+                  "num_iter": 8, "steps": 12},
     "mixture": {"temperature": 1.0, "order": "density",
                 "choice_temperature": 1.0, "num_iter": 16},
 }
