@@ -65,7 +65,7 @@ AXES = {
                     tuning.scaled(1.5, 0.25, 64.0)),
         tuning.Axis("temperature", (0.8, 0.95, 1.0, 1.1),
                     tuning.scaled(1.15, 0.1, 4.0)),
-        tuning.Axis("num_iter", (8, 16), tuning.scaled(2, 2, 64)),
+        tuning.Axis("num_iter", (8, 16), tuning.scaled(2, 1, 64)),
         tuning.Axis("steps", (25, 50), tuning.scaled(2, 5, 200))),
     "mixture": (
         tuning.Axis("temperature", (0.5, 0.7, 0.85, 1.0),
