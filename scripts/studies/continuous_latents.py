@@ -176,6 +176,28 @@ def decode_search(arm: str, workdir: pathlib.Path, study, out: pathlib.Path
                               out / f"search_{arm}.jsonl", rounds=2)
 
 
+def samples_figure(out: pathlib.Path, workdirs: dict, picks: dict,
+                   per_class: int = 2) -> None:
+  """``OUT/samples.png``: per arm (top to bottom, ``per_class`` rows each)
+  the first ``10 * per_class`` samples its scoring drew from ``workdirs``'
+  models at their picks (labels 0..9 per row); ``OUT/samples.json``
+  names the rows."""
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
+  labels = np.arange(10 * per_class) % 10
+  rows = []
+  for arm, wd in workdirs.items():
+    gen = sampling.load(wd, batch_size=64)
+    rows.append(np.asarray(gen.generate(
+        labels, seed=0, **as_options(picks[arm]["best"]))))
+  imageio.write_image(out / "samples.png",
+                      imageio.image_grid(np.concatenate(rows), 10))
+  (out / "samples.json").write_text(json.dumps(dict(
+      rows=[a for a in workdirs for _ in range(per_class)],
+      columns="class 0..9", seed=0,
+      settings={a: picks[a]["best"] for a in workdirs}), indent=1) + "\n")
+
+
 def supersede(results: dict, arm: str) -> None:
   """Moves ``arm``'s pick and scored rows to ``results["superseded"]``
   when its search ran over other axes than ``AXES[arm]`` (the space grew):
@@ -343,6 +365,8 @@ def run(args) -> int:
           ms_per_image=1e3 * seconds / args.samples))
       print(json.dumps(results["rows"][-1]), flush=True)
       save()
+  samples_figure(out, {arm: workdir(arm, seeds[0]) for arm in ARMS
+                       if arm in results["tuning"]}, results["tuning"])
   table = summary(results["rows"], args.samples)
   results["summary"] = table
   save()

@@ -118,6 +118,11 @@ def test_continuous_latents_trains_at_equal_minutes_and_scores_seeds(
       "diffusion")
   table = (out / "continuous_latents.md").read_text()
   assert "| VAE |" in table and "| mixture | 1 |" in table
+  figure = json.loads((out / "samples.json").read_text())
+  assert figure["rows"] == [a for a in study.ARMS for _ in range(2)]
+  from maskgit_jax.data import imageio  # pylint: disable=g-import-not-at-top
+  picture = imageio.read_image(out / "samples.png")
+  assert picture.shape[0] == 6 * picture.shape[1] // 10
   rows = len(results["rows"])
   assert study.main(args) == 0  # a re-run keeps every finished piece
   assert len(json.loads((out / "results.json").read_text())["rows"]) == rows
