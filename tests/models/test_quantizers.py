@@ -136,7 +136,7 @@ def test_dead_code_restart_is_refused_where_there_is_no_codebook_to_move():
 def test_lazy_r1_runs_every_kth_step_scaled_by_k():
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
   every, lazy = _trainer("vq"), _trainer("vq", r1_interval=3)
-  state = nn.unbox(every.init(jax.random.PRNGKey(1), images))
+  state = nn.unbox(jax.jit(every.init)(jax.random.PRNGKey(1), images))
   step_every, step_lazy = jax.jit(every.train_step), jax.jit(lazy.train_step)
   for i in range(4):
     s = state.replace(step=jnp.int32(i))
@@ -156,13 +156,14 @@ def test_static_phases_compute_what_the_traced_switches_compute():
   trainer = _trainer("vq", r1_interval=2, discriminator_start_step=1)
   images = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3))
   state = nn.unbox(jax.jit(trainer.init)(jax.random.PRNGKey(1), images))
+  traced_step = jax.jit(trainer.train_step)  # one program for every step
+  static_step = jax.jit(trainer.train_step, static_argnames="phase")
   for i in range(3):
     s = state.replace(step=jnp.int32(i))
     phase = trainer.phase(i)
     assert phase == (i >= 1, i % 2 == 0)
-    traced = jax.jit(trainer.train_step)(s, images, jax.random.PRNGKey(2))
-    static = jax.jit(trainer.train_step, static_argnames="phase")(
-        s, images, jax.random.PRNGKey(2), phase=phase)
+    traced = traced_step(s, images, jax.random.PRNGKey(2))
+    static = static_step(s, images, jax.random.PRNGKey(2), phase=phase)
     # Metrics to float precision; params to well within one Adam step
     # (1e-3 here), whose sign follows gradients that can be ~0.
     jax.tree_util.tree_map(
