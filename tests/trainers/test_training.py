@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from maskgit_jax.runtime import sharding
-from maskgit_jax.presets import common
 from maskgit_jax.models import transformer as transformer_lib
 from maskgit_jax.trainers import loop
 from maskgit_jax.trainers import token_objectives
@@ -81,30 +79,17 @@ def test_tfds_mock_data_both_stages(tmp_path):
 MODEL = transformer_lib.Transformer(
     codebook_size=64, num_classes=10, hidden_size=64, num_layers=2,
     num_heads=4, mlp_dim=128, max_position_embeddings=65)
-RULES = [tuple(r) for r in common.LOGICAL_AXIS_RULES]
 
 
 def _one_step(mesh_shape, devices):
   trainer = token_trainer.TokenTrainer(
       token_objectives.MVTM(MODEL), optimizer=token_trainer.make_optimizer(
           learning_rate=1e-3, warmup_steps=1, total_steps=10))
-  mesh = sharding.make_mesh(mesh_shape, devices)
-  state, shardings = sharding.create_sharded(trainer.init, mesh, RULES,
-                                             jax.random.PRNGKey(0))
-  batch_sharding = sharding.batch_sharding(mesh)
   batch = {
       "tokens": jax.random.randint(jax.random.PRNGKey(1), (8, 8, 8), 0, 64),
       "labels": jnp.arange(8) % 10,
   }
-  batch = jax.device_put(batch, batch_sharding)
-  step = jax.jit(trainer.train_step,
-                 in_shardings=(shardings, batch_sharding,
-                               sharding.replicated(mesh)),
-                 out_shardings=(shardings, sharding.replicated(mesh)),
-                 donate_argnums=(0,))
-  with sharding.mesh_context(mesh, RULES):
-    new_state, metrics = step(state, batch, jax.random.PRNGKey(2))
-  return new_state, metrics
+  return th.sharded_step(trainer, mesh_shape, devices, batch)
 
 
 @pytest.mark.slow  # trains or compiles for several seconds
