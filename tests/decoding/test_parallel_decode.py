@@ -145,7 +145,7 @@ MODEL = helpers.small_random_transformer(GRID)
 LAYOUT = MODEL.layout
 
 
-@hypothesis.settings(max_examples=10, deadline=None,
+@hypothesis.settings(max_examples=20, deadline=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(
     seed=st.integers(0, 2**31 - 1),
