@@ -5,10 +5,9 @@ import os
 # Must happen before jax is imported anywhere: 8 fake CPU devices so that
 # sharding code runs on meshes of several devices, and LLVM's O1 for the
 # compiled code: the tests' programs are tiny, so compiling them costs more
-# than running them (a tokenizer-step module: 158 CPU-s at the default O2,
-# 119 at O1; a convergence test that runs 2,000 steps: 78 at O2, 68 at O1;
-# O0 is slower there, 100). The tools the tests start inherit both
-# (train_helpers.subprocess_env sets only its own device count).
+# than running them (measured in docs/layout.md, Tests). The tools the tests
+# start inherit both (train_helpers.subprocess_env sets only its own device
+# count).
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") +
     " --xla_force_host_platform_device_count=8"

@@ -67,12 +67,12 @@ def subprocess_env(num_devices: int = 1, **extra) -> dict:
   """This process's environment for a tool on ``num_devices`` CPU devices:
   the test session's other XLA flags kept (conftest's), ``extra`` added."""
   import os  # pylint: disable=g-import-not-at-top
-  import re  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   env = dict(os.environ)
-  flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "",
-                 env.get("XLA_FLAGS", ""))
+  flags = [f for f in env.get("XLA_FLAGS", "").split()
+           if not f.startswith(sharding.CPU_DEVICES_FLAG + "=")]
   env.update(XLA_FLAGS=" ".join(
-      flags.split() + [f"--xla_force_host_platform_device_count={num_devices}"]),
+      flags + [f"{sharding.CPU_DEVICES_FLAG}={num_devices}"]),
              JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
              TF_CPP_MIN_LOG_LEVEL="3")
   env.update({k: str(v) for k, v in extra.items()})
