@@ -18,7 +18,8 @@ validation split held out of everything trained):
    resumable (a workdir with ``minutes.json`` is kept);
 3. **decode tuning** per arm and budget on the seed-0 model (every
    evaluation appended to ``OUT/search_ARM_BUDGET.jsonl``; an interrupted
-   search resumes from it): a coordinate
+   search resumes from it), starting from the arm's pick at the largest
+   smaller budget already tuned (the preset's defaults at the first): a coordinate
    search (``scripts/studies/tuning.py``) over guidance and its schedule,
    choice temperature, temperature, top-k, top-p, T up to 64 and the mask
    schedule (the prior: guidance, temperature, top-k, top-p), minimising the
@@ -113,6 +114,17 @@ def start_settings(arm: str, config) -> dict:
               choice_temperature=d.choice_temperature,
               temperature=d.temperature, top_k=d.top_k or codebook_size,
               top_p=d.top_p, num_iter=d.num_iter, schedule=d.schedule)
+
+
+def search_start(arm: str, budget: int, tuned: dict, config) -> dict:
+  """Where ``arm``'s decode search at ``budget`` starts: its pick at the
+  largest smaller budget in ``tuned`` (``results["tuning"]``, keyed
+  "ARM BUDGET"), else :func:`start_settings` of ``config``."""
+  earlier = [int(k.rsplit(" ", 1)[1]) for k in tuned
+             if k.rsplit(" ", 1)[0] == arm and int(k.rsplit(" ", 1)[1]) < budget]
+  if not earlier:
+    return start_settings(arm, config)
+  return dict(tuned[f"{arm} {max(earlier)}"]["best"])
 
 
 def next_rate(tried: dict[str, float]) -> float | None:
@@ -279,7 +291,8 @@ def run(args) -> int:
                             batch_size=64)
         search = tuning.logged_search(
             lambda s, gen=gen: develop(gen, study, s, codes),
-            AXES[ARMS[arm][0]], start_settings(arm, configs[seeds[0]]),
+            AXES[ARMS[arm][0]],
+            search_start(arm, budget, results["tuning"], configs[seeds[0]]),
             out / f"search_{arm}_{budget}.jsonl")
         results["tuning"][key] = dict(best=search.best, score=search.score,
                                       edges=search.edges, tried=search.tried)

@@ -1,5 +1,7 @@
 """The studies' coordinate search: finds the optimum, grows past edges."""
 
+import pathlib
+
 import hypothesis
 from hypothesis import strategies as st
 import pytest
@@ -70,6 +72,25 @@ def test_the_learning_rate_screen_goes_past_an_edge_optimum():
   assert grow({"0.001": 3.0, "0.003": 2.0, "0.006": 1.0}) == 0.012
   assert grow({"0.001": 2.0, "0.003": 1.0, "0.006": 3.0}) is None
   assert grow({"0.0001": 1.0, "0.001": 2.0}) is None  # 3.3e-5: out of range
+
+
+def test_a_later_budgets_search_starts_from_the_nearest_smaller_pick():
+  from scripts.studies import ar_vs_maskgit  # pylint: disable=g-import-not-at-top
+  config = ar_vs_maskgit.arm_config("ar", pathlib.Path("base"), steps=1,
+                                    seed=0, variant="tiny")
+  tuned = {"ar 725": {"best": {"cfg_scale": 0.5}},
+           "ar 1450": {"best": {"cfg_scale": 1.0}},
+           "maskgit 2900": {"best": {"cfg_scale": 3.0}},
+           "ar 5800": {"best": {"cfg_scale": 2.0}}}
+  start = ar_vs_maskgit.search_start
+  assert start("ar", 2900, tuned, config) == {"cfg_scale": 1.0}
+  assert start("ar", 1450, tuned, config) == {"cfg_scale": 0.5}
+  assert start("ar", 725, tuned, config) == ar_vs_maskgit.start_settings(
+      "ar", config)
+  masked = ar_vs_maskgit.arm_config("maskgit_matched", pathlib.Path("base"),
+                                    steps=1, seed=0, variant="tiny")
+  assert start("maskgit_matched", 5800, {"maskgit 2900": {}}, masked) == (
+      ar_vs_maskgit.start_settings("maskgit_matched", masked))
 
 
 def test_the_screen_table_marks_each_arms_pick():
