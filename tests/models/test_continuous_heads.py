@@ -32,8 +32,10 @@ def _target(rng, n):
   return jnp.where(cond[:, None] == 0, first, second), cond
 
 
-def _fit(loss_fn, params, steps, lr=3e-3):
-  opt = optax.adam(lr)
+def _fit(loss_fn, params, steps, lr=3e-3, decay=False):
+  """Adam for ``steps`` in one scan; ``decay``: the rate decays to 0 on a
+  cosine (a closer fit in fewer steps)."""
+  opt = optax.adam(optax.cosine_decay_schedule(lr, steps) if decay else lr)
 
   def body(carry, rng):
     p, state = carry
@@ -62,10 +64,11 @@ def test_the_diffusion_head_predicts_zero_at_init_and_is_named_for_sharding():
 
 @pytest.mark.slow  # trains for several seconds
 def test_the_diffusion_head_learns_a_conditional_mixture():
-  """8,000 steps of a width-64 head; 4,000 samples per condition over 100
-  respaced steps: mode weights within 0.05, means within 0.1, standard
-  deviations within 20% (measured 8-16% narrow: the posterior variance
-  takes 5% at 100 steps, the small head's fit the rest)."""
+  """3,000 steps of a width-64 head (cosine-decayed rate); 4,000 samples per
+  condition over 100 respaced steps: mode weights within 0.05, means within
+  0.1, standard deviations within 15% (measured 4-8% narrow: the posterior
+  variance takes 5% at 100 steps, the small head's fit the rest; 8,000
+  steps at a constant rate left them 7-16% narrow)."""
   bars = diffusion.cosine_alpha_bars(1000)
   table = jnp.asarray(bars, jnp.float32)
   head = heads.DiffusionHead(channels=2, width=64, depth=2)
@@ -80,7 +83,7 @@ def test_the_diffusion_head_learns_a_conditional_mixture():
     x_t = diffusion.add_noise(x0, noise, table[t][:, None])
     return diffusion.epsilon_loss(
         head.apply(p, x_t, t, CONDITIONS[cond]), noise).mean()
-  params = _fit(loss, params, 8000)
+  params = _fit(loss, params, 3000, decay=True)
   for cond in (0, 1):
     z = jnp.broadcast_to(CONDITIONS[cond], (4000, 2))
     x = np.asarray(jax.jit(lambda rng, z=z: diffusion.sample(  # pylint: disable=g-long-lambda
@@ -91,10 +94,10 @@ def test_the_diffusion_head_learns_a_conditional_mixture():
       assert abs(right.mean() - 0.5) < 0.05
       for mode, where in ((2.0, right), (-2.0, ~right)):
         np.testing.assert_allclose(x[where].mean(0), [mode, 0.0], atol=0.1)
-        np.testing.assert_allclose(x[where].std(0), 0.3, rtol=0.2)
+        np.testing.assert_allclose(x[where].std(0), 0.3, rtol=0.15)
     else:
       np.testing.assert_allclose(x.mean(0), [0.0, 2.0], atol=0.1)
-      np.testing.assert_allclose(x.std(0), 0.5, rtol=0.2)
+      np.testing.assert_allclose(x.std(0), 0.5, rtol=0.15)
 
 
 @pytest.mark.slow  # trains for several seconds
