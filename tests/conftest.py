@@ -100,37 +100,65 @@ def imported(parity, tmp_path_factory) -> pathlib.Path:
   return root / "out"
 
 
+def _once_per_run(tmp_path_factory, worker_id: str, name: str, make):
+  """``make(folder)`` run once per test run, shared by the xdist workers:
+  the first worker to take the lock makes ``name`` in the run's common
+  temporary folder, the others wait and read it (a crashed maker leaves no
+  ``done`` marker, so the next one makes it again). ``make`` returns what
+  the fixture gives, as JSON-serialisable data."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  if worker_id == "master":  # not under xdist
+    return make(tmp_path_factory.mktemp(name))
+  root = tmp_path_factory.getbasetemp().parent  # common to the workers
+  folder, done = root / name, root / f"{name}.done.json"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      if folder.exists():
+        import shutil  # pylint: disable=g-import-not-at-top
+        shutil.rmtree(folder)
+      folder.mkdir()
+      done.write_text(json.dumps(make(folder)))
+  return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
-def tiny_tokenizer(tmp_path_factory) -> pathlib.Path:
+def tiny_tokenizer(tmp_path_factory, worker_id) -> pathlib.Path:
   """The tiny animal-MNIST tokenizer (``train_helpers.tokenizer_config()``,
-  6 steps), trained once per test process and shared: read it, never
-  train into it."""
-  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  from tests import train_helpers  # pylint: disable=g-import-not-at-top
-  workdir = tmp_path_factory.mktemp("tiny_tokenizer")
-  metrics = loop.train_and_evaluate(train_helpers.tokenizer_config(), workdir)
-  assert np.isfinite(metrics["reconstruction_loss"])
-  return workdir
+  6 steps), trained once per test run and shared: read it, never train
+  into it."""
+  def make(workdir):
+    from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+    from tests import train_helpers  # pylint: disable=g-import-not-at-top
+    metrics = loop.train_and_evaluate(train_helpers.tokenizer_config(),
+                                      workdir)
+    assert np.isfinite(metrics["reconstruction_loss"])
+    return str(workdir)
+  return pathlib.Path(_once_per_run(tmp_path_factory, worker_id,
+                                    "tiny_tokenizer", make))
 
 
 @pytest.fixture(scope="session")
-def tiny_vae(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+def tiny_vae(tmp_path_factory, worker_id) -> tuple[pathlib.Path, pathlib.Path]:
   """``(workdir, latents)``: the tiny VAE (``configs/vae_animal_mnist.py``
   tiny, 3 steps, trained by ``train.py``) and its cached latents of the test
-  split, made once per test process and shared: read them, never train
-  into them."""
-  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
-  from tests import train_helpers  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp("tiny_vae")
-  done = train_helpers.run_tool(
-      "train.py", "--config=configs/vae_animal_mnist.py:tiny",
-      f"--workdir={root / 'vae'}", "--config.num_train_steps=3",
-      "--config.checkpoint_every_steps=3", "--config.preview_every_steps=0")
-  assert done.returncode == 0, done.stderr[-3000:]
-  latents = pretokenize.pretokenize(str(root / "vae"), "animal_mnist", "test",
-                                    16, str(root / "latents.npz"),
-                                    progress=lambda _: None)
-  return root / "vae", pathlib.Path(latents)
+  split, made once per test run and shared: read them, never train into
+  them."""
+  def make(root):
+    from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+    from tests import train_helpers  # pylint: disable=g-import-not-at-top
+    done = train_helpers.run_tool(
+        "train.py", "--config=configs/vae_animal_mnist.py:tiny",
+        f"--workdir={root / 'vae'}", "--config.num_train_steps=3",
+        "--config.checkpoint_every_steps=3", "--config.preview_every_steps=0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    latents = pretokenize.pretokenize(str(root / "vae"), "animal_mnist",
+                                      "test", 16, str(root / "latents.npz"),
+                                      progress=lambda _: None)
+    return [str(root / "vae"), str(latents)]
+  workdir, latents = _once_per_run(tmp_path_factory, worker_id, "tiny_vae",
+                                   make)
+  return pathlib.Path(workdir), pathlib.Path(latents)
 
 
 def pytest_configure(config):
