@@ -97,3 +97,31 @@ def test_probe_cli_on_mage(mage_run, tmp_path):
     assert refused.returncode == 2, refused.stderr
     assert message in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.slow  # trains or compiles for several seconds
+def test_mage_c_trains_on_both_views_of_cached_tokens(tiny_tokenizer,
+                                                      tmp_path):
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.presets import mage_animal_mnist  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.tools import pretokenize  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  cached = pretokenize.pretokenize(str(tiny_tokenizer), "animal_mnist", "test",
+                                   16, str(tmp_path / "tokens.npz"),
+                                   batch_size=512, progress=lambda _: None)
+  config = mage_animal_mnist.get_config("tiny")
+  config.tokenizer_checkpoint = str(tiny_tokenizer)
+  config.model.projection_dim = 16
+  config.mage.contrastive_weight = 0.1
+  config.update(num_train_steps=2, preview_every_steps=0)
+  config.data.name = "animal_mnist"  # images: no mirror's tokens to pair
+  with pytest.raises(ValueError, match="need cached tokens"):
+    loop.train_and_evaluate(config, tmp_path / "bad")
+  assert not (tmp_path / "bad").exists()
+  config.data.name = f"tokens:{cached}"
+  metrics = loop.train_and_evaluate(config, tmp_path / "mage_c")
+  assert np.isfinite(metrics["loss"]) and metrics["contrastive_loss"] > 0
+  assert 0 <= metrics["contrastive_accuracy"] <= 1
+  assert 32 <= metrics["masked_per_row"] <= 64  # each view row: [0.5, 1] of 64
+  gen = sampling.Generator.from_checkpoint(tmp_path / "mage_c", batch_size=4)
+  assert gen.sample([0, 0], seed=0).tokens.shape == (2, 8, 8)

@@ -252,22 +252,35 @@ class Preprocess:
 
 @dataclasses.dataclass(frozen=True)
 class PickTokens:
-  """Cached tokens ``[2, h, w]`` -> ``[h, w]``; a random flip picks the mirror's."""
+  """Cached tokens ``[2, h, w]`` -> ``[h, w]``; a random flip picks the
+  mirror's. ``views=2``: both, ``[2, h, w]``, the image's and the mirror's
+  in random order (MAGE-C's two views)."""
 
   train: bool
   flip: bool = True
+  views: int = 1
 
   def __call__(self, tokens: np.ndarray, rng: np.random.Generator
                ) -> np.ndarray:
     flip = self.train and self.flip and rng.uniform() < 0.5
+    if self.views == 2:
+      return tokens[[int(flip), 1 - int(flip)]]
     return tokens[int(flip)]
 
 
 def make_preprocess(source: Source, *, image_size: int, train: bool,
-                    min_scale: float = 0.08, flip: bool = True):
-  """The per-record transform for ``source``'s records (images or tokens)."""
+                    min_scale: float = 0.08, flip: bool = True,
+                    views: int = 1):
+  """The per-record transform for ``source``'s records (images or tokens);
+  ``views=2`` (cached tokens only): both views of each record."""
+  if views not in (1, 2):
+    raise ValueError(f"views must be 1 or 2, got {views}")
   if isinstance(source, TokenSource):
-    return PickTokens(train=train, flip=flip)
+    return PickTokens(train=train, flip=flip, views=views)
+  if views != 1:
+    raise ValueError("two views of each image (MAGE-C) need cached tokens "
+                     "(data.name 'tokens:...', from maskgit_jax.tools."
+                     "pretokenize): their mirror is the second view")
   return Preprocess(image_size, train=train, min_scale=min_scale, flip=flip)
 
 

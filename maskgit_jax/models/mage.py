@@ -14,7 +14,12 @@ Li et al., CVPR 2023, as LTH14/mage implements it (``models_mage.py``):
   decoder positions, pre-LN blocks, a LayerNorm;
 * **head**: ``LN(gelu(Dense(x)))`` against the input word embeddings
   (gradient stopped there, as the reference detaches them) plus a bias,
-  over the codebook ids only.
+  over the codebook ids only;
+* **MAGE-C's projector** (``projection_dim > 0``): ``Dense(gelu(Dense(p)))``
+  of the encoder's output averaged over its image positions ``p`` (not
+  [C]), for :func:`maskgit_jax.objectives.contrastive.info_nce`. The paper
+  names a two-layer MLP on the pooled encoder output; its sizes were never
+  published (the hidden layer here has the encoder's width).
 
 Sequences use :class:`~maskgit_jax.decoding.tokens.TokenLayout` with one class: [C]
 is ``codebook_size`` and the mask ``codebook_size + 1`` (the released
@@ -53,6 +58,7 @@ class MAGE(nn.Module):
       (the reference: the encoder's width, 8 blocks, 16 heads).
     mlp_ratio: MLP width over the block width (4).
     dropout_rate: attention and MLP dropout (0.1).
+    projection_dim: MAGE-C's projector output (0: no projector, MAGE).
   """
 
   codebook_size: int
@@ -65,6 +71,7 @@ class MAGE(nn.Module):
   decoder_heads: int = 16
   mlp_ratio: int = 4
   dropout_rate: float = 0.1
+  projection_dim: int = 0
 
   @property
   def layout(self) -> tokens_lib.TokenLayout:
@@ -117,6 +124,13 @@ class MAGE(nn.Module):
         "mlm_bias", nn.with_logical_partitioning(nn.initializers.zeros,
                                                  ("vocab",)),
         (self.layout.vocab_size,))
+    if self.projection_dim:
+      self.projector_hidden = layers.dense(
+          self.hidden_size, ("embed", "mlp"), _init, jnp.float32, jnp.float32,
+          name="projector_hidden")
+      self.projector_out = layers.dense(
+          self.projection_dim, ("mlp", "projection"), _init, jnp.float32,
+          jnp.float32, name="projector_out")
 
   def encode(self, ids: jax.Array, kept: jax.Array | None = None,
              deterministic: bool = True) -> jax.Array:
@@ -131,9 +145,24 @@ class MAGE(nn.Module):
     return self.encoder_ln(_run(self.encoder_blocks, x, deterministic))
 
   def __call__(self, ids: jax.Array, kept: jax.Array | None = None,
-               deterministic: bool = True) -> jax.Array:
-    """Logits of every image position (masked ones are what is trained)."""
-    h = self.decoder_embed(self.encode(ids, kept, deterministic))
+               deterministic: bool = True, project: bool = False):
+    """Logits of every image position (masked ones are what is trained);
+    ``project=True`` (a model with a projector): ``(logits, projection
+    [b, projection_dim])`` from one encoder pass."""
+    if project and not self.projection_dim:
+      raise ValueError("this MAGE has no projector (projection_dim 0)")
+    encoded = self.encode(ids, kept, deterministic)
+    logits = self._decode(encoded, ids, kept, deterministic)
+    if not (project or (self.projection_dim and self.is_initializing())):
+      return logits  # (init makes the projector's parameters either way)
+    hidden = layers.gelu(self.projector_hidden(encoded[:, 1:].mean(axis=1)))
+    projection = self.projector_out(hidden).astype(jnp.float32)
+    return (logits, projection) if project else logits
+
+  def _decode(self, encoded: jax.Array, ids: jax.Array,
+              kept: jax.Array | None, deterministic: bool) -> jax.Array:
+    """The decoder and head on ``encode``'s output: ``[b, L, codebook]``."""
+    h = self.decoder_embed(encoded)
     x = pad_with_class(h, kept, ids[:, 1:] == self.layout.mask_id)
     x = x + self.decoder_positions(jnp.arange(1 + self.num_tokens))[None]
     x = _run(self.decoder_blocks, x, deterministic)

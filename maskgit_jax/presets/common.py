@@ -22,6 +22,7 @@ LOGICAL_AXIS_RULES = (
     ("mlp", "model"),
     ("heads", "model"),
     ("kv", None),
+    ("projection", None),  # MAGE-C's projector output
     ("norm", None),
     ("codebook", None),
     ("code_dim", None),

@@ -35,11 +35,14 @@ SIZES = {  # hidden, encoder blocks, encoder heads
 
 def set_mage_sections(config: ml_collections.ConfigDict) -> None:
   """Replaces MaskGIT's ``masking`` by MAGE's ``mage`` section (the
-  reference's corruption and loss) and sets the reference's generation."""
+  reference's corruption and loss; MAGE-C's contrastive term off, no
+  projector) and sets the reference's generation."""
   del config.masking
   config.mage = ml_collections.ConfigDict(dict(
       ratio="truncnorm", fixed_ratio=0.75, per_sample_ratio=False,
-      label_smoothing=0.1))
+      label_smoothing=0.1, contrastive_weight=0.0,
+      contrastive_temperature=0.1))
+  config.model.projection_dim = 0
   config.decode = decode_options.config_section(
       num_iter=20, choice_temperature=6.0, sampler="cdf")
 

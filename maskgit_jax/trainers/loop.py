@@ -134,7 +134,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   loader = input_pipeline.LocalBatchLoader(
       source, plan, input_pipeline.make_preprocess(
           source, image_size=config.image_size, train=True,
-          min_scale=config.data.min_scale, flip=config.data.flip))
+          min_scale=config.data.min_scale, flip=config.data.flip,
+          views=task.views))
   _check_workdir(workdir)
 
   root = jax.random.PRNGKey(config.seed)

@@ -61,6 +61,7 @@ class Task:
   reads_latents: bool = False  # cached continuous latents: the only data
   num_classes: int | None = None
   codebook_size: int | None = None
+  views: int = 1  # views of each record a batch holds (2: MAGE-C's pairs)
 
 
 def _optimizer(config: ml_collections.ConfigDict):
@@ -322,7 +323,8 @@ def mage_task(config: ml_collections.ConfigDict) -> Task:
 
   return _token_task(config, objective, tokenizer,
                      {"tokenizer": tokenizer_params}, preview,
-                     codebook_size=model.codebook_size)
+                     codebook_size=model.codebook_size,
+                     views=objective.views)
 
 
 def continuous_task(config: ml_collections.ConfigDict,

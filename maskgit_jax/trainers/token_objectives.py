@@ -23,6 +23,7 @@ from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.models import critic as critic_lib
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.models import transformer as transformer_lib
+from maskgit_jax.objectives import contrastive
 from maskgit_jax.objectives import mage_corruption
 from maskgit_jax.objectives import mvtm
 from maskgit_jax.objectives import token_critic
@@ -158,16 +159,38 @@ class MAGE:
   "fixed" at ``fixed_ratio``), one per batch as the reference or one per
   sample; the model on ``[C] + masked tokens`` with only the kept positions
   in the encoder; label-smoothed cross-entropy on the masked positions.
-  Labels are ignored (MAGE is unconditional)."""
+  Labels are ignored (MAGE is unconditional).
+
+  MAGE-C (``contrastive_weight > 0``, a model with a projector): the batch
+  holds two views of each example (``views == 2``: cached tokens of the
+  image and of its mirror, ``tokens [b, 2, L]``), each masked on its own;
+  the loss is the reconstruction over both views plus ``contrastive_weight``
+  times :func:`~maskgit_jax.objectives.contrastive.info_nce` of their
+  projections at ``contrastive_temperature``.
+  """
 
   model: mage_lib.MAGE
   per_sample_ratio: bool = False
   ratio: str = "truncnorm"
   fixed_ratio: float = 0.75
   label_smoothing: float = 0.1
+  contrastive_weight: float = 0.0
+  contrastive_temperature: float = 0.1
 
   def __post_init__(self):
     mage_corruption.check_distribution(self.ratio, self.fixed_ratio)
+    if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
+      raise ValueError(
+          "contrastive_weight must be >= 0 and contrastive_temperature > 0, "
+          f"got {self.contrastive_weight} and {self.contrastive_temperature}")
+    if self.contrastive_weight and not self.model.projection_dim:
+      raise ValueError("contrastive_weight > 0 (MAGE-C) needs a projector: "
+                       "set model.projection_dim > 0")
+
+  @property
+  def views(self) -> int:
+    """Views of each example a batch holds (2 for MAGE-C)."""
+    return 2 if self.contrastive_weight else 1
 
   def init_params(self, rng):
     ids = jnp.zeros((1, 1 + self.model.num_tokens), jnp.int32)
@@ -184,13 +207,33 @@ class MAGE:
     return mage_lib.sequences(tokens, mask, self.model.layout), mask, kept
 
   def loss(self, params, tokens, labels, rng, frozen=None):
-    """Metrics: masked_accuracy, masked_per_row."""
+    """Metrics: masked_accuracy, masked_per_row (MAGE-C: also
+    contrastive_loss, contrastive_accuracy). ``tokens [b, L]`` (MAGE-C:
+    ``[b, 2, L]``)."""
     del labels, frozen
     corrupt_rng, dropout_rng = jax.random.split(rng)
-    ids, mask, kept = self.corrupt(tokens, corrupt_rng)
-    logits = _apply(self.model, params, ids, dropout_rng, kept)
-    return mvtm.mvtm_loss(logits=logits, targets=tokens, mask=mask,
-                          label_smoothing=self.label_smoothing)
+    if not self.contrastive_weight:
+      ids, mask, kept = self.corrupt(tokens, corrupt_rng)
+      logits = _apply(self.model, params, ids, dropout_rng, kept)
+      return mvtm.mvtm_loss(logits=logits, targets=tokens, mask=mask,
+                            label_smoothing=self.label_smoothing)
+    if tokens.ndim != 3 or tokens.shape[1] != 2:
+      raise ValueError(f"MAGE-C needs two views, tokens [b, 2, L]; got "
+                       f"{tokens.shape}")
+    batch = tokens.shape[0]
+    both = jnp.concatenate([tokens[:, 0], tokens[:, 1]])  # [2b, L]
+    ids, mask, kept = self.corrupt(both, corrupt_rng)
+    logits, projection = self.model.apply(
+        {"params": params}, ids, kept, deterministic=False, project=True,
+        rngs={"dropout": dropout_rng})
+    loss, metrics = mvtm.mvtm_loss(logits=logits, targets=both, mask=mask,
+                                   label_smoothing=self.label_smoothing)
+    con, accuracy = contrastive.info_nce(projection[:batch],
+                                         projection[batch:],
+                                         self.contrastive_temperature)
+    metrics = dict(metrics, contrastive_loss=con,
+                   contrastive_accuracy=accuracy)
+    return loss + self.contrastive_weight * con, metrics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -106,7 +106,8 @@ def new_state(params, optimizer: optax.GradientTransformation) -> TokenState:
 def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
                  tokenizer_params) -> jax.Array:
   """int32 ``[b, h * w]`` image tokens of a batch: its cached ``tokens``, or
-  its ``images`` tokenized by the frozen ``tokenizer``; or float ``[b, h *
+  its ``images`` tokenized by the frozen ``tokenizer`` (two-view batches of
+  cached tokens ``[b, 2, h, w]``: ``[b, 2, h * w]``); or float ``[b, h *
   w, C]``: its cached (scaled) ``latents [b, h, w, C]``, for the
   continuous stage."""
   if "latents" in batch:
@@ -120,7 +121,7 @@ def batch_tokens(batch: dict, tokenizer: vqgan_lib.VQGAN | None,
       raise ValueError("batch has no 'tokens' and no tokenizer is set")
     tokens = tokenizer.apply({"params": tokenizer_params}, batch["images"],
                              method=tokenizer.encode_to_indices)
-  return jax.lax.stop_gradient(tokens.reshape(tokens.shape[0], -1))
+  return jax.lax.stop_gradient(tokens.reshape(*tokens.shape[:-2], -1))
 
 
 def update(state: TokenState, loss_fn,

@@ -259,3 +259,82 @@ def test_decode_logits_pad_the_class_position(params):
   np.testing.assert_array_equal(logits[:, 0], 0.0)
   np.testing.assert_allclose(logits[:, 1:],
                              MODEL.apply({"params": params}, ids), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# MAGE-C: the projector and the contrastive term.
+
+PROJECTED = MODEL.clone(projection_dim=8)
+
+
+def test_the_projector_is_made_at_init_named_and_one_encoder_pass():
+  from maskgit_jax.presets import common  # pylint: disable=g-import-not-at-top
+  ids = jnp.zeros((1, 17), jnp.int32)
+  boxed = PROJECTED.init(jax.random.PRNGKey(0), ids)["params"]
+  assert {"projector_hidden", "projector_out"} <= set(boxed)
+  assert "projector_hidden" not in MODEL.init(jax.random.PRNGKey(0), ids)[
+      "params"]
+  ruled = {name for name, _ in common.LOGICAL_AXIS_RULES}
+  for leaf in jax.tree_util.tree_leaves(
+      boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)):
+    assert set(leaf.names) <= ruled, leaf.names
+  params = nn.unbox(boxed)
+  tokens, seq, _, kept = _corrupted(3)
+  del tokens
+  plain = PROJECTED.apply({"params": params}, seq, kept)
+  logits, projection = PROJECTED.apply({"params": params}, seq, kept,
+                                       project=True)
+  np.testing.assert_array_equal(logits, plain)
+  assert projection.shape == (2, 8) and projection.dtype == jnp.float32
+  # The projection reads the pooled image positions of the encoder output.
+  encoded = PROJECTED.apply({"params": params}, seq, kept,
+                            method=PROJECTED.encode)
+  hidden = jax.nn.gelu(encoded[:, 1:].mean(1) @ params["projector_hidden"][
+      "kernel"] + params["projector_hidden"]["bias"], approximate=True)
+  np.testing.assert_allclose(
+      projection, hidden @ params["projector_out"]["kernel"] +
+      params["projector_out"]["bias"], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="no projector"):
+    MODEL.apply({"params": nn.unbox(MODEL.init(jax.random.PRNGKey(0), ids)[
+        "params"])}, seq, kept, project=True)
+
+
+def test_the_contrastive_term_adds_its_weight_times_info_nce():
+  from maskgit_jax.objectives import contrastive  # pylint: disable=g-import-not-at-top
+  tokens = jax.random.randint(jax.random.PRNGKey(5), (4, 2, 16), 0, 24)
+  params = nn.unbox(PROJECTED.init(jax.random.PRNGKey(0),
+                                   jnp.zeros((1, 17), jnp.int32))["params"])
+  rng = jax.random.PRNGKey(7)
+  losses = {}
+  for weight in (0.1, 0.3):
+    objective = token_objectives.MAGE(PROJECTED, contrastive_weight=weight)
+    assert objective.views == 2
+    losses[weight] = objective.loss(params, tokens, None, rng)
+  (low, m_low), (high, m_high) = losses[0.1], losses[0.3]
+  np.testing.assert_allclose(m_low["contrastive_loss"],
+                             m_high["contrastive_loss"])
+  np.testing.assert_allclose(high - low, 0.2 * m_low["contrastive_loss"],
+                             rtol=1e-4)
+  assert 0.0 <= float(m_low["contrastive_accuracy"]) <= 1.0
+  # Both views are reconstructed: 2b rows, each masked on its own.
+  objective = token_objectives.MAGE(PROJECTED, contrastive_weight=0.1)
+  corrupt_rng, _ = jax.random.split(rng)
+  both = jnp.concatenate([tokens[:, 0], tokens[:, 1]])
+  ids, mask, kept = objective.corrupt(both, corrupt_rng)
+  np.testing.assert_allclose(m_low["masked_per_row"], mask.sum(-1).mean())
+  # The pairs: row i of the first view against row i of the second (the
+  # model has no dropout, so the training pass is this one).
+  _, projection = PROJECTED.apply({"params": params}, ids, kept, project=True)
+  want, _ = contrastive.info_nce(projection[:4], projection[4:], 0.1)
+  np.testing.assert_allclose(m_low["contrastive_loss"], want, rtol=1e-5)
+  with pytest.raises(ValueError, match=r"two views.*\(4, 16\)"):
+    objective.loss(params, tokens[:, 0], None, rng)
+
+
+def test_mage_c_settings_are_checked():
+  with pytest.raises(ValueError, match="needs a projector"):
+    token_objectives.MAGE(MODEL, contrastive_weight=0.1)
+  with pytest.raises(ValueError, match="contrastive_temperature > 0"):
+    token_objectives.MAGE(PROJECTED, contrastive_weight=0.1,
+                          contrastive_temperature=0.0)
+  assert token_objectives.MAGE(PROJECTED).views == 1  # a projector alone
