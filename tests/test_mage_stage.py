@@ -83,6 +83,7 @@ def test_probe_cli_on_mage(mage_run, tmp_path):
   result = json.loads(out.read_text())
   assert result["num_train"] == 200 and result["num_eval"] == 2000
   assert result["feature_dim"] == 32 and 0 <= result["test_accuracy"] <= 1
+  assert result["pooling"] == "mean"
   for args, message in [
       (("--features=maskgit", f"--checkpoint={mage_run / 'mage'}"),
        "is a 'mage' checkpoint"),
@@ -97,6 +98,23 @@ def test_probe_cli_on_mage(mage_run, tmp_path):
     assert refused.returncode == 2, refused.stderr
     assert message in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.slow  # trains or compiles for several seconds
+def test_every_feature_kind_comes_pooled_and_flattened(mage_run):
+  from maskgit_jax.evaluation import representations  # pylint: disable=g-import-not-at-top
+  images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3),
+                                             np.uint8)
+  dims = {}
+  for kind, workdir in (("mage", "mage"), ("tokenizer", "tok")):
+    for pooling in representations.POOLINGS:
+      extract, _ = representations.extractor(kind, str(mage_run / workdir),
+                                             pooling)
+      dims[kind, pooling] = extract(images).shape
+  # 8x8 positions: MAGE's 32-wide states, the tokenizer's 16-d latents.
+  assert dims == {("mage", "mean"): (3, 32), ("mage", "flatten"): (3, 64 * 32),
+                  ("tokenizer", "mean"): (3, 16),
+                  ("tokenizer", "flatten"): (3, 64 * 16)}
 
 
 @pytest.mark.slow  # trains or compiles for several seconds

@@ -60,6 +60,11 @@ def main(argv=None) -> int:
   parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--features", required=True,
                       choices=representations.KINDS)
+  parser.add_argument("--pooling", default=None,
+                      choices=representations.POOLINGS,
+                      help="mean over the image positions or flatten them "
+                      "(default: mean for mage/maskgit, flatten for "
+                      "tokenizer/pixels)")
   parser.add_argument("--checkpoint", default=None,
                       help="workdir of the model (not for --features=pixels)")
   parser.add_argument("--dataset", default="animal_mnist",
@@ -89,7 +94,8 @@ def main(argv=None) -> int:
       raise FileNotFoundError(f"--output_json folder "
                               f"{storage.path(args.output_json).parent} "
                               "does not exist")
-    extract, size = representations.extractor(args.features, args.checkpoint)
+    extract, size = representations.extractor(args.features, args.checkpoint,
+                                              args.pooling)
     start = time.time()
     splits = {}
     for name, split, limit in (("train", args.train_split, args.max_train),
@@ -102,6 +108,8 @@ def main(argv=None) -> int:
     result = linear_probe.probe(splits["train"], splits["eval"], num_classes,
                                 settings)
     result.update(features=args.features, checkpoint=args.checkpoint,
+                  pooling=args.pooling or representations.NATIVE[
+                      args.features],
                   dataset=args.dataset, feature_dim=int(
                       splits["train"][0].shape[1]),
                   num_train=len(splits["train"][1]),

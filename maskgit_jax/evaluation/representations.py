@@ -9,8 +9,12 @@
   the last block over [C] and the unmasked tokens, mean over the image
   positions, normalised without a learned scale) ``[n, hidden]``.
 
-Each model kind returns ``images -> features``, jitted once (both splits
-share the program) and run over fixed-size chunks
+Each kind also comes in the other ``pooling`` (so that the probes compare
+like with like): ``"mean"`` over the image positions (pixels: ``[n, 3]``;
+tokenizer: ``[n, d]``) or ``"flatten"`` (the models' last-block states of
+every image position, ``[n, L * hidden]``); :data:`NATIVE` is each kind's
+own. Each model kind returns ``images -> features``, jitted once (both
+splits share the program) and run over fixed-size chunks
 (:func:`maskgit_jax.runtime.batching.map_chunks`).
 """
 
@@ -30,7 +34,18 @@ from maskgit_jax.runtime import storage
 from maskgit_jax.models import mage as mage_lib
 
 KINDS = ("mage", "maskgit", "tokenizer", "pixels")
+POOLINGS = ("mean", "flatten")
+NATIVE = {"mage": "mean", "maskgit": "mean", "tokenizer": "flatten",
+          "pixels": "flatten"}
 CHUNK = 256
+
+
+def pool(positions: jax.Array, pooling: str) -> jax.Array:
+  """``[n, P, d]`` per-position features -> ``[n, d]`` ("mean") or
+  ``[n, P * d]`` ("flatten")."""
+  if pooling == "mean":
+    return positions.mean(axis=1)
+  return positions.reshape(positions.shape[0], -1)
 
 
 def _chunked(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
@@ -40,17 +55,22 @@ def _chunked(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
       lambda x: jitted(imageio.to_float(x)), [np.asarray(images)], CHUNK)
 
 
-def pixels(images: np.ndarray) -> np.ndarray:
-  """uint8 ``[n, H, W, 3]`` -> float32 ``[n, H * W * 3]`` in [0, 1]."""
-  return imageio.to_float(images).reshape(len(images), -1)
+def pixels(images: np.ndarray, pooling: str = "flatten") -> np.ndarray:
+  """uint8 ``[n, H, W, 3]`` -> float32 ``[n, H * W * 3]`` in [0, 1] (mean:
+  ``[n, 3]``, the mean colour)."""
+  x = imageio.to_float(images)
+  return np.asarray(pool(x.reshape(len(x), -1, x.shape[-1]), pooling))
 
 
-def tokenizer_latents(tokenizer, params) -> Callable[[np.ndarray], np.ndarray]:
-  """uint8 images -> their quantised latents ``[n, h * w * d]``."""
+def tokenizer_latents(tokenizer, params, pooling: str = "flatten"
+                      ) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 images -> their quantised latents ``[n, h * w * d]`` (mean:
+  ``[n, d]``)."""
   def fn(x):
     quantized, _ = tokenizer.apply({"params": params}, x,
                                    method=tokenizer.encode)
-    return quantized.reshape(x.shape[0], -1)
+    return pool(quantized.reshape(x.shape[0], -1, quantized.shape[-1]),
+                pooling)
   return _chunked(fn)
 
 
@@ -60,10 +80,10 @@ def _tokens(tokenizer, params, x: jax.Array) -> jax.Array:
   return ids.reshape(x.shape[0], -1)
 
 
-def maskgit_hidden(saved: restore.RestoredTransformer
+def maskgit_hidden(saved: restore.RestoredTransformer, pooling: str = "mean"
                    ) -> Callable[[np.ndarray], np.ndarray]:
   """uint8 images -> MaskGIT's pooled last-block states ``[n, hidden]``
-  (null class token).
+  (null class token; flatten: ``[n, L * hidden]``).
 
   Raises:
     ValueError: the model has no null class (it was trained without label
@@ -80,51 +100,60 @@ def maskgit_hidden(saved: restore.RestoredTransformer
     labels = jnp.full((x.shape[0],), saved.null_label, jnp.int32)
     ids = layout.make_sequence(labels, tokens)
     hidden = model.apply({"params": saved.params}, ids, hidden_only=True)
-    return hidden[:, 1:].mean(axis=1)
+    return pool(hidden[:, 1:], pooling)
   return _chunked(fn)
 
 
-def mage_features(saved: restore.RestoredTransformer
+def mage_features(saved: restore.RestoredTransformer, pooling: str = "mean"
                   ) -> Callable[[np.ndarray], np.ndarray]:
-  """uint8 images -> MAGE's linear-probe features ``[n, hidden]``."""
+  """uint8 images -> MAGE's linear-probe features ``[n, hidden]`` (flatten:
+  the last block's states of every image position, ``[n, L * hidden]``)."""
   model = saved.model
 
   def fn(x):
     tokens = _tokens(saved.tokenizer, saved.tokenizer_params, x)
     ids = mage_lib.sequences(tokens, jnp.zeros(tokens.shape, bool),
                              model.layout)
-    return model.apply({"params": saved.params}, ids, method=model.features)
+    if pooling == "mean":
+      return model.apply({"params": saved.params}, ids, method=model.features)
+    return pool(model.apply({"params": saved.params}, ids,
+                            method=model.positions), pooling)
   return _chunked(fn)
 
 
-def extractor(kind: str, checkpoint: str | None
+def extractor(kind: str, checkpoint: str | None, pooling: str | None = None
               ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
   """``(images -> features, image size or None)`` for ``kind``.
 
   ``checkpoint``: a MAGE workdir for "mage", a MaskGIT stage-2 workdir for
   "maskgit", a tokenizer (or any stage-2) workdir for "tokenizer"; unused
-  for "pixels".
+  for "pixels". ``pooling``: one of :data:`POOLINGS` (None: the kind's
+  :data:`NATIVE` one).
 
   Raises:
-    ValueError: an unknown kind, or a checkpoint of the wrong stage.
+    ValueError: an unknown kind or pooling, or a checkpoint of the wrong
+      stage.
     FileNotFoundError: a missing checkpoint.
   """
   if kind not in KINDS:
     raise ValueError(f"features must be one of {KINDS}, got {kind!r}")
+  pooling = NATIVE[kind] if pooling is None else pooling
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
   if kind == "pixels":
-    return pixels, None
+    return lambda images: pixels(images, pooling), None
   if checkpoint is None:
     raise ValueError(f"features={kind!r} needs a checkpoint")
   if kind == "mage":
     saved = restore.load_mage(checkpoint)
-    return mage_features(saved), saved.image_size
+    return mage_features(saved, pooling), saved.image_size
   if kind == "maskgit":
     saved = restore.load_transformer(checkpoint)
-    return maskgit_hidden(saved), saved.image_size
+    return maskgit_hidden(saved, pooling), saved.image_size
   if restore.checkpoint_stage(checkpoint) == "tokenizer":
     tokenizer, params = restore.load_tokenizer(checkpoint)
   else:
     config = checkpointing.read_config(storage.path(checkpoint))
     tokenizer, params = restore.load_tokenizer(restore.resolve_tokenizer(
         config.get("tokenizer_checkpoint"), storage.path(checkpoint)))
-  return tokenizer_latents(tokenizer, params), None
+  return tokenizer_latents(tokenizer, params, pooling), None

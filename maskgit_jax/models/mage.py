@@ -174,6 +174,14 @@ class MAGE(nn.Module):
     return nn.with_logical_constraint(logits.astype(jnp.float32),
                                       ("batch", "length", "vocab"))
 
+  def positions(self, ids: jax.Array) -> jax.Array:
+    """The encoder's last block over the whole (unmasked) sequence, at the
+    image positions: ``[b, L, hidden]`` (no final LayerNorm; see
+    :meth:`features`)."""
+    x = self.word_embeddings(ids) + self.position_embeddings(
+        jnp.arange(ids.shape[1]))[None]
+    return _run(self.encoder_blocks, self.embeddings_ln(x), True)[:, 1:]
+
   def features(self, ids: jax.Array) -> jax.Array:
     """Linear-probe features ``[b, hidden]``: the encoder's last block over
     the whole (unmasked) sequence, mean over the image tokens (not [C]).
@@ -181,10 +189,7 @@ class MAGE(nn.Module):
     The reference deletes the encoder's final LayerNorm and applies a frozen
     fresh one (no learned scale): the mean is normalised without one here.
     """
-    x = self.word_embeddings(ids) + self.position_embeddings(
-        jnp.arange(ids.shape[1]))[None]
-    x = _run(self.encoder_blocks, self.embeddings_ln(x), True)
-    pooled = x[:, 1:].mean(axis=1)
+    pooled = self.positions(ids).mean(axis=1)
     mean = pooled.mean(-1, keepdims=True)
     var = pooled.var(-1, keepdims=True)
     return (pooled - mean) * jax.lax.rsqrt(var + 1e-6)

@@ -68,6 +68,8 @@ def test_bad_features_are_refused():
     representations.extractor("inception", None)
   with pytest.raises(ValueError, match="needs a checkpoint"):
     representations.extractor("mage", None)
+  with pytest.raises(ValueError, match="pooling must be one of.*'max'"):
+    representations.extractor("pixels", None, "max")
 
 
 def test_pixel_features():
@@ -76,3 +78,19 @@ def test_pixel_features():
   assert feats.shape == (3, 48) and feats.dtype == np.float32
   np.testing.assert_allclose(feats[1].reshape(4, 4, 3), images[1] / 255.0,
                              rtol=1e-6)
+
+
+def test_pixels_pooled_are_the_mean_colour_and_every_kind_has_both():
+  images = np.random.default_rng(1).integers(0, 256, (3, 4, 4, 3), np.uint8)
+  extract, _ = representations.extractor("pixels", None, "mean")
+  np.testing.assert_allclose(extract(images),
+                             images.reshape(3, -1, 3).mean(1) / 255.0,
+                             rtol=1e-5)
+  np.testing.assert_array_equal(representations.extractor("pixels", None)[0](
+      images), representations.pixels(images))  # native: flattened
+  assert set(representations.NATIVE) == set(representations.KINDS)
+  positions = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+  np.testing.assert_array_equal(representations.pool(positions, "flatten"),
+                                positions.reshape(2, 12))
+  np.testing.assert_allclose(representations.pool(positions, "mean"),
+                             positions.mean(1))

@@ -139,6 +139,14 @@ def test_features_pool_the_image_tokens(params):
   assert feats.shape == (3, 32)
   np.testing.assert_allclose(feats.mean(-1), 0.0, atol=1e-5)
   np.testing.assert_allclose(feats.std(-1), 1.0, atol=1e-3)
+  # The probe's flattened features are these positions, before the pooling.
+  positions = np.asarray(MODEL.apply({"params": params}, ids,
+                                     method=MODEL.positions))
+  assert positions.shape == (3, 16, 32)
+  pooled = positions.mean(1)
+  pooled = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(
+      pooled.var(-1, keepdims=True) + 1e-6)
+  np.testing.assert_allclose(feats, pooled, rtol=1e-4, atol=1e-4)
 
 
 def _one_step(mesh_shape, devices, per_sample):
