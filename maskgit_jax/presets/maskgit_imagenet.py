@@ -59,6 +59,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Beyond the paper, opt-in: > 0 replaces that share of labels by a
       # null class (one extra class token) for classifier-free guidance.
       label_dropout=0.0,
+      # True: every label is 0 and the data's labels are ignored (set
+      # model.num_classes = 1, no label dropout): an unconditional MaskGIT.
+      unconditional=False,
   ))
 
   # Parallel decoding (paper Section 3.2 and Table 1: T=8 at 256, 12 at 512):

@@ -199,14 +199,18 @@ def transformer_task(config: ml_collections.ConfigDict,
   grid = config.image_size // tokenizer.factor
 
   def preview(state, batch, extras):
-    ids = preview_tokens(state.ema_params, batch["labels"][:PREVIEW_IMAGES],
+    labels = batch["labels"][:PREVIEW_IMAGES]
+    if objective.unconditional:  # the one class
+      labels = jnp.zeros_like(labels)
+    ids = preview_tokens(state.ema_params, labels,
                          config.decode, layout=model.layout, grid=grid,
                          tokens_to_logits=logits_fn, null_label=null_label)
     return _render(tokenizer, extras["tokenizer"], ids, grid)
 
   return _token_task(config, objective, tokenizer,
                      {"tokenizer": tokenizer_params}, preview,
-                     num_classes=config.model.num_classes,
+                     num_classes=(None if objective.unconditional else
+                                  config.model.num_classes),
                      codebook_size=model.codebook_size)
 
 
@@ -301,7 +305,8 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
 
   return _token_task(config, objective, tokenizer,
                      {"tokenizer": tokenizer_params}, preview,
-                     num_classes=config.model.num_classes,
+                     num_classes=(None if objective.unconditional else
+                                  config.model.num_classes),
                      codebook_size=model.codebook_size)
 
 

@@ -62,7 +62,9 @@ class MVTM:
   than "schedule" draws the masked share otherwise (``mvtm.MASK_RATIOS``).
 
   ``label_dropout``: share of labels replaced by ``null_label`` (the class
-  that classifier-free guidance contrasts with).
+  that classifier-free guidance contrasts with). ``unconditional``: every
+  label is 0, the one class of a model with ``num_classes == 1`` (MAGE's
+  foil: the same model without labels; no guidance).
   """
 
   model: transformer_lib.Transformer
@@ -73,9 +75,16 @@ class MVTM:
   label_dropout: float = 0.0
   null_label: int | None = None
   mask_ratio: str = "schedule"
+  unconditional: bool = False
 
   def __post_init__(self):
     check_label_dropout(self.label_dropout, self.null_label)
+    if self.unconditional and (self.model.num_classes != 1 or
+                               self.label_dropout):
+      raise ValueError(
+          "an unconditional MaskGIT has one class token and no label "
+          "dropout (model.num_classes 1, masking.label_dropout 0), got "
+          f"{self.model.num_classes} and {self.label_dropout}")
     if self.mask_ratio not in mvtm.MASK_RATIOS:
       raise ValueError(f"mask_ratio {self.mask_ratio!r}; expected one of "
                        f"{mvtm.MASK_RATIOS}")
@@ -93,8 +102,9 @@ class MVTM:
     mask = mvtm.sample_mask(mask_rng, batch_size, n, method=self.schedule,
                             min_mask_rate=self.min_mask_rate,
                             distribution=self.mask_ratio)
-    labels = drop_labels(label_rng, labels, self.label_dropout,
-                         self.null_label)
+    labels = (jnp.zeros_like(labels) if self.unconditional else
+              drop_labels(label_rng, labels, self.label_dropout,
+                          self.null_label))
     inputs = layout.make_sequence(labels, tokens, mask=mask)
     targets = layout.make_sequence(labels, tokens)
     loss_mask = jnp.concatenate([jnp.zeros((batch_size, 1), bool), mask], 1)

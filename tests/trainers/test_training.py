@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -256,3 +257,39 @@ def test_pretokenized_stage2_data(animal_tokenizer, tmp_path):
                      "config.stage 'tokenizer'"):
     loop.train_and_evaluate(tokenizer, tmp_path / "run3")
   assert not (tmp_path / "run3").exists()
+
+
+def test_an_unconditional_maskgit_ignores_the_labels():
+  model = MODEL.clone(num_classes=1)
+  objective = token_objectives.MVTM(model, unconditional=True)
+  params = nn.unbox(objective.init_params(jax.random.PRNGKey(0)))
+  tokens = jax.random.randint(jax.random.PRNGKey(1), (4, 64), 0, 64)
+  rng = jax.random.PRNGKey(2)
+  loss, _ = objective.loss(params, tokens, jnp.array([0, 3, 7, 9]), rng)
+  zeros, _ = objective.loss(params, tokens, jnp.zeros(4, jnp.int32), rng)
+  # Every label is the one class: a conditional objective given all zeros.
+  given, _ = token_objectives.MVTM(model).loss(params, tokens,
+                                               jnp.zeros(4, jnp.int32), rng)
+  np.testing.assert_array_equal([loss, zeros], [given, given])
+  with pytest.raises(ValueError, match="one class token.*got 10 and 0.0"):
+    token_objectives.MVTM(MODEL, unconditional=True)
+  with pytest.raises(ValueError, match="no label dropout.*got 1 and 0.1"):
+    token_objectives.MVTM(model.clone(num_classes=1), unconditional=True,
+                          label_dropout=0.1, null_label=1)
+
+
+@pytest.mark.slow  # trains or compiles for several seconds
+def test_the_loop_trains_an_unconditional_maskgit_on_labelled_data(
+    animal_tokenizer, tmp_path):
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  config = th.transformer_config(animal_tokenizer, num_train_steps=2)
+  config.model.num_classes = 1  # the data has 10: ignored, not refused
+  config.masking.update(unconditional=True, label_dropout=0.0)
+  config.decode.cfg_scale = 0.0
+  metrics = loop.train_and_evaluate(config, tmp_path / "run")
+  assert np.isfinite(metrics["loss"])
+  gen = sampling.Generator.from_checkpoint(tmp_path / "run", batch_size=4)
+  assert gen.num_classes == 1 and gen.null_label is None
+  assert gen.sample([0, 0], seed=0).tokens.shape == (2, 8, 8)
+  with pytest.raises(ValueError, match="out of range"):
+    gen.sample([3])
