@@ -4,7 +4,8 @@
 * ``tokenizer``: the VQGAN's quantised latents, flattened ``[n, h * w * d]``;
 * ``maskgit``: the MaskGIT transformer's last block over the unmasked
   tokens with the *null* class token (the real label would leak into the
-  features), mean over the image positions ``[n, hidden]``;
+  features; an unconditional model's one class), mean over the image
+  positions ``[n, hidden]``;
 * ``mage``: MAGE's encoder features (:meth:`maskgit_jax.models.mage.MAGE.features`:
   the last block over [C] and the unmasked tokens, mean over the image
   positions, normalised without a learned scale) ``[n, hidden]``.
@@ -85,19 +86,24 @@ def maskgit_hidden(saved: restore.RestoredTransformer, pooling: str = "mean"
   """uint8 images -> MaskGIT's pooled last-block states ``[n, hidden]``
   (null class token; flatten: ``[n, L * hidden]``).
 
+  An unconditional model (one class) gets its one class token.
+
   Raises:
-    ValueError: the model has no null class (it was trained without label
-      dropout), so any class token would tell it a label.
+    ValueError: a class-conditional model without a null class (trained
+      without label dropout): any class token would tell it a label.
   """
-  if saved.null_label is None:
-    raise ValueError("MaskGIT features need a null class token (a model "
-                     "trained with masking.label_dropout > 0); this one "
-                     "would see a real label")
   model, layout = saved.model, saved.model.layout
+  token = saved.null_label
+  if token is None and model.num_classes == 1:
+    token = 0  # unconditional: the one class says nothing
+  if token is None:
+    raise ValueError("MaskGIT features need a null class token (a model "
+                     "trained with masking.label_dropout > 0) or an "
+                     "unconditional model; this one would see a real label")
 
   def fn(x):
     tokens = _tokens(saved.tokenizer, saved.tokenizer_params, x)
-    labels = jnp.full((x.shape[0],), saved.null_label, jnp.int32)
+    labels = jnp.full((x.shape[0],), token, jnp.int32)
     ids = layout.make_sequence(labels, tokens)
     hidden = model.apply({"params": saved.params}, ids, hidden_only=True)
     return pool(hidden[:, 1:], pooling)

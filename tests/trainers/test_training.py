@@ -293,3 +293,8 @@ def test_the_loop_trains_an_unconditional_maskgit_on_labelled_data(
   assert gen.sample([0, 0], seed=0).tokens.shape == (2, 8, 8)
   with pytest.raises(ValueError, match="out of range"):
     gen.sample([3])
+  # Its features need no null class: the one class tells nothing.
+  from maskgit_jax.evaluation import representations  # pylint: disable=g-import-not-at-top
+  extract, size = representations.extractor("maskgit", str(tmp_path / "run"))
+  images = np.zeros((2, size, size, 3), np.uint8)
+  assert extract(images).shape == (2, config.model.hidden_size)
