@@ -139,6 +139,32 @@ def next_rate(tried: dict[str, float]) -> float | None:
   return nxt if 1e-4 <= nxt <= 2e-2 else None
 
 
+def screen_learning_rate(screens: dict, arm: str, rates: list[float],
+                         make_config, make_workdir, score, save) -> float:
+  """The learning-rate screen of ``arm`` (step 1), resumable: trains
+  ``make_config(rate)`` into ``make_workdir(rate)`` for each of ``rates``
+  not yet in ``screens[arm]["tried"]``, records ``score(generator,
+  config)`` (lower is better), follows a best rate at an end past it
+  (:func:`next_rate`), calls ``save()`` after each; returns the pick."""
+  from maskgit_jax import sampling  # pylint: disable=g-import-not-at-top
+  screen = screens.setdefault(arm, {"tried": {}})
+  grow = lambda: [r for r in [next_rate(screen["tried"])] if r is not None]  # pylint: disable=unnecessary-lambda-assignment
+  queue = [r for r in rates if str(r) not in screen["tried"]] or grow()
+  while queue:
+    rate = queue.pop(0)
+    config, wd = make_config(rate), make_workdir(rate)
+    train(config, wd)
+    screen["tried"][str(rate)] = score(sampling.load(wd, batch_size=64),
+                                       config)
+    print(json.dumps(dict(arm=arm, learning_rate=rate,
+                          dev_fd=screen["tried"][str(rate)])), flush=True)
+    save()
+    queue = queue or grow()  # an optimum at an end: try past it
+  screen["picked"] = float(min(screen["tried"], key=screen["tried"].get))
+  save()
+  return screen["picked"]
+
+
 def as_options(settings: dict, codebook_size: int) -> dict:
   """Settings as sampling options: top-k at the codebook size is off (0),
   so that it runs the unfiltered program."""
@@ -258,24 +284,15 @@ def run(args) -> int:
     return out / f"{arm}_lr{rate:g}_{budget}_s{seed}"
 
   for arm in arms:  # 1. the learning-rate screen
-    screen = results["learning_rate"].setdefault(arm, {"tried": {}})
-    grow = lambda: [r for r in [next_rate(screen["tried"])] if r is not None]  # pylint: disable=unnecessary-lambda-assignment,cell-var-from-loop
-    queue = [r for r in rates if str(r) not in screen["tried"]] or grow()
-    while queue:
-      rate = queue.pop(0)
-      config = arm_config(arm, base, steps=budgets[0], seed=0,
-                          learning_rate=rate, variant=args.variant)
-      wd = workdir(arm, budgets[0], 0, rate)
-      train(config, wd)
-      gen = sampling.load(wd, batch_size=64)
-      screen["tried"][str(rate)] = develop(
-          gen, study, start_settings(arm, config), config.model.codebook_size)
-      print(json.dumps(dict(arm=arm, learning_rate=rate,
-                            dev_fd=screen["tried"][str(rate)])), flush=True)
-      save()
-      queue = queue or grow()  # an optimum at an end: try past it
-    screen["picked"] = float(min(screen["tried"], key=screen["tried"].get))
-    save()
+    screen_learning_rate(
+        results["learning_rate"], arm, rates,
+        lambda rate, arm=arm: arm_config(arm, base, steps=budgets[0], seed=0,
+                                         learning_rate=rate,
+                                         variant=args.variant),
+        lambda rate, arm=arm: workdir(arm, budgets[0], 0, rate),
+        lambda gen, config, arm=arm: develop(
+            gen, study, start_settings(arm, config),
+            config.model.codebook_size), save)
   for budget in budgets:
     for arm in arms:
       rate = results["learning_rate"][arm]["picked"]

@@ -153,3 +153,58 @@ def test_tokenizer_study_runs_recipes_and_seeds(tmp_path):
   bad = args[:args.index("--recipes") + 1] + ["nope"] + args[
       args.index("--recipes") + 2:]
   assert tokenizer_study.main(bad) == 2
+
+
+def test_mage_equal_terms_screens_mage_c_and_probes_both_poolings(
+    tiny_demo, tmp_path, monkeypatch):
+  """The MAGE comparison end to end on the tiny base run: MAGE-C (its
+  constants screened on validation) against the unconditional MaskGIT."""
+  from scripts.studies import ar_vs_maskgit  # pylint: disable=g-import-not-at-top
+  from scripts.studies import mage_equal_terms as study  # pylint: disable=g-import-not-at-top
+  from scripts.studies import tuning  # pylint: disable=g-import-not-at-top
+  base, _ = tiny_demo
+  monkeypatch.setattr(study, "AXES", (
+      tuning.Axis("num_iter", (2, 4), tuning.scaled(2, 2, 8)),))
+  monkeypatch.setattr(ar_vs_maskgit, "TUNE_SAMPLES", 20)
+  out = tmp_path / "study"
+  args = ["--base", str(base), "--out", str(out), "--variant", "tiny",
+          "--arms", "mage_c,maskgit_uncond", "--steps", "4",
+          "--seeds", "0,1", "--learning_rates", "1e-3", "--samples", "20",
+          "--contrastive_grid", "0.1:0.1,0.3:0.2", "--probe_epochs", "1"]
+  assert study.main(args) == 0
+  results = json.loads((out / "results.json").read_text())
+  assert set(results["contrastive"]["tried"]) == {
+      json.dumps(dict(contrastive_temperature=t, contrastive_weight=w),
+                 sort_keys=True) for w, t in ((0.1, 0.1), (0.3, 0.2))}
+  picked = results["contrastive"]["picked"]
+  assert results["contrastive"]["tried"][json.dumps(
+      picked, sort_keys=True)] == max(results["contrastive"]["tried"].values())
+  assert {(r["arm"], r["seed"]) for r in results["rows"]} == {
+      (a, s) for a in ("mage_c", "maskgit_uncond") for s in (0, 1)}
+  assert all(0 <= r["tv"] < 1 and sum(r["histogram"]) == 20
+             for r in results["rows"])
+  for name in ("mage_c", "maskgit_uncond", "pixels", "tokenizer"):
+    for pooling in ("mean", "flatten"):
+      cell = results["probes"][name][pooling]
+      assert len(cell) == (2 if name in ("mage_c", "maskgit_uncond") else 1)
+      assert all(0 <= v <= 1 for v in cell.values())
+  from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  saved = checkpointing.read_config(
+      study.contrastive_workdir(out, picked, 1))
+  assert saved["mage"]["contrastive_weight"] == picked["contrastive_weight"]
+  uncond = checkpointing.read_config(out / "maskgit_uncond_lr0.001_s1")
+  assert uncond["masking"]["unconditional"] and uncond["model"]["norm"] == "pre"
+  table = (out / "mage_equal_terms.md").read_text()
+  assert "| maskgit_uncond | 2 |" in table and "| tokenizer |" in table
+  rows = len(results["rows"])
+  assert study.main(args) == 0  # a re-run keeps every finished piece
+  assert len(json.loads((out / "results.json").read_text())["rows"]) == rows
+
+
+def test_total_variation_from_uniform():
+  from scripts.studies import mage_equal_terms as study  # pylint: disable=g-import-not-at-top
+  assert study.total_variation([5] * 10) == 0.0
+  assert study.total_variation([10] + [0] * 9) == pytest.approx(0.9)
+  assert study.contrastive_grid("0.1:0.2,0.3:0.1") == [
+      dict(contrastive_weight=0.1, contrastive_temperature=0.2),
+      dict(contrastive_weight=0.3, contrastive_temperature=0.1)]
