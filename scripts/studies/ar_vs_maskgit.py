@@ -269,12 +269,7 @@ def run(args) -> int:
   base, out = pathlib.Path(args.base), pathlib.Path(args.out)
   study = judges.Judges(base, arm_config(
       "ar", base, steps=1, seed=0, variant=args.variant).image_size)
-  out.mkdir(parents=True, exist_ok=True)
-  path = out / "results.json"
-  results = json.loads(path.read_text()) if path.exists() else {}
-  for key in ("learning_rate", "tuning", "rows"):
-    results.setdefault(key, {} if key != "rows" else [])
-  save = lambda: path.write_text(json.dumps(results, indent=1) + "\n")  # pylint: disable=unnecessary-lambda-assignment
+  results, save = judges.open_results(out, ("learning_rate", "tuning"))
   arms = args.arms.split(",")
   budgets = [int(b) for b in args.budgets.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -303,22 +298,17 @@ def run(args) -> int:
       codes = configs[seeds[0]].model.codebook_size
       minutes = {s: train(configs[s], workdir(arm, budget, s, rate))
                  for s in seeds}
-      if key not in results["tuning"]:  # 3. decode tuning on seed 0
+      def search(arm=arm, budget=budget, rate=rate, configs=configs,
+                 codes=codes):  # 3. decode tuning on seed 0
         gen = sampling.load(workdir(arm, budget, seeds[0], rate),
                             batch_size=64)
-        search = tuning.logged_search(
-            lambda s, gen=gen: develop(gen, study, s, codes),
-            AXES[ARMS[arm][0]],
+        return tuning.logged_search(
+            lambda s: develop(gen, study, s, codes), AXES[ARMS[arm][0]],
             search_start(arm, budget, results["tuning"], configs[seeds[0]]),
             out / f"search_{arm}_{budget}.jsonl")
-        results["tuning"][key] = dict(best=search.best, score=search.score,
-                                      edges=search.edges, tried=search.tried)
-        save()
-      settings = results["tuning"][key]["best"]
-      for seed in seeds:  # 4. scoring on test
-        if any((r["budget"], r["arm"], r["seed"]) == (budget, arm, seed)
-               for r in results["rows"]):
-          continue
+      settings = judges.tuned(results, key, search, save)
+      for seed in judges.unscored(results["rows"], seeds, budget=budget,
+                                  arm=arm):  # 4. scoring on test
         gen = sampling.load(workdir(arm, budget, seed, rate), batch_size=64)
         labels = np.arange(args.samples) % 10
         start = time.perf_counter()

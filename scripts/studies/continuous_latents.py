@@ -283,14 +283,9 @@ def run(args) -> int:
   from scripts.studies import judges
   # pylint: enable=g-import-not-at-top
   base, out = pathlib.Path(args.base), pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
   vae = vae_config(base, args.variant)
   study = judges.Judges(base, vae.image_size)
-  path = out / "results.json"
-  results = json.loads(path.read_text()) if path.exists() else {}
-  results.setdefault("tuning", {})
-  results.setdefault("rows", [])
-  save = lambda: path.write_text(json.dumps(results, indent=1) + "\n")  # pylint: disable=unnecessary-lambda-assignment
+  results, save = judges.open_results(out, ("tuning",))
   seeds = [int(s) for s in args.seeds.split(",")]
 
   # 1. the VAE, its latents, both tokenizers' reconstructions
@@ -344,15 +339,11 @@ def run(args) -> int:
           arm_config(arm, base, out, steps=steps[arm], seed=seed,
                      variant=args.variant), wd)
     supersede(results, arm)
-    if arm not in results["tuning"]:  # 4. decode choice on validation
-      search = decode_search(arm, workdir(arm, seeds[0]), study, out)
-      results["tuning"][arm] = dict(best=search.best, score=search.score,
-                                    edges=search.edges, tried=search.tried)
-      save()
-    settings = results["tuning"][arm]["best"]
-    for seed in seeds:  # 5. scoring on test
-      if any((r["arm"], r["seed"]) == (arm, seed) for r in results["rows"]):
-        continue
+    settings = judges.tuned(  # 4. decode choice on validation
+        results, arm, lambda arm=arm: decode_search(
+            arm, workdir(arm, seeds[0]), study, out), save)
+    for seed in judges.unscored(results["rows"], seeds,
+                                arm=arm):  # 5. scoring on test
       gen = sampling.load(workdir(arm, seed), batch_size=64)
       labels = np.arange(args.samples) % 10
       start = time.perf_counter()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +107,42 @@ class Judges:
     judged = self.judge.outputs(images)
     return metrics.class_scores(judged["logits"], judged["pool"], labels,
                                 self.reference)
+
+
+def open_results(out: pathlib.Path, sections: Sequence[str] = ()
+                 ) -> tuple[dict, Callable[[], None]]:
+  """``(results, save)``: ``OUT/results.json`` as far as an earlier run got
+  (``OUT`` made if missing), with a dict for each of ``sections`` and a
+  ``rows`` list, and the function that writes it back."""
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  path = out / "results.json"
+  results = json.loads(path.read_text()) if path.exists() else {}
+  for key in sections:
+    results.setdefault(key, {})
+  results.setdefault("rows", [])
+
+  def save() -> None:
+    path.write_text(json.dumps(results, indent=1) + "\n")
+  return results, save
+
+
+def tuned(results: dict, key: str, search: Callable[[], object],
+          save: Callable[[], None]) -> dict:
+  """The picked settings ``results["tuning"][key]["best"]``, running
+  ``search()`` (a :class:`scripts.studies.tuning.Search`) and saving its
+  record first when an earlier run has not."""
+  if key not in results["tuning"]:
+    results["tuning"][key] = search().record()
+    save()
+  return results["tuning"][key]["best"]
+
+
+def unscored(rows: Sequence[dict], seeds: Sequence[int], **key) -> list[int]:
+  """The ``seeds`` with no scored row of ``key``'s values in ``rows``."""
+  return [s for s in seeds
+          if not any(all(r.get(k) == v for k, v in dict(key, seed=s).items())
+                     for r in rows)]
 
 
 def study_parser(doc: str, arms: Sequence[str]) -> argparse.ArgumentParser:

@@ -214,13 +214,8 @@ def run(args) -> int:
   base, out = pathlib.Path(args.base), pathlib.Path(args.out)
   study = judges.Judges(base, arm_config(
       "mage", base, steps=1, seed=0, variant=args.variant).image_size)
-  out.mkdir(parents=True, exist_ok=True)
-  path = out / "results.json"
-  results = json.loads(path.read_text()) if path.exists() else {}
-  for key in ("learning_rate", "tuning", "probes"):
-    results.setdefault(key, {})
-  results.setdefault("rows", [])
-  save = lambda: path.write_text(json.dumps(results, indent=1) + "\n")  # pylint: disable=unnecessary-lambda-assignment
+  results, save = judges.open_results(out, ("learning_rate", "tuning",
+                                            "probes"))
   arms = args.arms.split(",")
   seeds = [int(s) for s in args.seeds.split(",")]
   rates = [float(r) for r in args.learning_rates.split(",")]
@@ -250,18 +245,14 @@ def run(args) -> int:
                for s in seeds}
     minutes = {s: ar_vs_maskgit.train(configs[s], workdir(arm, s))
                for s in seeds}
-    if arm not in results["tuning"]:  # 4. decode tuning on seed 0
+    def search(arm=arm, configs=configs):  # 4. decode tuning on seed 0
       gen = sampling.load(workdir(arm, seeds[0]), batch_size=64)
-      search = tuning.logged_search(
-          lambda s, gen=gen: develop(gen, study, s), AXES,
+      return tuning.logged_search(
+          lambda s: develop(gen, study, s), AXES,
           start_settings(configs[seeds[0]]), out / f"search_{arm}.jsonl")
-      results["tuning"][arm] = dict(best=search.best, score=search.score,
-                                    edges=search.edges)
-      save()
-    settings = results["tuning"][arm]["best"]
-    for seed in seeds:  # 5. scoring on test
-      if any((r["arm"], r["seed"]) == (arm, seed) for r in results["rows"]):
-        continue
+    settings = judges.tuned(results, arm, search, save)
+    for seed in judges.unscored(results["rows"], seeds,
+                                arm=arm):  # 5. scoring on test
       gen = sampling.load(workdir(arm, seed), batch_size=64)
       images = gen.generate(np.zeros(args.samples, np.int32), seed=0,
                             **settings)

@@ -62,6 +62,11 @@ class Search:
   tried: list[dict]
   edges: dict
 
+  def record(self) -> dict:
+    """What a study keeps of it in its results (all four fields)."""
+    return dict(best=self.best, score=self.score, edges=self.edges,
+                tried=self.tried)
+
 
 def coordinate_search(evaluate: Callable[[dict], float], axes: Sequence[Axis],
                       start: dict, *, rounds: int = 3,
