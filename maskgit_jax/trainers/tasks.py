@@ -305,8 +305,7 @@ def ar_task(config: ml_collections.ConfigDict) -> Task:
 
   return _token_task(config, objective, tokenizer,
                      {"tokenizer": tokenizer_params}, preview,
-                     num_classes=(None if objective.unconditional else
-                                  config.model.num_classes),
+                     num_classes=config.model.num_classes,
                      codebook_size=model.codebook_size)
 
 
