@@ -38,6 +38,9 @@ def test_generator_samples_and_edits_unconditionally(mage_run):
   assert a.tokens.max() < gen.layout.codebook_size
   first = gen.sample([0], seed=1)  # sample i depends on (seed, i) only
   np.testing.assert_array_equal(first.tokens[0], a.tokens[0])
+  # p(x) of a one-class model: its one class, as sample([0, 0, 0]) does.
+  np.testing.assert_array_equal(
+      gen.sample_unconditional(3, seed=1).tokens, a.tokens)
   box = np.zeros((16, 16), bool)
   box[4:8, 4:8] = True
   filled = gen.inpaint(a.images[0], box, seed=2)  # no label: [C]

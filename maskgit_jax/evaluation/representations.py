@@ -93,13 +93,7 @@ def maskgit_hidden(saved: restore.RestoredTransformer, pooling: str = "mean"
       without label dropout): any class token would tell it a label.
   """
   model, layout = saved.model, saved.model.layout
-  token = saved.null_label
-  if token is None and model.num_classes == 1:
-    token = 0  # unconditional: the one class says nothing
-  if token is None:
-    raise ValueError("MaskGIT features need a null class token (a model "
-                     "trained with masking.label_dropout > 0) or an "
-                     "unconditional model; this one would see a real label")
+  token = restore.unconditional_label(model.num_classes, saved.null_label)
 
   def fn(x):
     tokens = _tokens(saved.tokenizer, saved.tokenizer_params, x)

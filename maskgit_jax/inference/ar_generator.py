@@ -139,10 +139,8 @@ class ARGenerator(token_images.TokenImages):
   def sample(self, labels, *, seed: int = 0, progress=None,
              **options) -> Samples:
     """Samples with tokens; ``options``: :class:`ARSampleOptions` fields."""
-    labels = self.check_labels(labels)
-    opts = self.checked_options(**options)
-    sequences = self.masked_sequences(labels)
-    return self.decode_sequences(sequences, labels, seed, opts, progress)
+    return self._sample_labels(self.check_labels(labels), seed,
+                               self.checked_options(**options), progress)
 
   inpaint = edit_tasks.inpaint
 

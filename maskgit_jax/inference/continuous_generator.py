@@ -143,8 +143,10 @@ class ContinuousGenerator(token_images.TokenImages):
              **options) -> Samples:
     """Class-conditional samples (``options``: :class:`ContinuousOptions`
     fields); ``tokens`` are the scaled latents."""
-    labels = self.check_labels(labels)
-    opts = self.checked_options(**options)
+    return self._sample_labels(self.check_labels(labels), seed,
+                               self.checked_options(**options), progress)
+
+  def _sample_labels(self, labels, seed, opts, progress=None) -> Samples:
     x, unknown = continuous_sampling.initial(labels, self.model.num_tokens,
                                              self.model.channels)
     return self._decode(x, unknown, labels, seed, opts, progress)

@@ -122,13 +122,11 @@ def panorama(gen: TokenImages, image, width: int, *, label=None,
 
 def _edit_labels(gen: TokenImages, label, n: int) -> np.ndarray:
   if label is None:
-    if gen.num_classes == 1 and gen.null_label is None:  # unconditional
-      return np.zeros((n,), np.int32)
-    if gen.null_label is None:
+    if gen.num_classes > 1 and gen.null_label is None:
       raise ValueError(
           f"this model is class-conditional: pass label= (0.."
           f"{gen.num_classes - 1})")
-    return np.full((n,), gen.null_label, np.int32)
+    return np.full((n,), gen.unconditional_label, np.int32)
   return gen.check_labels(label_array(label, n))
 
 

@@ -169,8 +169,7 @@ class Generator(token_images.TokenImages):
     labels = self.check_labels(labels)
     opts = self.checked_options(**options)
     if classifier is None:
-      return self.decode_sequences(self.masked_sequences(labels), labels,
-                                   seed, opts, progress)
+      return self._sample_labels(labels, seed, opts, progress)
     return rejection.rejection_sample(self, labels, seed, opts, progress,
                                       classifier, acceptance_rate)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from maskgit_jax.runtime import batching
 from maskgit_jax.runtime import compile_cache
+from maskgit_jax.runtime import restore
 from maskgit_jax.data import imageio
 from maskgit_jax.runtime import sharding
 from maskgit_jax.decoding.parallel_decode import row_keys
@@ -139,6 +140,43 @@ class TokenImages:
     ``options`` as in :meth:`sample`."""
     return self.sample(labels, seed=seed, progress=progress,
                        **options).images
+
+  def sample_unconditional(self, num_samples: int, *, seed: int = 0,
+                           progress=None, **options) -> Samples:
+    """``num_samples`` samples of p(x): every row conditioned on the class
+    token that says nothing (:func:`restore.unconditional_label`: the null
+    class of a guidance-trained model, class 0 of a one-class one), so a
+    class-conditional model trained with label dropout samples as an
+    unconditional one. Row ``i`` uses ``fold_in(PRNGKey(seed), i)``.
+    ``options`` as in :meth:`sample`, without guidance (it would contrast
+    the null class with itself); ``Samples.labels`` holds that class.
+
+    Raises:
+      ValueError: a class-conditional model without a null class, a
+        ``num_samples`` below 1, or a nonzero ``cfg_scale``.
+    """
+    label = self.unconditional_label
+    if int(num_samples) < 1:
+      raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if options.get("cfg_scale"):
+      raise ValueError(
+          f"cfg_scale={options['cfg_scale']}: unconditional samples take no "
+          "guidance (it would contrast the null class with itself)")
+    opts = self.checked_options(**dict(options, cfg_scale=0.0))
+    return self._sample_labels(np.full(int(num_samples), label, np.int32),
+                               seed, opts, progress)
+
+  @property
+  def unconditional_label(self) -> int:
+    """The class token that says nothing (:func:`restore.unconditional_label`)."""
+    return restore.unconditional_label(self._num_classes, self.null_label)
+
+  def _sample_labels(self, labels: np.ndarray, seed: int, opts,
+                     progress=None) -> Samples:
+    """Samples of checked int32 ``[n]`` labels with checked options: each
+    row's class token, then all masks, decoded."""
+    return self.decode_sequences(self.masked_sequences(labels), labels, seed,
+                                 opts, progress)
 
   def decode_sequences(self, sequences, labels, seed, opts, progress=None,
                        *, index_offset: int = 0) -> Samples:

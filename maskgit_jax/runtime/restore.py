@@ -42,6 +42,26 @@ def _null_class(kwargs: dict, label_dropout: float) -> int | None:
   return null_label
 
 
+def unconditional_label(num_classes: int, null_label: int | None) -> int:
+  """The class token that tells a model no label: the null class of a
+  model trained with label dropout, class 0 of a one-class (unconditional)
+  model. ``num_classes`` counts the model's class tokens, the null one
+  included.
+
+  Raises:
+    ValueError: a class-conditional model without a null class (trained
+      without label dropout): any class token would tell it a label.
+  """
+  if null_label is not None:
+    return int(null_label)
+  if int(num_classes) == 1:
+    return 0
+  raise ValueError(
+      f"this model has {num_classes} classes and no null class (it was "
+      "trained without masking.label_dropout), so every class token tells "
+      "it a label: nothing unconditional can be asked of it")
+
+
 def transformer_from_config(config: Mapping[str, Any]
                             ) -> tuple[transformer_lib.Transformer, int | None]:
   """The stage-2 model of a config and its null label.

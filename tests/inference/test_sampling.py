@@ -144,6 +144,38 @@ def test_samplers(gen):
     gen.sample(labels, sampler="fast")
 
 
+def test_unconditional_samples_condition_on_the_null_class(gen, monkeypatch):
+  layout = gen.transformer.layout
+  seen = []
+  decode = gen.decode_sequences
+  monkeypatch.setattr(gen, "decode_sequences",
+                      lambda s, *a, **k: seen.append(s) or decode(s, *a, **k))
+  got = gen.sample_unconditional(3, seed=5, num_iter=4)
+  assert got.labels.tolist() == [gen.null_label] * 3
+  # What the network saw: the layout's own sequences (the null class
+  # token, then masks), decoded with guidance off.
+  null = np.full(3, gen.null_label)
+  sequences = np.asarray(layout.masked_sequence(null, gen.grid[0] * gen.grid[1]))
+  assert (sequences[:, 0] == layout.codebook_size + gen.null_label).all()
+  np.testing.assert_array_equal(seen[0], sequences)
+  monkeypatch.undo()
+  want = gen.decode_sequences(sequences, null, 5, gen.checked_options(
+      num_iter=4, cfg_scale=0.0))
+  np.testing.assert_array_equal(got.tokens, want.tokens)
+  with pytest.raises(ValueError, match="cfg_scale=2.0: unconditional"):
+    gen.sample_unconditional(3, cfg_scale=2.0)
+  with pytest.raises(ValueError, match="num_samples must be >= 1, got 0"):
+    gen.sample_unconditional(0)
+
+
+def test_the_unconditional_label_is_the_null_class_or_the_only_one():
+  from maskgit_jax.runtime import restore  # pylint: disable=g-import-not-at-top
+  assert restore.unconditional_label(11, 10) == 10  # guidance-trained
+  assert restore.unconditional_label(1, None) == 0  # one class
+  with pytest.raises(ValueError, match="10 classes and no null class"):
+    restore.unconditional_label(10, None)
+
+
 @pytest.mark.slow  # trains or compiles for several seconds
 def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
   from maskgit_jax.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
