@@ -67,3 +67,30 @@ def test_schedule_study_rejects_bad_flags(args, message, capsys):
   from scripts.studies import schedule_study  # pylint: disable=g-import-not-at-top
   assert schedule_study.main(["--run", "nowhere"] + args) == 2
   assert message in capsys.readouterr().err
+
+
+def test_decode_check_reads_named_settings_and_averages_seeds():
+  from scripts.studies import decode_check  # pylint: disable=g-import-not-at-top
+  assert decode_check.parse_settings(
+      ["preset={}", 'tuned={"cfg_scale": 1.0, "num_iter": 64}']) == {
+          "preset": {}, "tuned": {"cfg_scale": 1.0, "num_iter": 64}}
+  for bad in ("preset", "=", "x=[1]", "x={oops"):
+    with pytest.raises(ValueError, match="--settings"):
+      decode_check.parse_settings([bad])
+  rows = [dict(model="m", setting=s, seed=seed, accuracy=a + 0.01 * seed,
+               fid=f + seed, dev_accuracy=a, dev_fd=1.0, ms_per_image=5.0)
+          for s, a, f in (("preset", 0.9, 40.0), ("tuned", 0.8, 30.0))
+          for seed in range(2)]
+  table = decode_check.markdown(rows).splitlines()
+  assert table[2] == ("| m | preset | 2 | 0.905 ± 0.005 | 40.5 ± 0.5 | "
+                      "0.900 ± 0.000 | 1.00 ± 0.00 | 5 |")
+  assert table[3].startswith("| m | tuned | 2 | 0.805 ± 0.005 | 30.5 ± 0.5")
+
+
+def test_decode_check_refuses_a_missing_model(tmp_path, capsys):
+  from scripts.studies import decode_check  # pylint: disable=g-import-not-at-top
+  assert decode_check.main([
+      "--base", str(tmp_path), "--models", str(tmp_path / "nope"),
+      "--settings", "preset={}", "--out", str(tmp_path / "out")]) == 2
+  assert "no such workdir" in capsys.readouterr().err
+  assert not (tmp_path / "out").exists()
