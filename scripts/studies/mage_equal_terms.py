@@ -3,7 +3,8 @@ equal compute, with its own optimizer, MAGE-C, and probes on matched
 features.
 
     python -m scripts.studies.mage_equal_terms --base runs/base --out runs/mage_equal \
-        [--arms mage,mage_own,mage_c,maskgit_uncond] [--seeds 0,1,2] \
+        [--arms mage,mage_own,mage_c,maskgit_uncond,maskgit_null] \
+        [--seeds 0,1,2] \
         [--steps 1450] [--samples 1000]
 
 Every arm trains at the demo's batch (64) for ``--steps``, on the base
@@ -20,7 +21,11 @@ positions cost 4 x 33 + 2 x 65 = 262 block-positions, a 4-block MaskGIT on
 * ``mage_c``: MAGE-C (variant ``contrastive``), the ``mage`` arm's
   optimizer; its weight x temperature screened (below);
 * ``maskgit_uncond``: an unconditional MaskGIT of the same width and depth
-  (pre-LN as MAGE, label smoothing 0.1 as MAGE; ``masking.unconditional``).
+  (pre-LN as MAGE, label smoothing 0.1 as MAGE; ``masking.unconditional``);
+* ``maskgit_null``: the demo's class-conditional MaskGIT (the ``maskgit``
+  arm of ``ar_vs_maskgit``: post-LN, label dropout 0.1), sampled with its
+  null class (``Generator.sample_unconditional``); its probe features see
+  the null class token too.
 
 1. **learning rate** per arm (seed 0): the lowest development distance
    (500 unconditional samples at the preset's decode, against validation)
@@ -55,7 +60,7 @@ from maskgit_jax.evaluation import representations
 from scripts.studies import ar_vs_maskgit
 from scripts.studies import tuning
 
-ARMS = ("mage", "mage_own", "mage_c", "maskgit_uncond")
+ARMS = ("mage", "mage_own", "mage_c", "maskgit_uncond", "maskgit_null")
 CONTRASTIVE_GRID = "0.03:0.1,0.03:0.2,0.1:0.1,0.1:0.2,0.3:0.1,0.3:0.2"
 
 
@@ -87,6 +92,10 @@ def arm_config(arm: str, base: pathlib.Path, *, steps: int, seed: int,
   from maskgit_jax.presets import mage_animal_mnist
   from maskgit_jax.presets import maskgit_animal_mnist
   # pylint: enable=g-import-not-at-top
+  if arm == "maskgit_null":
+    return ar_vs_maskgit.arm_config("maskgit", base, steps=steps, seed=seed,
+                                    learning_rate=learning_rate,
+                                    variant=variant)
   if arm == "maskgit_uncond":
     config = maskgit_animal_mnist.get_config(variant)
     config.model.update(num_classes=1, norm="pre")
@@ -124,8 +133,8 @@ def develop(gen, study, settings: dict) -> float:
   """The development distance of ``settings``: ``TUNE_SAMPLES``
   unconditional samples against validation (lower is better)."""
   count = ar_vs_maskgit.TUNE_SAMPLES
-  images = gen.generate(np.zeros(count, np.int32),
-                        seed=ar_vs_maskgit.TUNE_SEED, **settings)
+  images = gen.sample_unconditional(count, seed=ar_vs_maskgit.TUNE_SEED,
+                                    **settings).images
   return study.develop(images, np.zeros(count, np.int32))[1]
 
 
@@ -154,7 +163,7 @@ def total_variation(histogram: list[int]) -> float:
 
 
 def feature_kind(arm: str) -> str:
-  return "maskgit" if arm == "maskgit_uncond" else "mage"
+  return "maskgit" if arm.startswith("maskgit") else "mage"
 
 
 def markdown(results: dict) -> str:
@@ -258,8 +267,8 @@ def run(args) -> int:
     for seed in judges.unscored(results["rows"], seeds,
                                 arm=arm):  # 5. scoring on test
       gen = sampling.load(workdir(arm, seed), batch_size=64)
-      images = gen.generate(np.zeros(args.samples, np.int32), seed=0,
-                            **settings)
+      images = gen.sample_unconditional(args.samples, seed=0,
+                                        **settings).images
       judged = study.judge.outputs(images)  # once: FID and histogram
       fid = float(metrics.frechet_distance(
           metrics.Statistics.of(judged["pool"]), study.reference))

@@ -168,11 +168,12 @@ def test_mage_equal_terms_screens_mage_c_and_probes_both_poolings(
   monkeypatch.setattr(ar_vs_maskgit, "TUNE_SAMPLES", 20)
   out = tmp_path / "study"
   args = ["--base", str(base), "--out", str(out), "--variant", "tiny",
-          "--arms", "mage_c,maskgit_uncond", "--steps", "4",
+          "--arms", "mage_c,maskgit_uncond,maskgit_null", "--steps", "4",
           "--seeds", "0,1", "--learning_rates", "1e-3", "--samples", "20",
           "--contrastive_grid", "0.1:0.1,0.3:0.2", "--probe_epochs", "1"]
   assert study.main(args) == 0
   results = json.loads((out / "results.json").read_text())
+  arms = ("mage_c", "maskgit_uncond", "maskgit_null")
   assert set(results["contrastive"]["tried"]) == {
       json.dumps(dict(contrastive_temperature=t, contrastive_weight=w),
                  sort_keys=True) for w, t in ((0.1, 0.1), (0.3, 0.2))}
@@ -180,13 +181,13 @@ def test_mage_equal_terms_screens_mage_c_and_probes_both_poolings(
   assert results["contrastive"]["tried"][json.dumps(
       picked, sort_keys=True)] == max(results["contrastive"]["tried"].values())
   assert {(r["arm"], r["seed"]) for r in results["rows"]} == {
-      (a, s) for a in ("mage_c", "maskgit_uncond") for s in (0, 1)}
+      (a, s) for a in arms for s in (0, 1)}
   assert all(0 <= r["tv"] < 1 and sum(r["histogram"]) == 20
              for r in results["rows"])
-  for name in ("mage_c", "maskgit_uncond", "pixels", "tokenizer"):
+  for name in arms + ("pixels", "tokenizer"):
     for pooling in ("mean", "flatten"):
       cell = results["probes"][name][pooling]
-      assert len(cell) == (2 if name in ("mage_c", "maskgit_uncond") else 1)
+      assert len(cell) == (2 if name in arms else 1)
       assert all(0 <= v <= 1 for v in cell.values())
   from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   saved = checkpointing.read_config(
@@ -194,6 +195,8 @@ def test_mage_equal_terms_screens_mage_c_and_probes_both_poolings(
   assert saved["mage"]["contrastive_weight"] == picked["contrastive_weight"]
   uncond = checkpointing.read_config(out / "maskgit_uncond_lr0.001_s1")
   assert uncond["masking"]["unconditional"] and uncond["model"]["norm"] == "pre"
+  null = checkpointing.read_config(out / "maskgit_null_lr0.001_s1")
+  assert null["masking"]["label_dropout"] > 0 and null["model"]["num_classes"] > 1
   table = (out / "mage_equal_terms.md").read_text()
   assert "| maskgit_uncond | 2 |" in table and "| tokenizer |" in table
   rows = len(results["rows"])
