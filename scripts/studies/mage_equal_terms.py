@@ -93,9 +93,11 @@ def arm_config(arm: str, base: pathlib.Path, *, steps: int, seed: int,
   from maskgit_jax.presets import maskgit_animal_mnist
   # pylint: enable=g-import-not-at-top
   if arm == "maskgit_null":
-    return ar_vs_maskgit.arm_config("maskgit", base, steps=steps, seed=seed,
-                                    learning_rate=learning_rate,
-                                    variant=variant)
+    config = ar_vs_maskgit.arm_config("maskgit", base, steps=steps,
+                                      seed=seed, learning_rate=learning_rate,
+                                      variant=variant)
+    config.masking.label_dropout = 0.1  # the demo's (the tiny preset: none)
+    return config
   if arm == "maskgit_uncond":
     config = maskgit_animal_mnist.get_config(variant)
     config.model.update(num_classes=1, norm="pre")
