@@ -9,11 +9,12 @@
 On the base run's tokenizer and tokens (``scripts/studies/judges.py``: the
 validation split held out of everything trained):
 
-1. **learning-rate screen** per arm at the first budget, training seed 0:
-   the rate whose model has the lowest development distance (500 samples at
-   the arm's preset decode settings) is used for every later run; a best
-   rate at an end of ``--learning_rates`` is followed past it (a third
-   below, twice above) until the best is inside;
+1. **learning-rate screen** per arm and budget, training seed 0: the rate
+   whose model has the lowest development distance (500 samples at the
+   arm's preset decode settings) trains that budget's seeds (the best rate
+   moves with the length of the cosine schedule); a best rate at an end of
+   ``--learning_rates`` is followed past it (a third below, twice above)
+   until the best is inside;
 2. **training**: every arm x budget x training seed (``config.seed``),
    resumable (a workdir with ``minutes.json`` is kept);
 3. **decode tuning** per arm and budget on the seed-0 model (every
@@ -116,15 +117,33 @@ def start_settings(arm: str, config) -> dict:
               top_p=d.top_p, num_iter=d.num_iter, schedule=d.schedule)
 
 
-def search_start(arm: str, budget: int, tuned: dict, config) -> dict:
+def cell_key(arm: str, budget: int, rate: float) -> str:
+  """``results["tuning"]``'s key of a cell's model: "ARM BUDGET lrRATE"."""
+  return f"{arm} {budget} lr{rate:g}"
+
+
+def search_start(arm: str, budget: int, results: dict, config) -> dict:
   """Where ``arm``'s decode search at ``budget`` starts: its pick at the
-  largest smaller budget in ``tuned`` (``results["tuning"]``, keyed
-  "ARM BUDGET"), else :func:`start_settings` of ``config``."""
-  earlier = [int(k.rsplit(" ", 1)[1]) for k in tuned
-             if k.rsplit(" ", 1)[0] == arm and int(k.rsplit(" ", 1)[1]) < budget]
+  largest smaller budget screened and tuned (at that budget's picked
+  rate), else :func:`start_settings` of ``config``."""
+  earlier = [
+      (b, cell_key(arm, b, e["picked"]))
+      for b, e in ((int(k.rsplit(" ", 1)[1]), e)
+                   for k, e in results["learning_rate"].items()
+                   if k.rsplit(" ", 1)[0] == arm and "picked" in e)
+      if b < budget]
+  earlier = [(b, k) for b, k in earlier if k in results["tuning"]]
   if not earlier:
     return start_settings(arm, config)
-  return dict(tuned[f"{arm} {max(earlier)}"]["best"])
+  return dict(results["tuning"][max(earlier)[1]]["best"])
+
+
+def current_rows(results: dict) -> list[dict]:
+  """The scored rows of each cell's picked learning rate (a cell re-screened
+  at a budget leaves its earlier rate's rows in the file, not the table)."""
+  picked = {k: e.get("picked") for k, e in results["learning_rate"].items()}
+  return [r for r in results["rows"]
+          if picked.get(f"{r['arm']} {r['budget']}") == r["learning_rate"]]
 
 
 def next_rate(tried: dict[str, float]) -> float | None:
@@ -278,20 +297,17 @@ def run(args) -> int:
   def workdir(arm, budget, seed, rate):
     return out / f"{arm}_lr{rate:g}_{budget}_s{seed}"
 
-  for arm in arms:  # 1. the learning-rate screen
-    screen_learning_rate(
-        results["learning_rate"], arm, rates,
-        lambda rate, arm=arm: arm_config(arm, base, steps=budgets[0], seed=0,
-                                         learning_rate=rate,
-                                         variant=args.variant),
-        lambda rate, arm=arm: workdir(arm, budgets[0], 0, rate),
-        lambda gen, config, arm=arm: develop(
-            gen, study, start_settings(arm, config),
-            config.model.codebook_size), save)
   for budget in budgets:
     for arm in arms:
-      rate = results["learning_rate"][arm]["picked"]
-      key = f"{arm} {budget}"
+      rate = screen_learning_rate(  # 1. the learning rate, per budget
+          results["learning_rate"], f"{arm} {budget}", rates,
+          lambda rate, arm=arm, budget=budget: arm_config(
+              arm, base, steps=budget, seed=0, learning_rate=rate,
+              variant=args.variant),
+          lambda rate, arm=arm, budget=budget: workdir(arm, budget, 0, rate),
+          lambda gen, config, arm=arm: develop(
+              gen, study, start_settings(arm, config),
+              config.model.codebook_size), save)
       configs = {s: arm_config(arm, base, steps=budget, seed=s,
                                learning_rate=rate, variant=args.variant)
                  for s in seeds}
@@ -304,11 +320,12 @@ def run(args) -> int:
                             batch_size=64)
         return tuning.logged_search(
             lambda s: develop(gen, study, s, codes), AXES[ARMS[arm][0]],
-            search_start(arm, budget, results["tuning"], configs[seeds[0]]),
-            out / f"search_{arm}_{budget}.jsonl")
-      settings = judges.tuned(results, key, search, save)
+            search_start(arm, budget, results, configs[seeds[0]]),
+            out / f"search_{arm}_{budget}_lr{rate:g}.jsonl")
+      settings = judges.tuned(results, cell_key(arm, budget, rate), search,
+                              save)
       for seed in judges.unscored(results["rows"], seeds, budget=budget,
-                                  arm=arm):  # 4. scoring on test
+                                  arm=arm, learning_rate=rate):  # 4. scoring
         gen = sampling.load(workdir(arm, budget, seed, rate), batch_size=64)
         labels = np.arange(args.samples) % 10
         start = time.perf_counter()
@@ -324,7 +341,7 @@ def run(args) -> int:
         print(json.dumps(results["rows"][-1]), flush=True)
         save()
   (out / "screen.md").write_text(screen_markdown(results["learning_rate"]))
-  table = summary(results["rows"], args.samples)
+  table = summary(current_rows(results), args.samples)
   results["summary"] = table
   save()
   (out / "ar_vs_maskgit.md").write_text(markdown(table))

@@ -6,14 +6,20 @@ without its validation part::
     python -m maskgit_jax.tools.demo --out runs/base \
         --train_split train_minus_validation
 
-* the **development judge** (the base run's perceptual network, a classifier
-  trained on ``train_minus_validation``) against the **validation** split:
-  every choice a study makes (decode settings, training levers, steps);
+* the **development judge** (:func:`dev_classifier`: the demo judge's
+  recipe trained on ``train_minus_validation`` with another seed, cached in
+  the base run) against the **validation** split: every choice a study
+  makes (decode settings, training levers, learning rates, steps);
 * the **reporting judge** (the demo's classifier, ``classifier.npz``)
   against the **test** split: the numbers a page reports, never a choice.
 
-:class:`Judges` refuses a base run whose networks saw the validation split
-(an older demo run, or one trained on all of "train").
+The development judge is the reporting judge's twin so that a choice made
+on it moves the reported numbers the same way: the base run's perceptual
+network, the development judge before 2026-12-06, preferred decode
+settings that the reporting judge scored 7-10 FID worse
+(``docs/studies/ar_vs_maskgit.md``). :class:`Judges` refuses a base run
+whose networks saw the validation split (an older demo run, or one trained
+on all of "train").
 """
 
 from __future__ import annotations
@@ -23,41 +29,38 @@ import json
 import pathlib
 from typing import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax.data import input_pipeline
 from maskgit_jax.evaluation import classifier as classifier_lib
 from maskgit_jax.evaluation import metrics
-from maskgit_jax.models import perceptual
-from maskgit_jax.runtime import batching
-from maskgit_jax.runtime import supervised
 
 BASE_SPLIT = "train_minus_validation"
 BASE_COMMAND = ("python -m maskgit_jax.tools.demo --out DIR "
                 f"--train_split {BASE_SPLIT}")
 
 
-class DevJudge:
-  """A base run's perceptual network used as a classifier."""
+DEV_CLASSIFIER = "dev_classifier.npz"
+DEV_SEED = 1  # the reporting judge's recipe trains with seed 0
 
-  def __init__(self, path: pathlib.Path):
-    self.params, meta = supervised.load(path, ("num_classes", "widths"),
-                                        "perceptual network")
-    net = perceptual.PerceptualNet(int(meta["num_classes"]),
-                                   tuple(int(w) for w in meta["widths"]))
 
-    def logits_and_pool(params, images):
-      logits, features = net.apply({"params": params},
-                                   images.astype(jnp.float32) / 255.0)
-      return logits, features[-1].mean((1, 2))
-    self._apply = jax.jit(logits_and_pool)
-
-  def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``[n, H, W, 3]`` -> (logits ``[n, C]``, pooled last features)."""
-    return batching.map_chunks(lambda x: self._apply(self.params, x),
-                               [images], 500)
+def dev_classifier(run: pathlib.Path) -> classifier_lib.Classifier:
+  """The development judge of base run ``run``: ``classifier.train`` (the
+  demo judge's recipe: 1,500 steps, 20 for a tiny run) on
+  ``train_minus_validation`` with seed ``DEV_SEED``; trained once, then
+  read from ``run / DEV_CLASSIFIER``."""
+  path = pathlib.Path(run) / DEV_CLASSIFIER
+  if path.exists():
+    return classifier_lib.Classifier.load(path)
+  variant = json.loads((pathlib.Path(run) / "metrics.json").read_text()).get(
+      "variant", "default")
+  images, labels = input_pipeline.load_animal_mnist()
+  fit = input_pipeline.animal_mnist_split(BASE_SPLIT)
+  judge = classifier_lib.train(images[fit], labels[fit], 10,
+                               steps=20 if variant == "tiny" else 1500,
+                               seed=DEV_SEED, log=None)
+  judge.save(path)
+  return judge
 
 
 def check_base(run: pathlib.Path) -> None:
@@ -92,15 +95,16 @@ class Judges:
       return np.stack([input_pipeline.center_crop(im, image_size) for im in
                        images[input_pipeline.animal_mnist_split(name)]])
     validation, test = split("validation"), split("test")
-    self.dev = DevJudge(run / "perceptual.npz")
+    self.dev = dev_classifier(run)
     self.judge = classifier_lib.Classifier.load(run / "classifier.npz")
-    self.dev_reference = metrics.Statistics.of(self.dev.outputs(validation)[1])
+    self.dev_reference = metrics.Statistics.of(self.dev.features(validation))
     self.reference = metrics.Statistics.of(self.judge.features(test))
 
   def develop(self, images: np.ndarray, labels: np.ndarray
               ) -> tuple[float, float]:
-    logits, pool = self.dev.outputs(images)
-    return metrics.class_scores(logits, pool, labels, self.dev_reference)
+    judged = self.dev.outputs(images)
+    return metrics.class_scores(judged["logits"], judged["pool"], labels,
+                                self.dev_reference)
 
   def report(self, images: np.ndarray, labels: np.ndarray
              ) -> tuple[float, float]:

@@ -122,7 +122,7 @@ def run(args) -> int:
       samples = gen.generate(np.zeros(TUNE_SAMPLES, np.int32), seed=TUNE_SEED,
                              choice_temperature=temperature)
       fd = metrics.frechet_distance(
-          metrics.Statistics.of(study.dev.outputs(samples)[1]),
+          metrics.Statistics.of(study.dev.features(samples)),
           study.dev_reference)
       tried.append(dict(choice_temperature=temperature, dev_fd=float(fd)))
       print(json.dumps(tried[-1]), flush=True)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from scripts.studies import judges
@@ -46,3 +47,24 @@ def test_results_resume_tuning_runs_once_and_unscored_seeds(tmp_path):
   assert calls == [1]  # the saved pick is used, the search not run again
   assert judges.unscored(again["rows"], [0, 1, 2], arm="a") == [0, 2]
   assert judges.unscored(again["rows"], [1], arm="a", budget=9) == [1]
+
+
+def test_the_development_judge_is_trained_once_on_the_base_split(
+    tmp_path, monkeypatch):
+  from maskgit_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from maskgit_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  (tmp_path / "metrics.json").write_text(json.dumps(
+      {"train_split": judges.BASE_SPLIT, "variant": "tiny"}))
+  seen = []
+  train = classifier.train
+  monkeypatch.setattr(classifier, "train", lambda images, labels, n, **kw: (
+      seen.append((len(images), kw["seed"], kw["steps"])) or
+      train(images, labels, n, **kw)))
+  first = judges.dev_classifier(tmp_path)
+  fit = input_pipeline.animal_mnist_split(judges.BASE_SPLIT)
+  assert seen == [(len(fit), judges.DEV_SEED, 20)]  # never the validation
+  again = judges.dev_classifier(tmp_path)  # read back, not retrained
+  assert len(seen) == 1
+  images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3),
+                                             dtype=np.uint8)
+  np.testing.assert_array_equal(first.features(images), again.features(images))

@@ -63,8 +63,8 @@ def test_ar_vs_maskgit_screens_tunes_on_validation_and_scores_seeds(
   results = json.loads((out / "results.json").read_text())
   assert {r["arm"] for r in results["rows"]} == {"maskgit_matched", "ar"}
   assert sorted(r["seed"] for r in results["rows"]) == [0, 0, 1, 1]
-  assert results["learning_rate"]["ar"]["picked"] == 1e-3
-  tuned = results["tuning"]["maskgit_matched 4"]
+  assert results["learning_rate"]["ar 4"]["picked"] == 1e-3  # per budget
+  tuned = results["tuning"]["maskgit_matched 4 lr0.001"]
   assert set(tuned["best"]) >= {"temperature", "num_iter", "cfg_scale"}
   assert min(r["score"] for r in tuned["tried"]) == tuned["score"]
   from maskgit_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
