@@ -16,8 +16,8 @@ without its validation part::
 The development judge is the reporting judge's twin so that a choice made
 on it moves the reported numbers the same way: the base run's perceptual
 network, the development judge before 2026-12-06, preferred decode
-settings that the reporting judge scored 7-10 FID worse
-(``docs/studies/ar_vs_maskgit.md``). :class:`Judges` refuses a base run
+settings that the reporting judge scored 3-15 FID worse and ranked
+learning rates the other way round (``docs/studies/ar_vs_maskgit.md``). :class:`Judges` refuses a base run
 whose networks saw the validation split (an older demo run, or one trained
 on all of "train").
 """
