@@ -99,21 +99,9 @@ def test_decode_check_refuses_a_missing_model(tmp_path, capsys):
 def test_a_cell_re_screened_at_its_budget_keeps_only_its_picked_rate():
   from scripts.studies import ar_vs_maskgit as study  # pylint: disable=g-import-not-at-top
   results = {
-      "learning_rate": {"maskgit 725": {"tried": {}, "picked": 1e-3},
-                        "maskgit 1450": {"tried": {}, "picked": 3e-3},
+      "learning_rate": {"maskgit 1450": {"tried": {}, "picked": 3e-3},
                         "ar 1450": {"tried": {}}},  # screen unfinished
-      "tuning": {"maskgit 725 lr0.001": {"best": {"num_iter": 64}},
-                 "maskgit 1450 lr0.001": {"best": {"num_iter": 32}}},
       "rows": [dict(arm="maskgit", budget=1450, learning_rate=r, seed=0)
                for r in (1e-3, 3e-3)] + [
                    dict(arm="ar", budget=1450, learning_rate=1e-3, seed=0)]}
   assert study.current_rows(results) == [results["rows"][1]]
-  # The 2,900 search starts from the 1,450 pick at 1,450's picked rate; that
-  # one is not tuned yet, so from 725's.
-  config = None  # not read: an earlier pick exists
-  assert study.search_start("maskgit", 2900, results, config) == {
-      "num_iter": 64}
-  results["tuning"]["maskgit 1450 lr0.003"] = {"best": {"num_iter": 16}}
-  assert study.search_start("maskgit", 2900, results, config) == {
-      "num_iter": 16}
-  assert study.cell_key("ar", 725, 0.003) == "ar 725 lr0.003"

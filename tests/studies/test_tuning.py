@@ -78,19 +78,29 @@ def test_a_later_budgets_search_starts_from_the_nearest_smaller_pick():
   from scripts.studies import ar_vs_maskgit  # pylint: disable=g-import-not-at-top
   config = ar_vs_maskgit.arm_config("ar", pathlib.Path("base"), steps=1,
                                     seed=0, variant="tiny")
-  tuned = {"ar 725": {"best": {"cfg_scale": 0.5}},
-           "ar 1450": {"best": {"cfg_scale": 1.0}},
-           "maskgit 2900": {"best": {"cfg_scale": 3.0}},
-           "ar 5800": {"best": {"cfg_scale": 2.0}}}
+  picked = lambda rate: {"tried": {}, "picked": rate}  # pylint: disable=unnecessary-lambda-assignment
+  results = {
+      "learning_rate": {"ar 725": picked(3e-3), "ar 1450": picked(1e-3),
+                        "maskgit 2900": picked(1e-3), "ar 5800": picked(1e-3),
+                        "ar 2900": {"tried": {}}},  # screen unfinished
+      "tuning": {"ar 725 lr0.003": {"best": {"cfg_scale": 0.5}},
+                 "ar 1450 lr0.001": {"best": {"cfg_scale": 1.0}},
+                 "ar 1450 lr0.003": {"best": {"cfg_scale": 9.0}},  # not picked
+                 "maskgit 2900 lr0.001": {"best": {"cfg_scale": 3.0}},
+                 "ar 5800 lr0.001": {"best": {"cfg_scale": 2.0}}}}
   start = ar_vs_maskgit.search_start
-  assert start("ar", 2900, tuned, config) == {"cfg_scale": 1.0}
-  assert start("ar", 1450, tuned, config) == {"cfg_scale": 0.5}
-  assert start("ar", 725, tuned, config) == ar_vs_maskgit.start_settings(
+  assert start("ar", 2900, results, config) == {"cfg_scale": 1.0}
+  assert start("ar", 1450, results, config) == {"cfg_scale": 0.5}
+  assert start("ar", 725, results, config) == ar_vs_maskgit.start_settings(
       "ar", config)
+  # A budget screened but not tuned yet is passed over for the one below.
+  del results["tuning"]["ar 1450 lr0.001"]
+  assert start("ar", 2900, results, config) == {"cfg_scale": 0.5}
   masked = ar_vs_maskgit.arm_config("maskgit_matched", pathlib.Path("base"),
                                     steps=1, seed=0, variant="tiny")
-  assert start("maskgit_matched", 5800, {"maskgit 2900": {}}, masked) == (
+  assert start("maskgit_matched", 5800, results, masked) == (
       ar_vs_maskgit.start_settings("maskgit_matched", masked))
+  assert ar_vs_maskgit.cell_key("ar", 725, 0.003) == "ar 725 lr0.003"
 
 
 def test_the_screen_table_marks_each_arms_pick():
