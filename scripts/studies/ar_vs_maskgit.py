@@ -92,6 +92,15 @@ def arm_config(arm: str, base: pathlib.Path, *, steps: int, seed: int,
   preset = ar_animal_mnist if kind == "ar" else maskgit_animal_mnist
   config = preset.get_config(variant)
   common.override(config, overrides)
+  return on_base_tokens(config, base, steps=steps, seed=seed,
+                        learning_rate=learning_rate)
+
+
+def on_base_tokens(config, base: pathlib.Path, *, steps: int, seed: int,
+                   learning_rate: float | None = None):
+  """``config`` trained on the base run's tokenizer and cached tokens for
+  ``steps`` (one checkpoint at the end, no previews), with training seed
+  ``seed`` and, when given, ``learning_rate``. Returns ``config``."""
   config.tokenizer_checkpoint = str(base / "tokenizer")
   config.data.name = f"tokens:{base / 'tokens_train.npz'}"
   config.seed = seed
@@ -327,17 +336,10 @@ def run(args) -> int:
       for seed in judges.unscored(results["rows"], seeds, budget=budget,
                                   arm=arm, learning_rate=rate):  # 4. scoring
         gen = sampling.load(workdir(arm, budget, seed, rate), batch_size=64)
-        labels = np.arange(args.samples) % 10
-        start = time.perf_counter()
-        images = gen.generate(labels, seed=0, **as_options(settings, codes))
-        seconds = time.perf_counter() - start
-        accuracy, fid = study.report(images, labels)
-        dev_accuracy, dev_fd = study.develop(images, labels)
         results["rows"].append(dict(
             budget=budget, arm=arm, seed=seed, learning_rate=rate,
-            minutes=minutes[seed], settings=settings, accuracy=accuracy,
-            fid=fid, dev_accuracy=dev_accuracy, dev_fd=dev_fd,
-            ms_per_image=1e3 * seconds / args.samples))
+            minutes=minutes[seed], settings=settings,
+            **study.score(gen, args.samples, **as_options(settings, codes))))
         print(json.dumps(results["rows"][-1]), flush=True)
         save()
   (out / "screen.md").write_text(screen_markdown(results["learning_rate"]))

@@ -63,21 +63,20 @@ def markdown(rows: list[dict]) -> str:
 
 def run(args) -> int:
   # pylint: disable=g-import-not-at-top
-  import time
   from maskgit_jax import sampling
+  from maskgit_jax.runtime import storage
   from scripts.studies import judges
   # pylint: enable=g-import-not-at-top
   settings = parse_settings(args.settings)
   models = [m for m in args.models.split(",") if m]
   seeds = [int(s) for s in args.seeds.split(",")]
-  missing = [m for m in models if not pathlib.Path(m).is_dir()]
+  missing = [m for m in models if not storage.path(m).is_dir()]  # gs:// too
   if missing:
     raise ValueError(f"--models: no such workdir: {', '.join(missing)}")
   study = judges.Judges(pathlib.Path(args.base),
                         sampling.load(models[0]).image_size)
   results, save = judges.open_results(pathlib.Path(args.out))
   done = {(r["model"], r["setting"], r["seed"]) for r in results["rows"]}
-  labels = np.arange(args.samples) % 10
   for model in models:
     gen = None
     for name, options in settings.items():
@@ -85,15 +84,9 @@ def run(args) -> int:
         if (model, name, seed) in done:
           continue
         gen = gen or sampling.load(model, batch_size=64)
-        start = time.perf_counter()
-        images = gen.generate(labels, seed=seed, **options)
-        seconds = time.perf_counter() - start
-        accuracy, fid = study.report(images, labels)
-        dev_accuracy, dev_fd = study.develop(images, labels)
         results["rows"].append(dict(
             model=model, setting=name, options=options, seed=seed,
-            accuracy=accuracy, fid=fid, dev_accuracy=dev_accuracy,
-            dev_fd=dev_fd, ms_per_image=1e3 * seconds / args.samples))
+            **study.score(gen, args.samples, seed=seed, **options)))
         print(json.dumps(results["rows"][-1]), flush=True)
         save()
   table = markdown(results["rows"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -105,6 +106,24 @@ class Judges:
     judged = self.dev.outputs(images)
     return metrics.class_scores(judged["logits"], judged["pool"], labels,
                                 self.dev_reference)
+
+  def score(self, gen, num_samples: int, *, seed: int = 0,
+            develop: bool = True, **options) -> dict:
+    """``num_samples`` class-balanced samples of generator ``gen`` (labels
+    ``i % 10``, sampling seed ``seed``, decode ``options``), timed and
+    scored: ``accuracy`` and ``fid`` by the reporting judge (test),
+    ``dev_accuracy`` and ``dev_fd`` by the development judge (validation;
+    left out with ``develop=False``) and ``ms_per_image``."""
+    labels = np.arange(num_samples) % 10
+    start = time.perf_counter()
+    images = gen.generate(labels, seed=seed, **options)
+    seconds = time.perf_counter() - start
+    accuracy, fid = self.report(images, labels)
+    scores = dict(accuracy=accuracy, fid=fid)
+    if develop:
+      scores["dev_accuracy"], scores["dev_fd"] = self.develop(images, labels)
+    scores["ms_per_image"] = 1e3 * seconds / num_samples
+    return scores
 
   def report(self, images: np.ndarray, labels: np.ndarray
              ) -> tuple[float, float]:

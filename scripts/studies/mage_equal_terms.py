@@ -114,14 +114,8 @@ def arm_config(arm: str, base: pathlib.Path, *, steps: int, seed: int,
     config.model.projection_dim = 16 if variant == "tiny" else 128
     config.mage.update(contrastive or dict(contrastive_weight=0.1,
                                            contrastive_temperature=0.1))
-  config.tokenizer_checkpoint = str(base / "tokenizer")
-  config.data.name = f"tokens:{base / 'tokens_train.npz'}"
-  config.seed = seed
-  if learning_rate is not None:
-    config.optimizer.learning_rate = learning_rate
-  config.update(num_train_steps=steps, checkpoint_every_steps=steps,
-                preview_every_steps=0, log_every_steps=max(steps // 10, 1))
-  return config
+  return ar_vs_maskgit.on_base_tokens(config, base, steps=steps, seed=seed,
+                                     learning_rate=learning_rate)
 
 
 def start_settings(config) -> dict:
