@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 from maskgit_jax.decoding import ar_decode
 from maskgit_jax.models import causal_transformer as causal_lib
 from maskgit_jax.trainers import token_objectives
+from tests import helpers
 from tests import train_helpers as th
 
 MODEL = causal_lib.CausalTransformer(
@@ -16,6 +17,7 @@ MODEL = causal_lib.CausalTransformer(
     num_layers=2, num_heads=4, mlp_dim=64)
 LAYOUT = MODEL.layout
 NULL = LAYOUT.codebook_size + 4  # class 4 plays the null class
+APPLY = helpers.jit_apply(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,8 @@ def _inputs(seed, batch=3):
 def test_logits_before_a_change_do_not_move(params, position, seed):
   ids = _inputs(seed)
   changed = ids.at[:, position:].set((ids[:, position:] + 7) % 24)
-  a = MODEL.apply({"params": params}, ids)
-  b = MODEL.apply({"params": params}, changed)
+  a = APPLY({"params": params}, ids)
+  b = APPLY({"params": params}, changed)
   np.testing.assert_array_equal(a[:, :position], b[:, :position])
   assert not np.allclose(a[:, position:], b[:, position:])
 
@@ -45,18 +47,18 @@ def test_logits_before_a_change_do_not_move(params, position, seed):
 @pytest.mark.slow  # trains or compiles for several seconds
 def test_cached_steps_equal_the_full_pass(params):
   ids = _inputs(1)
-  full = MODEL.apply({"params": params}, ids)
+  full = APPLY({"params": params}, ids)
   cache = MODEL.init_cache(ids.shape[0])
   for t in range(MODEL.num_tokens):
-    step, cache = MODEL.apply({"params": params}, ids[:, t:t + 1], cache, t,
-                              method=MODEL.extend)
+    step, cache = APPLY({"params": params}, ids[:, t:t + 1], cache, t,
+                              method="extend")
     np.testing.assert_allclose(step[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
   # A chunk of positions at once against the cache is the same again.
   cache = MODEL.init_cache(ids.shape[0])
-  head, cache = MODEL.apply({"params": params}, ids[:, :5], cache, 0,
-                            method=MODEL.extend)
-  tail, _ = MODEL.apply({"params": params}, ids[:, 5:], cache, 5,
-                        method=MODEL.extend)
+  head, cache = APPLY({"params": params}, ids[:, :5], cache, 0,
+                            method="extend")
+  tail, _ = APPLY({"params": params}, ids[:, 5:], cache, 5,
+                        method="extend")
   np.testing.assert_allclose(jnp.concatenate([head, tail], 1), full,
                              rtol=1e-5, atol=1e-5)
 
@@ -86,7 +88,7 @@ def test_top_k_one_is_the_greedy_decode(params):
   out = ar_decode.decode(params, sequence, jax.random.PRNGKey(0), model=MODEL,
                          top_k=1)
   ids = np.asarray(out)
-  logits = MODEL.apply({"params": params}, ids[:, :MODEL.num_tokens])
+  logits = APPLY({"params": params}, ids[:, :MODEL.num_tokens])
   np.testing.assert_array_equal(ids[:, 1:], np.argmax(logits, -1))
 
 
@@ -114,7 +116,7 @@ def test_next_token_loss_equals_a_hand_computation(params):
                                         LAYOUT)
   np.testing.assert_array_equal(inputs[0, 0], LAYOUT.codebook_size + 2)
   np.testing.assert_array_equal(inputs[0, 1:], tokens[0, :-1])
-  logits = np.asarray(MODEL.apply({"params": params}, inputs), np.float64)
+  logits = np.asarray(APPLY({"params": params}, inputs), np.float64)
   log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   picked = np.take_along_axis(log_probs, tokens[..., None], -1)[..., 0]
   loss, metrics = token_objectives.next_token_loss(jnp.asarray(logits, jnp.float32),

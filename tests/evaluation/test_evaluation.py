@@ -129,7 +129,8 @@ def test_inception_network_features_and_weight_loading():
   assert features["logits"].shape == (3, inception.NUM_LOGITS)
   assert np.isfinite(features["pool"]).all() and features["pool"].min() >= 0
   # 299x299 input goes through unchanged by the resize.
-  out = inception.FIDInception().apply(variables, jnp.zeros((1, 299, 299, 3)))
+  out = jax.jit(inception.FIDInception().apply)(variables,
+                                                jnp.zeros((1, 299, 299, 3)))
   assert out["pool"].shape == (1, 2048)
   del state["fc.bias"]
   with pytest.raises(ValueError, match="missing"):

@@ -188,8 +188,8 @@ def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
   params = gen.params["transformer"]
   zero = {"model": params, "cfg_scale": 0.0}
   inputs = layout.masked_sequence(np.array([1, 2, 3, 4]), 64)
-  np.testing.assert_array_equal(guided_fn(zero, inputs),
-                                plain_fn(params, inputs))
+  np.testing.assert_array_equal(jax.jit(guided_fn)(zero, inputs),
+                                jax.jit(plain_fn)(params, inputs))
   rng = jax.random.PRNGKey(3)
   kwargs = dict(num_iter=8, mask_token_id=layout.mask_id)
   plain = parallel_decode.decode(params, inputs, rng,
@@ -200,7 +200,8 @@ def test_classifier_free_guidance_scale_zero_is_plain_sampling(gen):
   # A real scale moves the logits (the model has seen 6 steps only, so the
   # sampled tokens may not change yet).
   five = {"model": params, "cfg_scale": 5.0}
-  assert not np.allclose(guided_fn(five, inputs), plain_fn(params, inputs))
+  assert not np.allclose(jax.jit(guided_fn)(five, inputs),
+                         jax.jit(plain_fn)(params, inputs))
   # Through the Generator: 0 is plain sampling, and runs end to end guided.
   labels = [1, 2, 3, 4]
   base = gen.sample(labels, seed=3, cfg_scale=0.0).tokens

@@ -14,11 +14,13 @@ from maskgit_jax.objectives import mage_corruption
 from maskgit_jax.models import mage as mage_lib
 from maskgit_jax.trainers import token_objectives
 from maskgit_jax.trainers import token_trainer
+from tests import helpers
 from tests import train_helpers as th
 
 MODEL = mage_lib.MAGE(codebook_size=24, num_tokens=16, hidden_size=32,
                       encoder_layers=2, encoder_heads=4, decoder_size=32,
                       decoder_layers=1, decoder_heads=4, dropout_rate=0.0)
+APPLY = helpers.jit_apply(MODEL)
 
 
 def test_mask_ratio_is_the_references_truncated_normal():
@@ -76,20 +78,20 @@ def test_dropping_equals_removing_the_dropped_tokens(params):
   tokens, ids, mask, kept = _corrupted(3)
   np.testing.assert_array_equal(ids[:, 0], MODEL.class_id)
   np.testing.assert_array_equal(ids[:, 1:][mask], MODEL.layout.mask_id)
-  base = MODEL.apply({"params": params}, ids, kept)
+  base = APPLY({"params": params}, ids, kept)
   assert base.shape == (2, 16, 24)
   dropped = np.ones((2, 16), bool)
   dropped[np.arange(2)[:, None], np.asarray(kept)] = False
   # Dropped positions are masked, so write a code there: unseen.
   changed = jnp.where(jnp.concatenate([jnp.zeros((2, 1), bool),
                                        jnp.asarray(dropped)], 1), 5, ids)
-  np.testing.assert_allclose(MODEL.apply({"params": params}, changed, kept),
+  np.testing.assert_allclose(APPLY({"params": params}, changed, kept),
                              base, rtol=1e-6, atol=1e-6)
   visible_kept = np.asarray(kept)[0][~np.asarray(mask)[0, np.asarray(kept)[0]]]
   assert visible_kept.size, "the corruption must keep a visible token here"
   other = ids.at[0, 1 + visible_kept[0]].set(
       (ids[0, 1 + visible_kept[0]] + 1) % 24)
-  assert not np.allclose(MODEL.apply({"params": params}, other, kept), base)
+  assert not np.allclose(APPLY({"params": params}, other, kept), base)
 
 
 def test_masked_positions_are_padded_with_the_class_output(params):
@@ -101,11 +103,11 @@ def test_masked_positions_are_padded_with_the_class_output(params):
   table = same["decoder_positions"]["embedding"]
   same["decoder_positions"]["embedding"] = jnp.broadcast_to(table[:1],
                                                             table.shape)
-  logits = np.asarray(MODEL.apply({"params": same}, ids, kept))
+  logits = np.asarray(APPLY({"params": same}, ids, kept))
   np.testing.assert_allclose(logits[:, 1:], logits[:, :1].repeat(15, 1),
                              rtol=1e-5, atol=1e-5)
   # Without dropping (inference) the same holds for a fully masked grid.
-  full = np.asarray(MODEL.apply({"params": same}, ids))
+  full = np.asarray(APPLY({"params": same}, ids))
   np.testing.assert_allclose(full[:, 1:], full[:, :1].repeat(15, 1),
                              rtol=1e-5, atol=1e-5)
 
@@ -134,14 +136,14 @@ def test_decoder_input_is_class_padded_and_kept_in_place(seed, ratio):
 def test_features_pool_the_image_tokens(params):
   tokens = jax.random.randint(jax.random.PRNGKey(7), (3, 16), 0, 24)
   ids = mage_lib.sequences(tokens, jnp.zeros((3, 16), bool), MODEL.layout)
-  feats = np.asarray(MODEL.apply({"params": params}, ids,
-                                 method=MODEL.features))
+  feats = np.asarray(APPLY({"params": params}, ids,
+                                 method="features"))
   assert feats.shape == (3, 32)
   np.testing.assert_allclose(feats.mean(-1), 0.0, atol=1e-5)
   np.testing.assert_allclose(feats.std(-1), 1.0, atol=1e-3)
   # The probe's flattened features are these positions, before the pooling.
-  positions = np.asarray(MODEL.apply({"params": params}, ids,
-                                     method=MODEL.positions))
+  positions = np.asarray(APPLY({"params": params}, ids,
+                                     method="positions"))
   assert positions.shape == (3, 16, 32)
   pooled = positions.mean(1)
   pooled = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(
@@ -178,7 +180,7 @@ def test_the_head_does_not_train_the_embedding(params):
   ids = mage_lib.sequences(tokens, jnp.ones((2, 16), bool), MODEL.layout)
 
   def loss(p):
-    logits = MODEL.apply({"params": p}, ids)
+    logits = APPLY({"params": p}, ids)
     return jnp.mean(jax.nn.log_softmax(logits)[..., 0])
   grads = jax.grad(loss)(params)
   table = np.asarray(grads["word_embeddings"]["embedding"])
@@ -273,6 +275,7 @@ def test_decode_logits_pad_the_class_position(params):
 # MAGE-C: the projector and the contrastive term.
 
 PROJECTED = MODEL.clone(projection_dim=8)
+PROJECTED_APPLY = helpers.jit_apply(PROJECTED)
 
 
 def test_the_projector_is_made_at_init_named_and_one_encoder_pass():
@@ -289,14 +292,14 @@ def test_the_projector_is_made_at_init_named_and_one_encoder_pass():
   params = nn.unbox(boxed)
   tokens, seq, _, kept = _corrupted(3)
   del tokens
-  plain = PROJECTED.apply({"params": params}, seq, kept)
-  logits, projection = PROJECTED.apply({"params": params}, seq, kept,
+  plain = PROJECTED_APPLY({"params": params}, seq, kept)
+  logits, projection = PROJECTED_APPLY({"params": params}, seq, kept,
                                        project=True)
   np.testing.assert_array_equal(logits, plain)
   assert projection.shape == (2, 8) and projection.dtype == jnp.float32
   # The projection reads the pooled image positions of the encoder output.
-  encoded = PROJECTED.apply({"params": params}, seq, kept,
-                            method=PROJECTED.encode)
+  encoded = PROJECTED_APPLY({"params": params}, seq, kept,
+                            method="encode")
   hidden = jax.nn.gelu(encoded[:, 1:].mean(1) @ params["projector_hidden"][
       "kernel"] + params["projector_hidden"]["bias"], approximate=True)
   np.testing.assert_allclose(
@@ -317,7 +320,7 @@ def test_the_contrastive_term_adds_its_weight_times_info_nce():
   for weight in (0.1, 0.3):
     objective = token_objectives.MAGE(PROJECTED, contrastive_weight=weight)
     assert objective.views == 2
-    losses[weight] = objective.loss(params, tokens, None, rng)
+    losses[weight] = jax.jit(objective.loss)(params, tokens, None, rng)
   (low, m_low), (high, m_high) = losses[0.1], losses[0.3]
   np.testing.assert_allclose(m_low["contrastive_loss"],
                              m_high["contrastive_loss"])
@@ -328,11 +331,11 @@ def test_the_contrastive_term_adds_its_weight_times_info_nce():
   objective = token_objectives.MAGE(PROJECTED, contrastive_weight=0.1)
   corrupt_rng, _ = jax.random.split(rng)
   both = jnp.concatenate([tokens[:, 0], tokens[:, 1]])
-  ids, mask, kept = objective.corrupt(both, corrupt_rng)
+  ids, mask, kept = jax.jit(objective.corrupt)(both, corrupt_rng)
   np.testing.assert_allclose(m_low["masked_per_row"], mask.sum(-1).mean())
   # The pairs: row i of the first view against row i of the second (the
   # model has no dropout, so the training pass is this one).
-  _, projection = PROJECTED.apply({"params": params}, ids, kept, project=True)
+  _, projection = PROJECTED_APPLY({"params": params}, ids, kept, project=True)
   want, _ = contrastive.info_nce(projection[:4], projection[4:], 0.1)
   np.testing.assert_allclose(m_low["contrastive_loss"], want, rtol=1e-5)
   with pytest.raises(ValueError, match=r"two views.*\(4, 16\)"):

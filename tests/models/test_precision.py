@@ -29,7 +29,8 @@ def _ids(seed: int = 0) -> jax.Array:
 
 
 def _logits(model, params, ids):
-  return transformer_lib.CodebookLogits(model)(params, ids)
+  """Jitted, as decoding runs it (one program, not one per operation)."""
+  return jax.jit(transformer_lib.CodebookLogits(model))(params, ids)
 
 
 def test_float32_is_the_model_unchanged():

@@ -97,14 +97,15 @@ def test_remat_and_attention_impls_leave_outputs_unchanged(parity):
   variables = parity.params("transformer")
   base = helpers.official_tiny_transformer()
   ids = _random_ids(base)
-  expected = base.apply(variables, ids)
+  # Jitted, as training and sampling run them (one program, not one per op).
+  expected = jax.jit(base.apply)(variables, ids)
   for variant in (base.clone(remat=True), base.clone(attention_impl="xla")):
-    np.testing.assert_allclose(variant.apply(variables, ids), expected,
-                               atol=1e-5)
+    np.testing.assert_allclose(jax.jit(variant.apply)(variables, ids),
+                               expected, atol=1e-5)
   # Gradients through the rematerialised blocks equal the plain ones.
   loss = lambda m: lambda p: jnp.mean(m.apply(p, ids) ** 2)
-  g_plain = jax.grad(loss(base))(variables)
-  g_remat = jax.grad(loss(base.clone(remat=True)))(variables)
+  g_plain = jax.jit(jax.grad(loss(base)))(variables)
+  g_remat = jax.jit(jax.grad(loss(base.clone(remat=True))))(variables)
   jax.tree_util.tree_map(
       lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g_plain,
       g_remat)

@@ -1,6 +1,8 @@
 """GIVT's per-token Gaussian mixture: its log-density against float64 and
 its sampler against the mixture's moments."""
 
+import functools
+
 from hypothesis import given, settings, strategies as st
 import jax
 import jax.numpy as jnp
@@ -22,15 +24,22 @@ def _float64_log_prob(x, logits, means, scales):
   return special.logsumexp(log_weights + log_normal.sum(-1), axis=-1)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _split_and_log_prob(raw, x, k, d):
+  logits, means, scales = gm.split(raw, k, d)
+  return logits, means, scales, gm.log_prob(x, logits, means, scales)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 5),
        d=st.integers(1, 6))
 def test_log_prob_matches_a_float64_computation(seed, k, d):
   rng = np.random.default_rng(seed)
   raw = rng.normal(0, 2, (3, 4, gm.num_outputs(k, d))).astype(np.float32)
-  logits, means, scales = gm.split(jnp.asarray(raw), k, d)
   x = (rng.normal(0, 2, (3, 4, d))).astype(np.float32)
-  got = np.asarray(gm.log_prob(jnp.asarray(x), logits, means, scales))
+  # Jitted as a training step runs it: one program per (k, d), not one per op.
+  logits, means, scales, got = _split_and_log_prob(jnp.asarray(raw),
+                                                   jnp.asarray(x), k, d)
   want = _float64_log_prob(x, logits, means, scales)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 

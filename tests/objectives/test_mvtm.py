@@ -65,8 +65,11 @@ def test_unknown_schedule_is_named_in_the_error(bad):
                   method=st.sampled_from(mvtm.SCHEDULES))
 def test_sample_mask_counts_are_ceil_gamma_n(seed, length, min_rate, method):
   rng = jax.random.PRNGKey(seed)
-  mask = np.asarray(mvtm.sample_mask(rng, 8, length, method=method,
-                                        min_mask_rate=min_rate))
+  # Jitted as training runs it (one program per length, not one per op).
+  sample = jax.jit(mvtm.sample_mask, static_argnums=(1, 2),
+                   static_argnames=("method", "min_mask_rate"))
+  mask = np.asarray(sample(rng, 8, length, method=method,
+                           min_mask_rate=min_rate))
   assert mask.shape == (8, length) and mask.dtype == bool
   counts = mask.sum(-1)
   # Recompute the count from the same ratio draw the sampler made.
