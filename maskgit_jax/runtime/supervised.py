@@ -48,8 +48,10 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *,
     log: called with a progress line every 10% of the steps.
   """
   rng = np.random.default_rng(seed)
-  params = model.init(jax.random.PRNGKey(seed),
-                      jnp.zeros((1,) + images.shape[1:]))["params"]
+  # One jitted program (the same numbers as op by op, without compiling
+  # every initialiser on its own).
+  params = jax.jit(model.init)(jax.random.PRNGKey(seed),
+                               jnp.zeros((1,) + images.shape[1:]))["params"]
   tx = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
                    weight_decay=1e-4)
   opt_state = tx.init(params)

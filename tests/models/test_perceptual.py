@@ -83,7 +83,7 @@ def test_tokenizer_trains_with_the_perceptual_network(weights):
   config.perceptual_network = str(path)
   config.losses.discriminator_start_step = 10
   task = tasks.tokenizer_task(config)
-  state = nn.unbox(task.init(jax.random.PRNGKey(0)))
+  state = nn.unbox(jax.jit(task.init)(jax.random.PRNGKey(0)))  # as the loop
   batch = {"images": jnp.asarray(images[:, 8:24, 8:24], jnp.float32) / 255}
   step = jax.jit(task.step, static_argnames="phase")  # as the loop does
   _, metrics = step(state, batch, jax.random.PRNGKey(1), task.extras,

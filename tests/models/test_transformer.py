@@ -46,8 +46,8 @@ def test_official_mask_id_and_last_row_are_the_same_token(parity):
 def test_init_reproduces_official_checksums(parity, legacy_threefry):
   del legacy_threefry  # The official init drew its bits the legacy way.
   model = helpers.official_tiny_transformer()
-  variables = nn.unbox(model.init(jax.random.PRNGKey(0),
-                                  jnp.zeros((1, 65), jnp.int32)))
+  variables = nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(0),
+                                           jnp.zeros((1, 65), jnp.int32)))
   flat = flax.traverse_util.flatten_dict(variables, sep="/")
   expected = parity.json("init_checksums.json")["transformer"]
   assert set(flat) == set(expected)

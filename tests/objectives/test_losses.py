@@ -69,7 +69,7 @@ def test_discriminator_shapes_and_errors():
   disc = discriminator_lib.StyleGANDiscriminator(filters=8,
                                                  channel_multipliers=(1, 2))
   x = jnp.zeros((3, 16, 16, 3))
-  logits = disc.apply(disc.init(jax.random.PRNGKey(0), x), x)
+  logits = jax.jit(disc.apply)(jax.jit(disc.init)(jax.random.PRNGKey(0), x), x)
   assert logits.shape == (3,) and logits.dtype == jnp.float32
   with pytest.raises(ValueError, match="not divisible by"):
     disc.init(jax.random.PRNGKey(0), jnp.zeros((1, 18, 16, 3)))
@@ -124,7 +124,8 @@ def test_lpips_weights_load_from_pytorch_names(tmp_path):
   model = lpips_lib.LPIPS()
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3))
   expected_tree = jax.tree_util.tree_map(
-      lambda v: v.shape, model.init(jax.random.PRNGKey(0), x, x)["params"])
+      lambda v: v.shape, jax.eval_shape(model.init, jax.random.PRNGKey(0), x,
+                                        x)["params"])
   assert jax.tree_util.tree_map(lambda v: v.shape, params) == expected_tree
   # The torch OIHW kernel lands as HWIO.
   np.testing.assert_array_equal(params["vgg_1"]["kernel"][:, :, 5, 7],
@@ -133,7 +134,7 @@ def test_lpips_weights_load_from_pytorch_names(tmp_path):
                                 lin["lin2.model.1.weight"].reshape(-1))
   # A distance: zero on identical images, symmetric, positive otherwise.
   y = jax.random.uniform(jax.random.PRNGKey(1), (2, 32, 32, 3))
-  d = lambda a, b: model.apply({"params": params}, a, b)
+  d = lambda a, b: jax.jit(model.apply)({"params": params}, a, b)
   np.testing.assert_allclose(d(x, x), 0.0, atol=1e-6)
   np.testing.assert_allclose(d(x, y), d(y, x), rtol=1e-5)
   assert (d(x, y) > 0).all()
