@@ -3,16 +3,16 @@
 import os
 
 # Must happen before jax is imported anywhere: 8 fake CPU devices so that
-# sharding code runs on meshes of several devices; LLVM's O1 and XLA's older
-# elemental emitter for fusions (a third less compile time per small program)
-# for the compiled code: the tests' programs are tiny, so compiling them costs
-# more than running them (measured in docs/layout.md, Tests). The tools the
-# tests start inherit these flags (train_helpers.subprocess_env sets only its
-# own device count).
+# sharding code runs on meshes of several devices; LLVM's O0 and XLA's older
+# elemental emitter for fusions: the tests' programs are small, so compiling
+# them costs more than running them (measured in docs/layout.md, Tests). A
+# test whose program runs thousands of steps compiles that program with
+# helpers.RUNTIME_OPTIONS. The tools the tests start inherit these flags
+# (train_helpers.subprocess_env sets only its own device count).
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") +
     " --xla_force_host_platform_device_count=8"
-    " --xla_backend_optimization_level=1"
+    " --xla_backend_optimization_level=0"
     " --xla_cpu_use_fusion_emitters=false").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tools the tests start keep compiled programs in one cache of this test

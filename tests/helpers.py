@@ -8,6 +8,11 @@ import jax.numpy as jnp
 
 from maskgit_jax.models import transformer as transformer_lib
 
+# For a program a test runs thousands of times: LLVM's O2 for it alone (the
+# suite compiles at O0, tests/conftest.py). ``jax.jit(f,
+# compiler_options=RUNTIME_OPTIONS)``.
+RUNTIME_OPTIONS = {"xla_backend_optimization_level": 2}
+
 
 def official_tiny_transformer() -> transformer_lib.Transformer:
   """The transformer configuration of the parity fixtures."""

@@ -17,6 +17,7 @@ from maskgit_jax.models import continuous_heads as heads
 from maskgit_jax.objectives import diffusion
 from maskgit_jax.objectives import gaussian_mixture as gm
 from maskgit_jax.presets import common
+from tests import helpers
 
 CONDITIONS = jnp.eye(2)  # z: one-hot conditions
 
@@ -43,8 +44,8 @@ def _fit(loss_fn, params, steps, lr=3e-3, decay=False):
     updates, state = opt.update(grads, state, p)
     return (optax.apply_updates(p, updates), state), None
   (params, _), _ = jax.jit(lambda p: jax.lax.scan(
-      body, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(1), steps)))(
-          params)
+      body, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(1), steps)),
+                           compiler_options=helpers.RUNTIME_OPTIONS)(params)
   return params
 
 
@@ -88,7 +89,9 @@ def test_the_diffusion_head_learns_a_conditional_mixture():
     z = jnp.broadcast_to(CONDITIONS[cond], (4000, 2))
     x = np.asarray(jax.jit(lambda rng, z=z: diffusion.sample(  # pylint: disable=g-long-lambda
         rng, lambda x, t: head.apply(params, x, jnp.full(x.shape[:1], t), z),
-        (4000, 2), bars, 100, clip_x0=5.0))(jax.random.PRNGKey(cond)))
+        (4000, 2), bars, 100, clip_x0=5.0),
+                           compiler_options=helpers.RUNTIME_OPTIONS)(
+                               jax.random.PRNGKey(cond)))
     if cond == 0:  # two modes, equal weight, at x = -2 and 2
       right = x[:, 0] > 0
       assert abs(right.mean() - 0.5) < 0.05
