@@ -51,14 +51,14 @@ def test_cached_steps_equal_the_full_pass(params):
   cache = MODEL.init_cache(ids.shape[0])
   for t in range(MODEL.num_tokens):
     step, cache = APPLY({"params": params}, ids[:, t:t + 1], cache, t,
-                              method="extend")
+                        method="extend")
     np.testing.assert_allclose(step[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
   # A chunk of positions at once against the cache is the same again.
   cache = MODEL.init_cache(ids.shape[0])
   head, cache = APPLY({"params": params}, ids[:, :5], cache, 0,
-                            method="extend")
+                      method="extend")
   tail, _ = APPLY({"params": params}, ids[:, 5:], cache, 5,
-                        method="extend")
+                  method="extend")
   np.testing.assert_allclose(jnp.concatenate([head, tail], 1), full,
                              rtol=1e-5, atol=1e-5)
 

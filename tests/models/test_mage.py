@@ -136,14 +136,12 @@ def test_decoder_input_is_class_padded_and_kept_in_place(seed, ratio):
 def test_features_pool_the_image_tokens(params):
   tokens = jax.random.randint(jax.random.PRNGKey(7), (3, 16), 0, 24)
   ids = mage_lib.sequences(tokens, jnp.zeros((3, 16), bool), MODEL.layout)
-  feats = np.asarray(APPLY({"params": params}, ids,
-                                 method="features"))
+  feats = np.asarray(APPLY({"params": params}, ids, method="features"))
   assert feats.shape == (3, 32)
   np.testing.assert_allclose(feats.mean(-1), 0.0, atol=1e-5)
   np.testing.assert_allclose(feats.std(-1), 1.0, atol=1e-3)
   # The probe's flattened features are these positions, before the pooling.
-  positions = np.asarray(APPLY({"params": params}, ids,
-                                     method="positions"))
+  positions = np.asarray(APPLY({"params": params}, ids, method="positions"))
   assert positions.shape == (3, 16, 32)
   pooled = positions.mean(1)
   pooled = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(
@@ -298,8 +296,7 @@ def test_the_projector_is_made_at_init_named_and_one_encoder_pass():
   np.testing.assert_array_equal(logits, plain)
   assert projection.shape == (2, 8) and projection.dtype == jnp.float32
   # The projection reads the pooled image positions of the encoder output.
-  encoded = PROJECTED_APPLY({"params": params}, seq, kept,
-                            method="encode")
+  encoded = PROJECTED_APPLY({"params": params}, seq, kept, method="encode")
   hidden = jax.nn.gelu(encoded[:, 1:].mean(1) @ params["projector_hidden"][
       "kernel"] + params["projector_hidden"]["bias"], approximate=True)
   np.testing.assert_allclose(

@@ -1,7 +1,5 @@
 """The VQGAN tokenizer against the official implementation, and its options."""
 
-import functools
-
 import flax
 import flax.linen as nn
 import jax
@@ -11,6 +9,7 @@ import pytest
 
 from maskgit_jax.presets import vqgan_imagenet
 from maskgit_jax.models import vqgan as vqgan_lib
+from tests import helpers
 
 
 def official_tiny_vqgan(**overrides) -> vqgan_lib.VQGAN:
@@ -161,13 +160,13 @@ def test_bad_image_sizes_are_reported():
 
 def test_bfloat16_activations_keep_float32_codes(parity):
   model = official_tiny_vqgan(dtype=jnp.bfloat16)
-  quantized, aux = jax.jit(functools.partial(model.apply, method="encode"))(
-      parity.params("tokenizer"), parity.io["tok_images"])
+  apply = helpers.jit_apply(model)
+  quantized, aux = apply(parity.params("tokenizer"), parity.io["tok_images"],
+                         method="encode")
   assert quantized.dtype == jnp.float32 and aux["features"].dtype == jnp.float32
   # bf16 features move some near-tie codes, but most ids agree.
   assert np.mean(np.asarray(aux["ids"]) == parity.io["tok_ids"]) > 0.8
-  decoded = jax.jit(functools.partial(
-      model.apply, method="decode_from_indices"))(parity.params("tokenizer"),
-                                                  parity.io["tok_ids"])
+  decoded = apply(parity.params("tokenizer"), parity.io["tok_ids"],
+                  method="decode_from_indices")
   assert decoded.dtype == jnp.float32
   np.testing.assert_allclose(decoded, parity.io["tok_decoded"], atol=0.15)
